@@ -1,0 +1,3 @@
+from finesift.cli.app import main
+
+main()

@@ -1,0 +1,22 @@
+"""Deterministic text features shared by the fake embedder and fake reranker (no dependencies)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+_WORD = re.compile(r"[a-z0-9_]+|[\u3400-\u9fff\uf900-\ufaff]", re.IGNORECASE)
+
+
+def features(text: str) -> list[str]:
+    """Lower-cased words, plus character bigrams for CJK runs (so Chinese text overlaps sensibly)."""
+    tokens = [t.lower() for t in _WORD.findall(text)]
+    grams = [a + b for a, b in zip(tokens, tokens[1:], strict=False) if len(a) == 1 and len(b) == 1]
+    return tokens + grams
+
+
+def bucket(feature: str, size: int) -> tuple[int, float]:
+    """A stable (index, sign) for a feature: the same in every process and on every machine."""
+    digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
+    value = int.from_bytes(digest, "little")
+    return value % size, 1.0 if (value >> 63) & 1 else -1.0

@@ -1,0 +1,1 @@
+"""Runtime concerns shared by every local backend: device/dtype choice and batching."""

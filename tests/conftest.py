@@ -1,0 +1,68 @@
+"""Session fixtures: tiny random Qwen3 models with the real tokenizer, saved and loaded by path."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_embedding_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Qwen3-Embedding-shaped checkpoint (hidden 64); do not modify it (use copy_model)."""
+    pytest.importorskip("torch")
+    from finesift.testing.models import build_model
+
+    return build_model(tmp_path_factory.mktemp("tiny-embedding"), "embedding")
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Qwen3-Reranker-shaped checkpoint (Qwen3ForCausalLM, tied head)."""
+    pytest.importorskip("torch")
+    from finesift.testing.models import build_model
+
+    return build_model(tmp_path_factory.mktemp("tiny-reranker"), "reranker")
+
+
+@pytest.fixture
+def copy_model(tmp_path: Path):
+    """Copy a session model into a per-test directory that the test may change."""
+
+    def _copy(source: Path) -> Path:
+        target = tmp_path / source.name
+        shutil.copytree(source, target)
+        return target
+
+    return _copy
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tiny_embedding_model: Path):
+    """The tiny embedder loaded in fp32 on CPU (shared; do not mutate)."""
+    from finesift import load_embedder
+
+    return load_embedder(str(tiny_embedding_model), dtype="float32", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker(tiny_reranker_model: Path):
+    """The tiny reranker loaded in fp32 on CPU (shared; do not mutate)."""
+    from finesift import load_reranker
+
+    return load_reranker(str(tiny_reranker_model), dtype="float32", device="cpu")
+
+
+@pytest.fixture
+def fake_embedder():
+    from finesift import load_embedder
+
+    return load_embedder("fake")
+
+
+@pytest.fixture
+def fake_reranker():
+    from finesift import load_reranker
+
+    return load_reranker("fake")

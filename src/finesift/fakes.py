@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 
 _WORD = re.compile(r"[a-z0-9_]+|[\u3400-\u9fff\uf900-\ufaff]", re.IGNORECASE)
@@ -11,7 +12,7 @@ _WORD = re.compile(r"[a-z0-9_]+|[\u3400-\u9fff\uf900-\ufaff]", re.IGNORECASE)
 def features(text: str) -> list[str]:
     """Lower-cased words, plus character bigrams for CJK runs (so Chinese text overlaps sensibly)."""
     tokens = [t.lower() for t in _WORD.findall(text)]
-    grams = [a + b for a, b in zip(tokens, tokens[1:], strict=False) if len(a) == 1 and len(b) == 1]
+    grams = [a + b for a, b in itertools.pairwise(tokens) if len(a) == 1 and len(b) == 1]
     return tokens + grams
 
 

@@ -42,11 +42,15 @@ def resolve_model(
 ) -> Path:
     """Return a local directory holding ``model``'s files, downloading them if needed."""
     if not model or not isinstance(model, str):
-        raise InvalidRequest("a model name is required: a local directory or a hub id like Qwen/Qwen3-Embedding-0.6B")
+        raise InvalidRequest(
+            "a model name is required: a local directory or a hub id like Qwen/Qwen3-Embedding-0.6B"
+        )
     if is_local(model):
         return Path(model).expanduser().resolve()
     if not looks_like_hub_id(model):
-        raise NotFound(f"model {model!r} is neither an existing directory nor a hub id of the form owner/name")
+        raise NotFound(
+            f"model {model!r} is neither an existing directory nor a hub id of the form owner/name"
+        )
     if hub not in HUBS:
         raise InvalidRequest(f"unknown hub {hub!r}; choose one of {', '.join(HUBS)}")
     if hub == "modelscope":
@@ -76,7 +80,10 @@ def _from_huggingface(model: str, *, revision: str | None, cache_dir: str | None
     offline = offline or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     try:
         path = snapshot_download(
-            model, revision=revision, cache_dir=cache_dir, allow_patterns=ALLOW_PATTERNS,
+            model,
+            revision=revision,
+            cache_dir=cache_dir,
+            allow_patterns=ALLOW_PATTERNS,
             local_files_only=offline,
         )
     except RepositoryNotFoundError as exc:

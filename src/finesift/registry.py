@@ -28,6 +28,8 @@ def load_factory(kind: str, name: str, table: Mapping[str, Entry]) -> Callable[.
         module = importlib.import_module(module_name)
     except ImportError as exc:
         missing = getattr(exc, "name", None) or module_name
-        raise MissingDependency(missing, entry.extra or name, f"needed by the {name!r} {kind} backend") from exc
+        raise MissingDependency(
+            missing, entry.extra or name, f"needed by the {name!r} {kind} backend"
+        ) from exc
     factory: Callable[..., Any] = getattr(module, attr)
     return factory

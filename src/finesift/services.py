@@ -14,8 +14,9 @@ def build_embedder(settings: EmbeddingSettings, hub: HubSettings | None = None) 
     """An :class:`Embedder` over the backend that ``settings`` name."""
     from finesift.embedding.registry import create_backend
 
-    return Embedder(create_backend(settings, hub), instruction=settings.instruction,
-                    on_overflow=settings.on_overflow)
+    return Embedder(
+        create_backend(settings, hub), instruction=settings.instruction, on_overflow=settings.on_overflow
+    )
 
 
 def build_reranker(settings: RerankSettings, hub: HubSettings | None = None) -> Reranker:
@@ -54,18 +55,30 @@ def build_services(settings: Settings | None = None) -> Services:
 
 def _hub(hub: str | None, offline: bool | None) -> HubSettings:
     base = Settings().hub
-    return base.model_copy(update={k: v for k, v in {"source": hub, "offline": offline}.items() if v is not None})
+    return base.model_copy(
+        update={k: v for k, v in {"source": hub, "offline": offline}.items() if v is not None}
+    )
 
 
-def load_embedder(model: str = EmbeddingSettings().model, *, hub: str | None = None,
-                  offline: bool | None = None, **options: Any) -> Embedder:
+def load_embedder(
+    model: str = EmbeddingSettings().model,
+    *,
+    hub: str | None = None,
+    offline: bool | None = None,
+    **options: Any,
+) -> Embedder:
     """Load an embedder by hub id or local path; ``options`` are :class:`EmbeddingSettings` fields."""
     settings = EmbeddingSettings(model=model, **options)
     return build_embedder(settings, _hub(hub, offline))
 
 
-def load_reranker(model: str = RerankSettings().model, *, hub: str | None = None,
-                  offline: bool | None = None, **options: Any) -> Reranker:
+def load_reranker(
+    model: str = RerankSettings().model,
+    *,
+    hub: str | None = None,
+    offline: bool | None = None,
+    **options: Any,
+) -> Reranker:
     """Load a reranker by hub id or local path; ``options`` are :class:`RerankSettings` fields."""
     settings = RerankSettings(model=model, **options)
     return build_reranker(settings, _hub(hub, offline))

@@ -37,7 +37,9 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     home: Annotated[Path | None, typer.Option(help="Where knowledge bases live (env FINESIFT_HOME).")] = None,
-    hub: Annotated[str | None, typer.Option(help="huggingface | modelscope (env FINESIFT_HUB__SOURCE).")] = None,
+    hub: Annotated[
+        str | None, typer.Option(help="huggingface | modelscope (env FINESIFT_HUB__SOURCE).")
+    ] = None,
     offline: Annotated[bool, typer.Option(help="Never download; use cached or local models only.")] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v info, -vv debug.")] = 0,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
@@ -47,10 +49,12 @@ def root(
     try:
         base = Settings()
         hub_update = {k: v for k, v in {"source": hub, "offline": offline or None}.items() if v is not None}
-        settings = base.model_copy(update={
-            "hub": base.hub.model_validate({**base.hub.model_dump(), **hub_update}),
-            **({"home": home} if home is not None else {}),
-        })
+        settings = base.model_copy(
+            update={
+                "hub": base.hub.model_validate({**base.hub.model_dump(), **hub_update}),
+                **({"home": home} if home is not None else {}),
+            }
+        )
     except ValueError as exc:
         raise InvalidRequest(f"invalid option or FINESIFT_* setting: {exc}") from exc
     ctx.obj = Context(settings)

@@ -13,7 +13,8 @@ from finesift.services import build_services
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Hub id or local directory.")]
 InstructionOpt = Annotated[
-    str | None, typer.Option(help="Task instruction: a registered name (see `finesift instructions`) or a sentence.")
+    str | None,
+    typer.Option(help="Task instruction: a registered name (see `finesift instructions`) or a sentence."),
 ]
 DtypeOpt = Annotated[str | None, typer.Option(help="auto | float32 | bfloat16 | float16")]
 DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N")]
@@ -27,7 +28,9 @@ def embed(
     ctx: typer.Context,
     source: InputArg = None,
     model: ModelOpt = None,
-    query: Annotated[bool, typer.Option("--query/--document", help="Embed as queries (with instruction) or documents.")] = False,
+    query: Annotated[
+        bool, typer.Option("--query/--document", help="Embed as queries (with instruction) or documents.")
+    ] = False,
     instruction: InstructionOpt = None,
     dim: Annotated[int | None, typer.Option(help="Matryoshka dimension (32..hidden).")] = None,
     dtype: DtypeOpt = None,
@@ -38,20 +41,35 @@ def embed(
     input_format: FormatOpt = "auto",
 ) -> None:
     """Embed texts (one per line, or JSONL) and write JSONL: {"index", "line", "embedding"}."""
-    settings = with_role(settings_of(ctx), "embedding", model=model, dtype=dtype, device=device, backend=backend,
-                         max_length=max_length, on_overflow=on_overflow)
+    settings = with_role(
+        settings_of(ctx),
+        "embedding",
+        model=model,
+        dtype=dtype,
+        device=device,
+        backend=backend,
+        max_length=max_length,
+        on_overflow=on_overflow,
+    )
     items = read_texts(source, input_format)
     embedder = build_services(settings).embedder
     texts = [item.text for item in items]
-    vectors = (embedder.embed_queries(texts, instruction=instruction, dim=dim) if query
-               else _documents(embedder, texts, instruction, dim))
-    write_jsonl(_record(i, item, embedding=[round(float(x), 7) for x in vec])
-                for i, (item, vec) in enumerate(zip(items, vectors, strict=True)))
+    vectors = (
+        embedder.embed_queries(texts, instruction=instruction, dim=dim)
+        if query
+        else _documents(embedder, texts, instruction, dim)
+    )
+    write_jsonl(
+        _record(i, item, embedding=[round(float(x), 7) for x in vec])
+        for i, (item, vec) in enumerate(zip(items, vectors, strict=True))
+    )
 
 
 def _documents(embedder: Any, texts: list[str], instruction: str | None, dim: int | None) -> Any:
     if instruction is not None:
-        raise InvalidRequest("--instruction applies to queries; add --query, or drop --instruction for documents")
+        raise InvalidRequest(
+            "--instruction applies to queries; add --query, or drop --instruction for documents"
+        )
     return embedder.embed_documents(texts, dim=dim)
 
 
@@ -69,8 +87,15 @@ def rerank(
     input_format: FormatOpt = "auto",
 ) -> None:
     """Score documents (one per line, or JSONL) against a query; write JSONL: {"index", "line", "score"}."""
-    settings = with_role(settings_of(ctx), "reranker", model=model, dtype=dtype, device=device, backend=backend,
-                         max_length=max_length)
+    settings = with_role(
+        settings_of(ctx),
+        "reranker",
+        model=model,
+        dtype=dtype,
+        device=device,
+        backend=backend,
+        max_length=max_length,
+    )
     items = read_texts(source, input_format)
     reranker = build_services(settings).reranker
     if top_n is None:

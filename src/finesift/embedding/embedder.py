@@ -54,7 +54,9 @@ def slice_and_normalise(vectors: np.ndarray, dim: int) -> np.ndarray:
     head = np.asarray(vectors[:, :dim], dtype=np.float32)
     norms = np.linalg.norm(head, axis=1, keepdims=True)
     if not np.all(np.isfinite(head)) or np.any(norms == 0):
-        raise BackendError("the model produced a non-finite or all-zero vector; check the model files and dtype")
+        raise BackendError(
+            "the model produced a non-finite or all-zero vector; check the model files and dtype"
+        )
     return np.ascontiguousarray(head / norms, dtype=np.float32)
 
 
@@ -100,7 +102,9 @@ class Embedder:
         """(n, d) float32, L2-normalised; documents are embedded raw."""
         return self.encode(texts, input_type="document", dim=dim).vectors
 
-    def format(self, texts: Sequence[str], *, input_type: InputType, instruction: str | None = None) -> list[str]:
+    def format(
+        self, texts: Sequence[str], *, input_type: InputType, instruction: str | None = None
+    ) -> list[str]:
         """The exact strings the model sees."""
         if input_type not in ("query", "document"):
             raise InvalidRequest(f"input_type must be 'query' or 'document', not {input_type!r}")
@@ -130,7 +134,9 @@ class Embedder:
         if out.truncated:
             log.warning(
                 "%d of %d texts exceeded %d tokens and were truncated",
-                out.truncated, len(formatted), self.backend.max_length,
+                out.truncated,
+                len(formatted),
+                self.backend.max_length,
             )
         return Embeddings(slice_and_normalise(out.vectors, size), list(out.tokens), out.truncated)
 

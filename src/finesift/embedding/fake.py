@@ -46,8 +46,15 @@ class FakeEmbedder:
         return "qwen3"
 
     def fingerprint(self) -> dict[str, object]:
-        return {"model": self.model_id, "revision": "1", "dimension": self._dimension, "pooling": "hash",
-                "normalized": True, "max_length": self._max_length, "tokenizer": "fake"}
+        return {
+            "model": self.model_id,
+            "revision": "1",
+            "dimension": self._dimension,
+            "pooling": "hash",
+            "normalized": True,
+            "max_length": self._max_length,
+            "tokenizer": "fake",
+        }
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(features(t)) + 1 for t in texts]

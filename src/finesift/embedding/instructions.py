@@ -12,7 +12,9 @@ INSTRUCTIONS: dict[str, str] = {
     "question_answering": "Given a question, retrieve passages that answer the question",
     "code_search": "Given a natural language query, retrieve code snippets that answer the query",
     "code_to_code": "Given a code snippet, retrieve code snippets that are functionally equivalent to it",
-    "chinese_retrieval": "Given a Chinese search query, retrieve relevant Chinese passages that answer the query",
+    "chinese_retrieval": (
+        "Given a Chinese search query, retrieve relevant Chinese passages that answer the query"
+    ),
     "multilingual_retrieval": "Given a query in any language, retrieve relevant passages in any language",
     "similarity": "Retrieve semantically similar text",
     "fact_checking": "Given a claim, retrieve documents that support or refute the claim",

@@ -56,7 +56,9 @@ class TransformersEmbedder:
         self.device, self.torch_dtype = torch_device_and_dtype(device, dtype)
         self.tokenizer = hf.load_tokenizer(self.path)
         self.eos_id = check_eos(self.tokenizer)
-        self.model = hf.load_weights(transformers.AutoModel, self.path, device=self.device, dtype=self.torch_dtype)
+        self.model = hf.load_weights(
+            transformers.AutoModel, self.path, device=self.device, dtype=self.torch_dtype
+        )
         self.token_budget = token_budget or default_token_budget(self.device)
         self._torch = torch
         self._revision = hf.revision_of(self.path)
@@ -124,9 +126,17 @@ class TransformersEmbedder:
 def create(settings: EmbeddingSettings, hub: HubSettings) -> TransformersEmbedder:
     """Registry factory: resolve the model through the hub, then load it."""
     path = resolve_model(
-        settings.model, hub=hub.source, revision=settings.revision, cache_dir=hub.cache_dir, offline=hub.offline
+        settings.model,
+        hub=hub.source,
+        revision=settings.revision,
+        cache_dir=hub.cache_dir,
+        offline=hub.offline,
     )
     return TransformersEmbedder(
-        path, model_id=settings.model, device=settings.device, dtype=settings.dtype,
-        max_length=settings.max_length, token_budget=settings.token_budget,
+        path,
+        model_id=settings.model,
+        device=settings.device,
+        dtype=settings.dtype,
+        max_length=settings.max_length,
+        token_budget=settings.token_budget,
     )

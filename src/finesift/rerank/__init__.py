@@ -1,5 +1,5 @@
 """Reranking: the backend Protocol, the Qwen3 prompt, and the backends."""
 
-from finesift.rerank.base import RankedDocument, Reranker, RerankBackend, RerankOutput
+from finesift.rerank.base import RankedDocument, RerankBackend, Reranker, RerankOutput
 
 __all__ = ["RankedDocument", "RerankBackend", "RerankOutput", "Reranker"]

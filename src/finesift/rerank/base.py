@@ -78,12 +78,21 @@ class Reranker:
         if len(out.scores) != len(docs):
             raise BackendError(f"the reranker returned {len(out.scores)} scores for {len(docs)} documents")
         if out.truncated:
-            log.warning("%d of %d documents were truncated to fit %d tokens", out.truncated, len(docs),
-                        self.backend.max_length)
+            log.warning(
+                "%d of %d documents were truncated to fit %d tokens",
+                out.truncated,
+                len(docs),
+                self.backend.max_length,
+            )
         return out
 
     def rerank(
-        self, query: str, documents: Sequence[str], *, top_n: int | None = None, instruction: str | None = None
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_n: int | None = None,
+        instruction: str | None = None,
     ) -> list[RankedDocument]:
         """Documents sorted by score (highest first, ties by input order), at most ``top_n``."""
         if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):

@@ -37,7 +37,9 @@ def single_token_id(tokenizer: Any, word: str) -> int:
     tid = tokenizer.convert_tokens_to_ids(word)
     encoded = tokenizer.encode(word, add_special_tokens=False)
     if tid is None or tid == tokenizer.unk_token_id or encoded != [tid]:
-        raise BackendError(f"the tokenizer does not encode {word!r} as one token ({encoded}); not a Qwen3 reranker")
+        raise BackendError(
+            f"the tokenizer does not encode {word!r} as one token ({encoded}); not a Qwen3 reranker"
+        )
     return int(tid)
 
 
@@ -79,8 +81,8 @@ def pair_ids(
     room = budget - len(head_ids)
     if room < MIN_DOCUMENT_TOKENS:
         raise InvalidRequest(
-            f"query and instruction take {len(head_ids)} tokens, leaving {max(room, 0)} of the {max_length}-token "
-            "limit for the document; shorten the query or raise max_length"
+            f"query and instruction take {len(head_ids)} tokens, leaving {max(room, 0)} of the "
+            f"{max_length}-token limit for the document; shorten the query or raise max_length"
         )
     doc_ids = tokenizer.encode(" " + document, add_special_tokens=False)[:room]
     return tokens.prefix + head_ids + doc_ids + tokens.suffix, True

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from finesift.hub import resolve_model
 from finesift.rerank.base import RerankOutput
 from finesift.rerank.prompts import PromptTokens, pair_ids
-from finesift.hub import resolve_model
 from finesift.runtime import hf
 from finesift.runtime.batching import default_token_budget, plan_batches
 from finesift.runtime.device import torch_device_and_dtype
-from finesift.settings import RerankSettings, HubSettings
+from finesift.settings import HubSettings, RerankSettings
 
 DEFAULT_MAX_LENGTH = 8192
 
@@ -41,7 +41,9 @@ class TransformersReranker:
         self.device, self.torch_dtype = torch_device_and_dtype(device, dtype)
         self.tokenizer = hf.load_tokenizer(self.path)
         self.tokens = PromptTokens.from_tokenizer(self.tokenizer)
-        lm = hf.load_weights(transformers.AutoModelForCausalLM, self.path, device=self.device, dtype=self.torch_dtype)
+        lm = hf.load_weights(
+            transformers.AutoModelForCausalLM, self.path, device=self.device, dtype=self.torch_dtype
+        )
         head = lm.get_output_embeddings().weight
         with torch.no_grad():
             self.w_diff = (head[self.tokens.yes_id].float() - head[self.tokens.no_id].float()).contiguous()
@@ -72,7 +74,11 @@ class TransformersReranker:
         rows, truncated = [], 0
         for doc in documents:
             ids, cut = pair_ids(
-                self.tokenizer, self.tokens, instruction=instruction, query=query, document=doc,
+                self.tokenizer,
+                self.tokens,
+                instruction=instruction,
+                query=query,
+                document=doc,
                 max_length=self._max_length,
             )
             rows.append(ids)
@@ -103,9 +109,17 @@ class TransformersReranker:
 def create(settings: RerankSettings, hub: HubSettings) -> TransformersReranker:
     """Registry factory: resolve the model through the hub, then load it."""
     path = resolve_model(
-        settings.model, hub=hub.source, revision=settings.revision, cache_dir=hub.cache_dir, offline=hub.offline
+        settings.model,
+        hub=hub.source,
+        revision=settings.revision,
+        cache_dir=hub.cache_dir,
+        offline=hub.offline,
     )
     return TransformersReranker(
-        path, model_id=settings.model, device=settings.device, dtype=settings.dtype,
-        max_length=settings.max_length, token_budget=settings.token_budget,
+        path,
+        model_id=settings.model,
+        device=settings.device,
+        dtype=settings.dtype,
+        max_length=settings.max_length,
+        token_budget=settings.token_budget,
     )

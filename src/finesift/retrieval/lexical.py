@@ -25,8 +25,51 @@ _SPANS = re.compile(rf"[{_CJK}]+|[^\W_]+(?:_+[^\W_]+)*|_+[^\W_]+", re.UNICODE)
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _IS_CJK = re.compile(rf"[{_CJK}]")
 STOPWORDS = frozenset(
-    "a an and are as at be by for from has have in is it its of on or that the to was were will with "
-    "的 了 和 是 在 也 就 都 而 及 与 着 或 一个 我们 你们 他们".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "to",
+        "was",
+        "were",
+        "will",
+        "with",
+        "的",
+        "了",
+        "和",
+        "是",
+        "在",
+        "也",
+        "就",
+        "都",
+        "而",
+        "及",
+        "与",
+        "着",
+        "或",
+        "一个",
+        "我们",
+        "你们",
+        "他们",
+    ]
 )
 
 
@@ -64,7 +107,9 @@ def tokenize(text: str) -> list[str]:
 class BM25Index:
     """An immutable Okapi BM25 index (Lucene idf); ``search`` returns (id, score), best first."""
 
-    def __init__(self, ids: Sequence[Hashable], texts: Sequence[str], *, k1: float = 1.2, b: float = 0.75) -> None:
+    def __init__(
+        self, ids: Sequence[Hashable], texts: Sequence[str], *, k1: float = 1.2, b: float = 0.75
+    ) -> None:
         if len(ids) != len(texts):
             raise ValueError("ids and texts must have the same length")
         self.ids = list(ids)
@@ -78,10 +123,10 @@ class BM25Index:
         self.vocab: dict[str, int] = {}
         rows, cols, tfs = [], [], []
         for row, counts in enumerate(docs):
-            for term, tf in counts.items():
+            for term, count in counts.items():
                 rows.append(row)
                 cols.append(self.vocab.setdefault(term, len(self.vocab)))
-                tfs.append(tf)
+                tfs.append(count)
         lengths = np.array([sum(c.values()) for c in docs], dtype=np.float64)
         avg = float(lengths.mean()) if len(lengths) and lengths.mean() > 0 else 1.0
         tf = np.array(tfs, dtype=np.float64)
@@ -90,7 +135,7 @@ class BM25Index:
         df = np.bincount(c, minlength=len(self.vocab)).astype(np.float64)
         n = len(docs)
         idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-        norm = self.k1 * (1.0 - self.b + self.b * lengths[r] / avg) if len(r) else tf
+        norm = self.k1 * (1.0 - self.b + self.b * lengths[r] / avg)
         weights = idf[c] * tf * (self.k1 + 1.0) / (tf + norm)
         self.matrix = sparse.csc_matrix((weights, (r, c)), shape=(n, len(self.vocab)))
 

@@ -16,7 +16,9 @@ def import_torch_stack() -> tuple[Any, Any]:
         import torch
         import transformers
     except ImportError as exc:
-        raise MissingDependency("torch/transformers", "transformers", "CPU torch: pip install torch==2.13.0") from exc
+        raise MissingDependency(
+            "torch/transformers", "transformers", "CPU torch: pip install torch==2.13.0"
+        ) from exc
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     return torch, transformers
@@ -76,7 +78,9 @@ def check_max_length(max_length: int, config: dict[str, Any]) -> int:
     """``max_length`` must be positive and within the model's position limit."""
     limit = model_max_positions(config)
     if isinstance(max_length, bool) or not isinstance(max_length, int) or not 16 <= max_length <= limit:
-        raise InvalidRequest(f"max_length must be an integer in 16..{limit} for this model, not {max_length!r}")
+        raise InvalidRequest(
+            f"max_length must be an integer in 16..{limit} for this model, not {max_length!r}"
+        )
     return max_length
 
 
@@ -84,7 +88,9 @@ def load_tokenizer(path: Path) -> Any:
     """A fast tokenizer with left padding, loaded without remote code."""
     _, transformers = import_torch_stack()
     try:
-        tok = transformers.AutoTokenizer.from_pretrained(str(path), padding_side="left", trust_remote_code=False)
+        tok = transformers.AutoTokenizer.from_pretrained(
+            str(path), padding_side="left", trust_remote_code=False
+        )
     except (OSError, ValueError) as exc:
         raise BackendError(f"cannot load the tokenizer from {path}: {exc}") from exc
     if tok.pad_token_id is None:

@@ -68,7 +68,9 @@ def build_model(
     path.mkdir(parents=True, exist_ok=True)
     cfg = dict(config or qwen3_config(kind))
     torch.manual_seed(seed)
-    qcfg = Qwen3Config(**{k: v for k, v in cfg.items() if k not in ("architectures", "model_type", "torch_dtype")})
+    qcfg = Qwen3Config(
+        **{k: v for k, v in cfg.items() if k not in ("architectures", "model_type", "torch_dtype")}
+    )
     auto = AutoModel if kind == "embedding" else AutoModelForCausalLM
     model = auto.from_config(qcfg, dtype=getattr(torch, dtype))
     _spread_weights(model, seed)
@@ -86,6 +88,8 @@ def _spread_weights(model: Any, seed: int) -> None:
     with torch.no_grad():
         for name, param in model.named_parameters():
             if param.dim() == 2:
-                param.copy_(torch.randn(param.shape, generator=gen, dtype=torch.float32).to(param.dtype) * 0.08)
+                param.copy_(
+                    torch.randn(param.shape, generator=gen, dtype=torch.float32).to(param.dtype) * 0.08
+                )
             elif "norm" not in name:
                 param.zero_()

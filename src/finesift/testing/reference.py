@@ -7,6 +7,7 @@ the published examples. Do not optimise this file.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,12 +83,17 @@ class ReferenceReranker:
 
     def process_inputs(self, pairs: list[str]) -> Any:
         inputs = self.tokenizer(
-            pairs, padding=False, truncation="longest_first", return_attention_mask=False,
+            pairs,
+            padding=False,
+            truncation="longest_first",
+            return_attention_mask=False,
             max_length=self.max_length - len(self.prefix_tokens) - len(self.suffix_tokens),
         )
         for i, ele in enumerate(inputs["input_ids"]):
             inputs["input_ids"][i] = self.prefix_tokens + ele + self.suffix_tokens
-        return self.tokenizer.pad(inputs, padding=True, return_tensors="pt", max_length=self.max_length)
+        with warnings.catch_warnings():  # the model card passes max_length with padding=True, which warns
+            warnings.simplefilter("ignore", UserWarning)
+            return self.tokenizer.pad(inputs, padding=True, return_tensors="pt", max_length=self.max_length)
 
     def compute_logits(self, inputs: Any) -> list[float]:
         import torch

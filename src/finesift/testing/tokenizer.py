@@ -22,20 +22,48 @@ PATTERN = (
 FIRST_SPECIAL_ID = 151643
 # (content, special) for ids 151643.. in order, as in Qwen3's tokenizer.json.
 ADDED_TOKENS: list[tuple[str, bool]] = [
-    *[(f"<|{name}|>", True) for name in (
-        "endoftext", "im_start", "im_end", "object_ref_start", "object_ref_end", "box_start", "box_end",
-        "quad_start", "quad_end", "vision_start", "vision_end", "vision_pad", "image_pad", "video_pad",
-    )],
-    ("<tool_call>", False), ("</tool_call>", False), ("<|fim_prefix|>", False), ("<|fim_middle|>", False),
-    ("<|fim_suffix|>", False), ("<|fim_pad|>", False), ("<|repo_name|>", False), ("<|file_sep|>", False),
-    ("<tool_response>", False), ("</tool_response>", False), ("<think>", False), ("</think>", False),
+    *[
+        (f"<|{name}|>", True)
+        for name in (
+            "endoftext",
+            "im_start",
+            "im_end",
+            "object_ref_start",
+            "object_ref_end",
+            "box_start",
+            "box_end",
+            "quad_start",
+            "quad_end",
+            "vision_start",
+            "vision_end",
+            "vision_pad",
+            "image_pad",
+            "video_pad",
+        )
+    ],
+    ("<tool_call>", False),
+    ("</tool_call>", False),
+    ("<|fim_prefix|>", False),
+    ("<|fim_middle|>", False),
+    ("<|fim_suffix|>", False),
+    ("<|fim_pad|>", False),
+    ("<|repo_name|>", False),
+    ("<|file_sep|>", False),
+    ("<tool_response>", False),
+    ("</tool_response>", False),
+    ("<think>", False),
+    ("</think>", False),
 ]
 Variant = Literal["embedding", "reranker"]
 
 
 def _byte_to_unicode() -> dict[int, str]:
     """GPT-2's reversible map from bytes to printable characters used by byte-level BPE."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     table, extra = {}, 0
     for b in range(256):
         if b in printable:
@@ -58,8 +86,8 @@ def _ranks_path() -> Path:
 def _vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     ranks: dict[bytes, int] = {}
     for line in _ranks_path().read_text(encoding="ascii").splitlines():
-        token, rank = line.split()
-        ranks[base64.b64decode(token)] = int(rank)
+        encoded, rank_text = line.split()
+        ranks[base64.b64decode(encoded)] = int(rank_text)
     table = _byte_to_unicode()
 
     def text(b: bytes) -> str:
@@ -78,16 +106,27 @@ def _vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
 
 def build_tokenizer_json(variant: Variant) -> str:
     """The tokenizer.json text of Qwen3's embedding or reranker tokenizer."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
 
     vocab, merges = _vocab_and_merges()
     tok = Tokenizer(models.BPE(vocab=dict(vocab), merges=list(merges), fuse_unk=False))
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PATTERN), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
-    ])
-    tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
     byte_level = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
     if variant == "embedding":
         eos = ("<|endoftext|>", FIRST_SPECIAL_ID)
@@ -128,5 +167,7 @@ def save_tokenizer(directory: str | Path, variant: Variant) -> Path:
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     (path / "tokenizer.json").write_text(build_tokenizer_json(variant), encoding="utf-8")
-    (path / "tokenizer_config.json").write_text(json.dumps(tokenizer_config(variant), indent=2), encoding="utf-8")
+    (path / "tokenizer_config.json").write_text(
+        json.dumps(tokenizer_config(variant), indent=2), encoding="utf-8"
+    )
     return path

@@ -3,8 +3,8 @@
 The text is cut into segments (headings, sentences, or lines of code), each measured with the
 embedding model's tokenizer, then packed greedily into chunks of at most ``size`` tokens. A heading
 (or, in code, a top-level definition) starts a new chunk; a chunk closed for size carries up to
-``overlap`` tokens of trailing sentences into the next. Every chunk is a contiguous slice of the
-document text, so ``chunk.text == text[chunk.start:chunk.end]`` and citations are exact.
+``overlap`` tokens of trailing sentences into the next; chunks never span PDF pages. Every chunk is
+a contiguous slice of the document text, so ``chunk.text == text[chunk.start:chunk.end]`` and citations are exact.
 """
 
 from __future__ import annotations
@@ -139,6 +139,13 @@ def pack(segments: list[Segment], *, size: int, overlap: int) -> list[list[Segme
     return groups
 
 
+def _page_boundaries(segments: list[Segment], page_starts: Sequence[int]) -> list[Segment]:
+    """Make the first segment of each page a boundary, so a chunk never spans pages (exact citations)."""
+    starts = [s.start for s in segments]
+    firsts = {bisect.bisect_left(starts, p) for p in page_starts[1:]}
+    return [Segment(s.start, s.end, True) if i in firsts else s for i, s in enumerate(segments)]
+
+
 def chunk_document(
     document: Document, doc_id: str, *, count: TokenCounter, size: int, overlap: int
 ) -> list[Chunk]:
@@ -150,7 +157,8 @@ def chunk_document(
     from finesift.ingest.loaders import CODE_TYPES
 
     text = document.text
-    segments = measure(text, split_segments(text, code=document.file_type in CODE_TYPES), size, count)
+    segments = split_segments(text, code=document.file_type in CODE_TYPES)
+    segments = measure(text, _page_boundaries(segments, document.page_starts), size, count)
     chunks = []
     for index, group in enumerate(pack(segments, size=size, overlap=overlap)):
         start, end = group[0].start, group[-1].end

@@ -4,7 +4,8 @@ The text is cut into segments (headings, sentences, or lines of code), each meas
 embedding model's tokenizer, then packed greedily into chunks of at most ``size`` tokens. A heading
 (or, in code, a top-level definition) starts a new chunk; a chunk closed for size carries up to
 ``overlap`` tokens of trailing sentences into the next; chunks never span PDF pages. Every chunk is
-a contiguous slice of the document text, so ``chunk.text == text[chunk.start:chunk.end]`` and citations are exact.
+a contiguous slice of the document text: ``chunk.text == text[chunk.start:chunk.end]``, so citations
+are exact.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def validate_name(name: object) -> str:
 
 
 def kbs_dir(home: Path) -> Path:
-    return Path(home) / "kbs"
+    return Path(home).expanduser().absolute() / "kbs"
 
 
 def kb_dir(home: Path, name: str) -> Path:

@@ -129,7 +129,7 @@ def test_add_documents_in_memory(kb_settings: Settings) -> None:
     upload = Document("upload://notes.md", "Alpha notes.\r\n\r\nBeta\x00 notes.", "")
     assert kb.add_documents([upload]).documents_added == 1
     [hit] = kb.search("beta", SearchOptions(top_k=1, rerank=False))
-    assert hit.source == "upload://notes.md" and hit.text == "Beta notes."
+    assert hit.source == "upload://notes.md" and hit.text == "Alpha notes.\n\nBeta notes."
     assert kb.add_documents([upload]).documents_unchanged == 1
     with pytest.raises(InvalidRequest):
         kb.add_documents([Document("", "x", "md")])

@@ -57,6 +57,31 @@ class RerankSettings(ModelSettings):
     model: str = DEFAULT_RERANKER_MODEL
 
 
+class KBSettings(_Section):
+    """Knowledge bases: the store, chunking of new KBs, and ingest limits."""
+
+    store: str = Field(default="lancedb", description="vector store of new knowledge bases")
+    chunk_size: int = Field(default=400, ge=32, le=8192, description="tokens per chunk (new KBs)")
+    chunk_overlap: int = Field(default=64, ge=0, le=4096, description="overlap tokens (new KBs)")
+    commit_chunks: int = Field(default=256, ge=1, description="chunks per commit")
+    max_file_mb: float = Field(default=64.0, gt=0, description="larger files are skipped")
+    optimize_versions: int = Field(default=200, ge=2, description="compact after N versions")
+
+
+class SearchSettings(_Section):
+    """Knowledge-base search defaults (each is also a ``finesift search`` flag)."""
+
+    top_k: int = Field(default=5, ge=1, le=1000)
+    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    candidates: int = Field(default=50, ge=1, le=1000, description="dense top-K and BM25 top-K before fusion")
+    rerank: bool = True
+    rerank_top_n: int = Field(default=20, ge=1, le=1000, description="fused candidates the reranker scores")
+    threshold: float | None = None
+    dense_weight: float = Field(default=1.0, ge=0)
+    bm25_weight: float = Field(default=1.0, ge=0)
+    rrf_k: int = Field(default=60, ge=0)
+
+
 def default_home() -> Path:
     return Path(user_data_dir("finesift", appauthor=False))
 
@@ -72,3 +97,5 @@ class Settings(BaseSettings):
     hub: HubSettings = HubSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     reranker: RerankSettings = RerankSettings()
+    kb: KBSettings = KBSettings()
+    search: SearchSettings = SearchSettings()

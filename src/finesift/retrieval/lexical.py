@@ -117,9 +117,38 @@ class BM25Index:
         docs = [Counter(tokenize(t)) for t in texts]
         self._build(docs)
 
-    def _build(self, docs: list[Counter[str]]) -> None:
+    @classmethod
+    def from_codes(
+        cls, ids: Sequence[Hashable], *, vocab: Sequence[str], codes: np.ndarray, lengths: np.ndarray,
+        k1: float = 1.2, b: float = 0.75,
+    ) -> BM25Index:
+        """An index over already tokenised documents, without re-tokenising.
+
+        Document ``i`` holds the terms ``vocab[codes[j]]`` for its ``lengths[i]`` consecutive positions
+        ``j`` in ``codes`` (a flattened term list, dictionary-encoded). Equal to building from texts
+        whose :func:`tokenize` output is those terms.
+        """
         from scipy import sparse
 
+        n = len(ids)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        codes = np.asarray(codes, dtype=np.int64)
+        if lengths.shape != (n,) or int(lengths.sum()) != len(codes):
+            raise ValueError("lengths must give one count per id, summing to len(codes)")
+        self = cls.__new__(cls)
+        self.ids = list(ids)
+        self.k1, self.b = k1, b
+        self.vocab = {term: i for i, term in enumerate(vocab)}
+        rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        counts = sparse.coo_matrix(
+            (np.ones(len(codes), dtype=np.float64), (rows, codes)), shape=(n, len(self.vocab))
+        ).tocsr()
+        counts.sum_duplicates()
+        coo = counts.tocoo()
+        self._weigh(coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data, lengths.astype(np.float64))
+        return self
+
+    def _build(self, docs: list[Counter[str]]) -> None:
         self.vocab: dict[str, int] = {}
         rows, cols, tfs = [], [], []
         for row, counts in enumerate(docs):
@@ -128,12 +157,16 @@ class BM25Index:
                 cols.append(self.vocab.setdefault(term, len(self.vocab)))
                 tfs.append(count)
         lengths = np.array([sum(c.values()) for c in docs], dtype=np.float64)
+        self._weigh(np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64),
+                    np.array(tfs, dtype=np.float64), lengths)
+
+    def _weigh(self, r: np.ndarray, c: np.ndarray, tf: np.ndarray, lengths: np.ndarray) -> None:
+        """Okapi BM25 weights of the (row, col, tf) postings into a (docs, vocab) CSC matrix."""
+        from scipy import sparse
+
         avg = float(lengths.mean()) if len(lengths) and lengths.mean() > 0 else 1.0
-        tf = np.array(tfs, dtype=np.float64)
-        r = np.array(rows, dtype=np.int64)
-        c = np.array(cols, dtype=np.int64)
         df = np.bincount(c, minlength=len(self.vocab)).astype(np.float64)
-        n = len(docs)
+        n = len(lengths)
         idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
         norm = self.k1 * (1.0 - self.b + self.b * lengths[r] / avg)
         weights = idf[c] * tf * (self.k1 + 1.0) / (tf + norm)
@@ -144,7 +177,11 @@ class BM25Index:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document for ``query`` (zeros where no term matches)."""
-        cols = [self.vocab[t] for t in tokenize(query) if t in self.vocab]
+        return self.scores_for_terms(tokenize(query))
+
+    def scores_for_terms(self, terms: Sequence[str]) -> np.ndarray:
+        """BM25 score of every document for an already tokenised query."""
+        cols = [self.vocab[t] for t in terms if t in self.vocab]
         if not cols or not len(self.ids):
             return np.zeros(len(self.ids), dtype=np.float64)
         return np.asarray(self.matrix[:, cols].sum(axis=1)).ravel()

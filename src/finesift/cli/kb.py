@@ -1,0 +1,266 @@
+"""``finesift index``, ``finesift search`` and ``finesift kb list|info|delete-doc|drop``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from finesift.cli.common import settings_of, with_role
+from finesift.errors import InvalidRequest
+from finesift.settings import Settings
+
+KBOpt = Annotated[str, typer.Option("--kb", help="Knowledge base name (letters, digits, _ . -).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N (both models)")]
+DtypeOpt = Annotated[str | None, typer.Option(help="auto | float32 | bfloat16 | float16 (both models)")]
+
+kb_app = typer.Typer(help="List, inspect and delete knowledge bases.", no_args_is_help=True)
+
+
+def _with(settings: Settings, role: str, **flags: Any) -> Settings:
+    """``with_role`` with pydantic's validation errors turned into one-line InvalidRequest."""
+    try:
+        return with_role(settings, role, **flags)
+    except ValueError as exc:
+        errors: list[Any] = getattr(exc, "errors", list)()
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors) or str(exc)
+        raise InvalidRequest(f"invalid option: {detail}") from exc
+
+
+def _runtime(ctx: typer.Context, device: str | None, dtype: str | None) -> Settings:
+    settings = settings_of(ctx)
+    for role in ("embedding", "reranker"):
+        settings = _with(settings, role, device=device, dtype=dtype)
+    return settings
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=None))
+
+
+class _Bar:
+    """A tqdm progress bar on stderr (hidden when stderr is not a terminal)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar: Any = None
+        self.enabled = enabled and sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int, source: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True)
+        self.bar.set_postfix_str(Path(source).name[-40:], refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def index(  # noqa: PLR0913 - one parameter per CLI flag
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).", show_default=False)],
+    kb: KBOpt,
+    prune: Annotated[bool, typer.Option(help="Remove documents whose files under PATHS are gone.")] = False,
+    embedding_model: Annotated[str | None, typer.Option(help="Embedding model of a new KB.")] = None,
+    reranker_model: Annotated[
+        str | None, typer.Option(help="Reranker of a new KB ('none': no reranking).")
+    ] = None,
+    dim: Annotated[int | None, typer.Option(help="Matryoshka dimension of a new KB (default: full).")] = None,
+    instruction: Annotated[
+        str | None, typer.Option(help="Query instruction of a new KB (name or sentence).")
+    ] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="Tokens per chunk of a new KB.")] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(help="Overlap tokens of a new KB.")] = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index files into a knowledge base (created on first use); re-running is incremental."""
+    from finesift.kb.indexing import collect_files
+    from finesift.kb.knowledge_base import open_or_create
+
+    settings = _runtime(ctx, device, dtype)
+    collect_files(paths)  # a missing path fails before anything is created
+    choices = {"embedding_model": embedding_model, "reranker_model": reranker_model, "dim": dim,
+               "instruction": instruction, "chunk_size": chunk_size,
+               "chunk_overlap": chunk_overlap}  # fmt: skip
+    started = time.perf_counter()
+    bar = _Bar(not as_json)
+    with open_or_create(kb, settings=settings, choices=choices) as base:
+        try:
+            report = base.add(paths, prune=prune, progress=bar)
+        finally:
+            bar.close()
+    if as_json:
+        _print_json({**report.summary(), "failures": [dataclasses.asdict(f) for f in report.failures]})
+        return
+    for failure in report.failures:
+        typer.echo(f"skipped: {failure.reason}", err=True)
+    s = report.summary()
+    typer.echo(
+        f"{kb}: {s['documents_added']} added, {s['documents_updated']} updated, {s['documents_unchanged']} "
+        f"unchanged, {s['documents_failed']} failed, {s['documents_removed']} removed; "
+        f"{s['chunks_embedded']} chunks embedded in {time.perf_counter() - started:.1f}s"
+    )
+
+
+def search(  # noqa: PLR0913 - one parameter per CLI flag
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="What to search for.", show_default=False)],
+    kb: KBOpt,
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", help="Hits to return.")] = None,
+    mode: Annotated[str | None, typer.Option(help="dense | bm25 | hybrid")] = None,
+    rerank: Annotated[
+        bool | None, typer.Option("--rerank/--no-rerank", help="Rerank the top candidates.")
+    ] = None,
+    threshold: Annotated[float | None, typer.Option(help="Drop hits scoring below this.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only sources starting with this path prefix.")] = None,
+    file_type: Annotated[
+        list[str] | None, typer.Option("--type", help="Only these file types (pdf, md...).")
+    ] = None,
+    candidates: Annotated[int | None, typer.Option(help="Dense top-K and BM25 top-K before fusion.")] = None,
+    rerank_top_n: Annotated[int | None, typer.Option(help="Fused candidates to rerank.")] = None,
+    dense_weight: Annotated[float | None, typer.Option(help="RRF weight of dense recall.")] = None,
+    bm25_weight: Annotated[float | None, typer.Option(help="RRF weight of BM25 recall.")] = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search a knowledge base: hybrid recall, then rerank; prints hits with citations."""
+    from finesift.kb.knowledge_base import KnowledgeBase
+    from finesift.retrieval.pipeline import validate_query
+
+    validate_query(query)
+    settings = _runtime(ctx, device, dtype)
+    flags = {"top_k": top_k, "mode": mode, "rerank": rerank, "threshold": threshold,
+             "candidates": candidates, "rerank_top_n": rerank_top_n, "dense_weight": dense_weight,
+             "bm25_weight": bm25_weight}  # fmt: skip
+    settings = _with(settings, "search", **flags)
+    options = search_options(settings, source=source, file_types=file_type or [])
+    with KnowledgeBase.open(kb, settings=settings) as base:
+        hits = base.search(query, options)
+    if as_json:
+        _print_json({"hits": [dataclasses.asdict(h) for h in hits]})
+        return
+    if not hits:
+        typer.echo("no hits")
+    for rank, hit in enumerate(hits, start=1):
+        page = f" p.{hit.page}" if hit.page is not None else ""
+        typer.echo(f"{rank}. {hit.score:.4f}  {hit.source}{page} [{hit.start}:{hit.end}]  doc {hit.doc_id}")
+        excerpt = " ".join(hit.text.split())
+        typer.echo(f"   {excerpt[:240]}{'…' if len(excerpt) > 240 else ''}")
+
+
+def search_options(settings: Settings, *, source: str | None, file_types: list[str]) -> Any:
+    """:class:`SearchOptions` from the ``search`` settings section and the filter flags."""
+    from finesift.retrieval.pipeline import SearchOptions
+    from finesift.store.base import Filters
+
+    s = settings.search
+    filters = Filters(
+        source_prefix=_prefix(source), file_types=tuple(t.lower().lstrip(".") for t in file_types)
+    )
+    return SearchOptions(
+        top_k=s.top_k, mode=s.mode, candidates=s.candidates, rerank=s.rerank, rerank_top_n=s.rerank_top_n,
+        threshold=s.threshold, dense_weight=s.dense_weight, lexical_weight=s.bm25_weight, rrf_k=s.rrf_k,
+        filters=filters,
+    )  # fmt: skip
+
+
+def _prefix(source: str | None) -> str | None:
+    """Relative prefixes are taken from the current directory, like the indexed sources."""
+    if source is None or "://" in source:
+        return source
+    path = Path(source).expanduser().absolute()
+    return str(path) + ("/" if source.endswith("/") else "")
+
+
+@kb_app.command("list")
+def list_kbs(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the knowledge bases under the home directory."""
+    from finesift.kb.knowledge_base import KnowledgeBase
+
+    settings = settings_of(ctx)
+    names = KnowledgeBase.names(settings=settings)
+    if as_json:
+        _print_json({"knowledge_bases": names, "home": str(settings.home)})
+        return
+    if not names:
+        typer.echo(f"no knowledge bases in {settings.home}")
+    for name in names:
+        typer.echo(name)
+
+
+@kb_app.command("info")
+def info(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Knowledge base name.", show_default=False)],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a knowledge base's models, settings, counts and documents."""
+    from finesift.kb.knowledge_base import KnowledgeBase
+
+    with KnowledgeBase.open(name, settings=settings_of(ctx)) as base:
+        data = base.info()
+        docs = base.documents()
+    if as_json:
+        _print_json({**data, "document_list": [dataclasses.asdict(d) for d in docs]})
+        return
+    keys = ("name", "path", "store", "embedding_model", "dim", "reranker_model", "instruction",
+            "chunk_size", "chunk_overlap", "created_at", "documents", "chunks")  # fmt: skip
+    for key in keys:
+        typer.echo(f"{key}: {data[key]}")
+    for doc in docs:
+        typer.echo(f"  {doc.doc_id}  {doc.chunks:>4} chunks  {doc.source}")
+
+
+@kb_app.command("delete-doc")
+def delete_doc(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Knowledge base name.", show_default=False)],
+    doc_ids: Annotated[list[str], typer.Argument(help="Document ids (or source paths).", show_default=False)],
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete documents from a knowledge base."""
+    from finesift.kb.knowledge_base import KnowledgeBase
+
+    with KnowledgeBase.open(name, settings=settings_of(ctx)) as base:
+        deleted = base.delete(doc_ids)
+    if as_json:
+        _print_json({"deleted": deleted})
+    else:
+        typer.echo(f"{name}: deleted {deleted} document(s)")
+
+
+@kb_app.command("drop")
+def drop(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Knowledge base name.", show_default=False)],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a knowledge base and all its files."""
+    from finesift.kb.knowledge_base import KnowledgeBase
+
+    settings = settings_of(ctx)
+    if not KnowledgeBase.exists(name, settings=settings):
+        KnowledgeBase.open(name, settings=settings)  # raises the one-line NotFound
+    if not yes:
+        typer.confirm(f"Delete knowledge base {name!r} and all its files?", abort=True)
+    KnowledgeBase.drop(name, settings=settings)
+    typer.echo(f"dropped {name}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Knowledge base")(index)
+    app.command(rich_help_panel="Knowledge base")(search)
+    app.add_typer(kb_app, name="kb", rich_help_panel="Knowledge base")

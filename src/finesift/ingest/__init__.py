@@ -1,0 +1,1 @@
+"""Ingest: loaders (one small function per format) and token-aware chunking."""

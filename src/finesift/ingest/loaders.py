@@ -1,0 +1,235 @@
+"""Loaders: one small function per format, each ``(data, source) -> Document``, chosen by file extension.
+
+Every loader treats its input as untrusted: parser errors become :class:`InvalidRequest` naming the
+file, zip-based formats are checked for bombs before parsing, and the text is normalised
+(:func:`normalize_text`) so offsets are stable. Headings become Markdown ``#`` lines, which the
+chunker treats as section boundaries.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from finesift.errors import FinesiftError, InvalidRequest, MissingDependency
+from finesift.ingest.normalize import normalize_text
+from finesift.types import Document
+
+Loader = Callable[[bytes, str], Document]
+
+TEXT_TYPES = frozenset({"txt", "text", "md", "markdown", "rst", "log", "csv", "tsv", "adoc", "org"})
+HTML_TYPES = frozenset({"html", "htm", "xhtml"})
+CODE_TYPES = frozenset({
+    "py", "pyi", "js", "mjs", "cjs", "ts", "tsx", "jsx", "java", "kt", "kts", "scala", "go", "rs", "c", "h",
+    "cc", "cpp", "cxx", "hpp", "hh", "cs", "rb", "php", "swift", "m", "mm", "sh", "bash", "zsh", "ps1",
+    "sql", "r", "lua", "pl", "dart", "vue", "svelte", "css", "scss", "less", "yaml", "yml", "toml", "ini",
+    "cfg", "json", "xml", "proto", "graphql", "tf", "cmake", "gradle", "ex", "exs", "erl", "hs", "ml",
+    "clj", "jl", "zig", "nim", "sol",
+})  # fmt: skip
+#: Zip-based formats (DOCX): caps against decompression bombs.
+MAX_ZIP_ENTRIES = 5_000
+MAX_ZIP_BYTES = 256 * 1024 * 1024
+MAX_ZIP_RATIO = 200
+SHORT_TEXT_BYTES = 256
+_CJK_TEXT = re.compile(r"[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]")
+
+
+def file_type_of(path: str | Path) -> str:
+    """The lower-case extension without its dot (``""`` when there is none)."""
+    return Path(path).suffix.lower().lstrip(".")
+
+
+def decode_text(data: bytes, source: str) -> str:
+    """Bytes to text: BOMs honoured, UTF-8 first, otherwise the detected encoding (e.g. GBK)."""
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            return data.decode(codec, errors="replace")
+    if b"\x00" in data[:8192]:
+        raise InvalidRequest(f"{source}: looks like a binary file (NUL bytes), not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    short_gbk = _short_gbk(data) if len(data) < SHORT_TEXT_BYTES else None
+    if short_gbk is not None and (best is None or "gb" not in best.encoding):
+        return short_gbk  # detectors guess poorly on a few bytes; GBK is the usual legacy encoding here
+    if best is None:
+        raise InvalidRequest(f"{source}: unknown text encoding; convert the file to UTF-8")
+    return str(best)
+
+
+def _short_gbk(data: bytes) -> str | None:
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        return None
+    wide = [c for c in text if ord(c) > 127]
+    return text if wide and all(_CJK_TEXT.match(c) for c in wide) else None
+
+
+def load_text(data: bytes, source: str) -> Document:
+    """Plain text, Markdown and other prose formats."""
+    return Document(source, normalize_text(decode_text(data, source)), file_type_of(source))
+
+
+def load_code(data: bytes, source: str) -> Document:
+    """Source code: decoded like text; the chunker cuts it at blank lines and definitions."""
+    return Document(source, normalize_text(decode_text(data, source)), file_type_of(source))
+
+
+_HTML_DROP = ("script", "style", "noscript", "template", "svg", "head", "iframe", "object")
+_HTML_BLOCKS = (
+    "p",
+    "div",
+    "section",
+    "article",
+    "li",
+    "tr",
+    "pre",
+    "blockquote",
+    "table",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "header",
+    "footer",
+    "main",
+    "nav",
+    "aside",
+    "figure",
+    "figcaption",
+)
+
+
+def load_html(data: bytes, source: str) -> Document:
+    """HTML: visible text only; h1-h6 become ``#`` headings, block elements paragraphs."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(decode_text(data, source), "html.parser")
+    title = soup.title.get_text(" ", strip=True) if soup.title else None
+    for tag in soup(list(_HTML_DROP)):
+        tag.decompose()
+    for level in range(1, 7):
+        for tag in soup.find_all(f"h{level}"):
+            tag.replace_with(f"\n\n{'#' * level} {tag.get_text(' ', strip=True)}\n\n")
+    for tag in soup.find_all(["br"]):
+        tag.replace_with("\n")
+    for tag in soup.find_all(["td", "th"]):
+        tag.append(" | ")
+    for tag in soup.find_all(list(_HTML_BLOCKS)):
+        tag.insert_before("\n\n" if tag.name != "li" else "\n- ")
+        tag.append("\n")
+    return Document(source, normalize_text(soup.get_text()), file_type_of(source), title=title)
+
+
+def load_pdf(data: bytes, source: str) -> Document:
+    """PDF text layer, page by page; ``page_starts[i]`` is where page i+1 begins in the text."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise InvalidRequest(f"{source}: the PDF is encrypted; decrypt it first")
+    parts: list[str] = []
+    starts: list[int] = []
+    offset = 0
+    for page in reader.pages:
+        text = normalize_text(page.extract_text() or "")
+        starts.append(offset)
+        parts.append(text)
+        offset += len(text) + 2
+    text = "\n\n".join(parts)
+    if not text.strip():
+        raise InvalidRequest(f"{source}: the PDF has no text layer (scanned?); OCR it first")
+    return Document(source, text, "pdf", page_starts=tuple(starts))
+
+
+def check_zip(data: bytes, source: str) -> None:
+    """Refuse archives with too many entries, too much uncompressed data, or a bomb-like ratio."""
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except zipfile.BadZipFile as exc:
+        raise InvalidRequest(f"{source}: not a valid zip-based document ({exc})") from exc
+    total = sum(i.file_size for i in infos)
+    packed = sum(i.compress_size for i in infos) or 1
+    if len(infos) > MAX_ZIP_ENTRIES or total > MAX_ZIP_BYTES or total / packed > MAX_ZIP_RATIO:
+        raise InvalidRequest(f"{source}: the archive expands too much ({len(infos)} entries, {total} bytes)")
+
+
+def _docx_paragraph(par: Any) -> str:
+    text = par.text.strip()
+    style = (par.style.name if par.style is not None else "") or ""
+    if not text:
+        return ""
+    if style == "Title":
+        return f"# {text}"
+    if style.startswith("Heading") and style[7:].strip().isdigit():
+        return f"{'#' * min(int(style[7:]), 6)} {text}"
+    return f"- {text}" if style.startswith("List") else text
+
+
+def _docx_table(table: Any) -> str:
+    rows = []
+    for row in table.rows:
+        cells: list[str] = []
+        for cell in row.cells:
+            text = " ".join(cell.text.split())
+            if not cells or cells[-1] != text:  # merged cells repeat their text
+                cells.append(text)
+        rows.append(" | ".join(cells))
+    return "\n".join(rows)
+
+
+def load_docx(data: bytes, source: str) -> Document:
+    """DOCX body in order: headings as ``#`` lines, lists as ``-`` items, tables as ``a | b`` rows."""
+    check_zip(data, source)
+    import docx
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    document = docx.Document(io.BytesIO(data))
+    blocks = []
+    for child in document.element.body.iterchildren():
+        tag = child.tag.rsplit("}", 1)[-1]
+        if tag == "p":
+            blocks.append(_docx_paragraph(Paragraph(child, document)))
+        elif tag == "tbl":
+            blocks.append(_docx_table(Table(child, document)))
+    text = normalize_text("\n\n".join(b for b in blocks if b))
+    return Document(source, text, "docx")
+
+
+def loader_for(file_type: str) -> Loader | None:
+    """The loader for an extension, or ``None`` when the format is not supported."""
+    if file_type in TEXT_TYPES:
+        return load_text
+    if file_type in CODE_TYPES:
+        return load_code
+    return {"pdf": load_pdf, "docx": load_docx, **dict.fromkeys(HTML_TYPES, load_html)}.get(file_type)
+
+
+def load_bytes(data: bytes, source: str) -> Document:
+    """Parse ``data`` by the extension of ``source``; every parser failure is a one-line InvalidRequest."""
+    kind = file_type_of(source)
+    loader = loader_for(kind)
+    if loader is None:
+        raise InvalidRequest(f"{source}: unsupported file type {('.' + kind) if kind else '(no extension)'}")
+    try:
+        document = loader(data, source)
+    except FinesiftError:
+        raise
+    except ImportError as exc:
+        raise MissingDependency(getattr(exc, "name", None) or "parser", "kb", f"needed for .{kind}") from exc
+    except Exception as exc:  # third-party parsers on untrusted input raise anything
+        raise InvalidRequest(f"{source}: cannot parse .{kind}: {type(exc).__name__}: {exc}") from exc
+    if not document.text.strip():
+        raise InvalidRequest(f"{source}: no text to index")
+    return document

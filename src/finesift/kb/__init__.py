@@ -1,0 +1,1 @@
+"""Knowledge bases: :class:`~finesift.kb.knowledge_base.KnowledgeBase` (create, open, add, search, delete)."""

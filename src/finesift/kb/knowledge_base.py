@@ -1,0 +1,311 @@
+"""The knowledge base: documents in, cited hits out. The API the CLI, the server and the answer step use.
+
+::
+
+    kb = KnowledgeBase.create("handbook", settings=settings)      # records models, dim, instruction
+    report = kb.add(["./docs"], prune=True)                        # incremental, crash-safe
+    hits = kb.search("如何优化数据库", SearchOptions(top_k=5))      # hybrid recall -> rerank
+    kb.delete([hits[0].doc_id])
+
+A KB records its embedder's fingerprint at creation; opening it with an embedder whose vectors
+differ raises :class:`~finesift.errors.Conflict`. Writes (``add``, ``add_documents``, ``delete``)
+take the KB's writer lock (a second writer fails at once with :class:`Conflict`); searches read the
+last committed snapshot and never wait. One ``KnowledgeBase`` object may serve concurrent searches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from finesift.embedding.embedder import Embedder, validate_dim
+from finesift.errors import Conflict, InvalidRequest, NotFound
+from finesift.ingest.loaders import file_type_of
+from finesift.ingest.normalize import normalize_text
+from finesift.kb import manifest as mf
+from finesift.kb.indexing import IndexJob, Progress, collect_files, doc_id_for
+from finesift.kb.spec import KBSpec, build_kb_embedder, build_kb_reranker, check_choices
+from finesift.rerank.base import Reranker
+from finesift.retrieval.pipeline import RetrievalPipeline, SearchOptions
+from finesift.settings import Settings
+from finesift.store.base import StoreSnapshot, VectorStore
+from finesift.store.registry import open_store
+from finesift.types import Document, DocumentInfo, Hit, IndexReport
+
+
+class KnowledgeBase:
+    """A named collection of documents with an embedded vector store. Build it with ``create``/``open``."""
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: mf.Manifest,
+        store: VectorStore,
+        *,
+        settings: Settings,
+        models: dict[str, Any],
+    ) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.store = store
+        self.settings = settings
+        self._models = models
+        self._pipeline = RetrievalPipeline(embed_query=self._embed_query, reranker=self._get_reranker)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        *,
+        settings: Settings | None = None,
+        spec: KBSpec | None = None,
+        embedder: Embedder | None = None,
+        reranker: Reranker | None = None,
+    ) -> KnowledgeBase:
+        """A new, empty KB under ``settings.home``; :class:`Conflict` if the name is taken.
+
+        ``spec`` (default: from ``settings``) chooses the models, dimension, instruction and chunking;
+        a given ``embedder``/``reranker`` is used instead of loading the spec's models.
+        """
+        settings = settings or Settings()
+        if spec is None:
+            spec = KBSpec.from_settings(settings, embedding_model=embedder.model_id if embedder else None)
+        target = mf.kb_dir(settings.home, name)
+        if target.exists():
+            raise Conflict(f"knowledge base {name!r} already exists; use it, or drop it first")
+        embedder = embedder or build_kb_embedder(spec, settings)
+        dim = validate_dim(spec.dim, embedder.dimension)
+        manifest = spec.manifest(
+            name, embedder, dim, created_at=datetime.now(UTC).isoformat(timespec="seconds")
+        )
+        staging = mf.kbs_dir(settings.home) / f".staging-{name}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir(parents=True)
+        try:
+            open_store(manifest.store, staging / "store", dimension=dim, create=True).close()
+            mf.write_manifest(staging, manifest)
+            os.rename(staging, target)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise Conflict(f"cannot create knowledge base {name!r}: {exc}") from exc
+        return cls.open(name, settings=settings, embedder=embedder, reranker=reranker)
+
+    @classmethod
+    def open(
+        cls,
+        name: str,
+        *,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        reranker: Reranker | None = None,
+    ) -> KnowledgeBase:
+        """An existing KB; :class:`NotFound` if unknown, :class:`Conflict` if ``embedder`` is incompatible."""
+        settings = settings or Settings()
+        path = mf.kb_dir(settings.home, name)
+        manifest = mf.read_manifest(path, name)
+        store = open_store(manifest.store, path / "store", dimension=manifest.dim)
+        kb = cls(path, manifest, store, settings=settings, models={"reranker": reranker})
+        if embedder is not None:
+            kb._check_embedder(embedder)
+        return kb
+
+    @staticmethod
+    def exists(name: str, *, settings: Settings | None = None) -> bool:
+        settings = settings or Settings()
+        return (mf.kb_dir(settings.home, name) / mf.MANIFEST).is_file()
+
+    @staticmethod
+    def names(*, settings: Settings | None = None) -> list[str]:
+        """The knowledge bases under ``settings.home``, sorted."""
+        return mf.list_names((settings or Settings()).home)
+
+    @staticmethod
+    def drop(name: str, *, settings: Settings | None = None) -> None:
+        """Delete a KB and its files (refused while a writer holds it)."""
+        settings = settings or Settings()
+        path = mf.kb_dir(settings.home, name)
+        mf.read_manifest(path, name)
+        with mf.writer_lock(path, name):
+            trash = path.with_name(f".trash-{name}-{uuid.uuid4().hex[:8]}")
+            os.rename(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- models ---------------------------------------------------------------------------------
+
+    def _check_embedder(self, embedder: Embedder) -> None:
+        current = {**embedder.fingerprint(), "dim": validate_dim(self.manifest.dim, embedder.dimension)}
+        mf.check_fingerprint(self.name, self.manifest.fingerprint, current)
+        self._models["embedder"] = embedder
+
+    @property
+    def embedder(self) -> Embedder:
+        """The KB's embedder (loaded on first use from the recorded model, then fingerprint-checked)."""
+        if self._models.get("embedder") is None:
+            self._check_embedder(build_kb_embedder(KBSpec.from_manifest(self.manifest), self.settings))
+        embedder: Embedder = self._models["embedder"]
+        return embedder
+
+    def _get_reranker(self) -> Reranker | None:
+        if self._models.get("reranker") is None and self.manifest.reranker_model:
+            self._models["reranker"] = build_kb_reranker(self.manifest.reranker_model, self.settings)
+        reranker: Reranker | None = self._models.get("reranker")
+        return reranker
+
+    def _embed_query(self, query: str) -> np.ndarray:
+        vectors: np.ndarray = self.embedder.embed_queries([query], dim=self.manifest.dim)
+        return vectors[0]
+
+    def _embed_documents(self, texts: list[str]) -> np.ndarray:
+        vectors: np.ndarray = self.embedder.embed_documents(texts, dim=self.manifest.dim)
+        return vectors
+
+    def _count_tokens(self, texts: Sequence[str]) -> list[int]:
+        backend = self.embedder.backend
+        overhead = backend.count_tokens([""])[0]
+        return [max(n - overhead, 1) for n in backend.count_tokens(list(texts))]
+
+    # ---- writes ---------------------------------------------------------------------------------
+
+    def _job(self) -> IndexJob:
+        kb = self.settings.kb
+        return IndexJob(
+            self.store,
+            self._embed_documents,
+            self._count_tokens,
+            self.manifest.pipeline,
+            self.manifest.chunk_size,
+            self.manifest.chunk_overlap,
+            commit_chunks=kb.commit_chunks,
+            max_bytes=int(kb.max_file_mb * (1 << 20)),
+        )
+
+    def add(
+        self, paths: Sequence[str | Path], *, prune: bool = False, progress: Progress | None = None
+    ) -> IndexReport:
+        """Index files and folders (recursively); unchanged files cost nothing; ``prune`` removes
+        documents whose files under ``paths`` are gone. Unreadable files are reported, not raised."""
+        files = collect_files(paths)
+        with mf.writer_lock(self.path, self.name):
+            job = self._job()
+            for done, file in enumerate(files, start=1):
+                job.add_file(file)
+                if progress is not None:
+                    progress(done, len(files), str(file))
+            job.flush()
+            if prune:
+                job.prune([Path(p).expanduser().absolute() for p in paths], {str(f) for f in files})
+            self._maybe_optimize()
+            return job.report()
+
+    def add_documents(self, documents: Sequence[Document]) -> IndexReport:
+        """Index already loaded documents (e.g. uploads); ``source`` names each and must be unique."""
+        sources = [d.source for d in documents]
+        if len(set(sources)) != len(sources) or not all(s.strip() for s in sources):
+            raise InvalidRequest("every document needs a non-empty, unique source")
+        with mf.writer_lock(self.path, self.name):
+            job = self._job()
+            for doc in documents:
+                job.add_bytes(doc.source, doc.text.encode("utf-8", "surrogatepass"), loader=_prepared(doc))
+            job.flush()
+            return job.report()
+
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        """Remove documents by id (or by source path); :class:`NotFound` names any unknown one."""
+        known = {d.doc_id: d for d in self.documents()}
+        by_source = {d.source: d.doc_id for d in known.values()}
+        ids = [
+            i if i in known else by_source.get(i, by_source.get(str(Path(i).expanduser().absolute()), ""))
+            for i in doc_ids
+        ]
+        missing = [raw for raw, i in zip(doc_ids, ids, strict=True) if not i]
+        if missing:
+            raise NotFound(
+                f"no document {missing[0]!r} in knowledge base {self.name!r}; see `finesift kb info`"
+            )
+        with mf.writer_lock(self.path, self.name):
+            self.store.commit(deletes=ids)
+        return len(ids)
+
+    def _maybe_optimize(self) -> None:
+        optimize = getattr(self.store, "optimize", None)
+        versions = getattr(self.store, "versions_since_optimize", None)
+        if optimize is not None and versions is not None and versions() >= self.settings.kb.optimize_versions:
+            optimize()
+
+    # ---- reads ----------------------------------------------------------------------------------
+
+    def snapshot(self) -> StoreSnapshot:
+        """The last committed state, frozen (use one snapshot for several reads that must agree)."""
+        return self.store.snapshot()
+
+    def documents(self) -> list[DocumentInfo]:
+        """Every document, sorted by source."""
+        return self.snapshot().documents()
+
+    def search(self, query: str, options: SearchOptions | None = None) -> list[Hit]:
+        """The best hits for ``query`` with citations (doc id, source, offsets, page), best first."""
+        return self._pipeline.search(self.snapshot(), query, options or SearchOptions())
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-safe summary: models, dimension, chunking, counts."""
+        snap = self.snapshot()
+        m = self.manifest
+        return {
+            "name": m.name, "path": str(self.path), "store": m.store, "embedding_model": m.embedding_model,
+            "reranker_model": m.reranker_model, "dim": m.dim, "instruction": m.instruction,
+            "chunk_size": m.chunk_size, "chunk_overlap": m.chunk_overlap, "created_at": m.created_at,
+            "documents": len(snap.documents()), "chunks": snap.count_chunks(), "version": snap.version,
+            "fingerprint": m.fingerprint,
+        }  # fmt: skip
+
+
+def _prepared(doc: Document) -> Callable[[], Document]:
+    """A loader for an in-memory document: its text normalised like a file's (paged text kept as is)."""
+
+    def load() -> Document:
+        if doc.page_starts:
+            return doc
+        text = normalize_text(doc.text)
+        if not text.strip():
+            raise InvalidRequest(f"{doc.source}: no text to index")
+        return dataclasses.replace(doc, text=text, file_type=doc.file_type or file_type_of(doc.source))
+
+    return load
+
+
+def open_or_create(name: str, *, settings: Settings, choices: dict[str, Any] | None = None) -> KnowledgeBase:
+    """Open ``name``, or create it from ``settings`` plus ``choices`` (KBSpec fields, ``None`` = default).
+
+    Explicit ``choices`` that contradict an existing KB's recorded ones raise :class:`Conflict`.
+    """
+    choices = choices or {}
+    if not KnowledgeBase.exists(name, settings=settings):
+        return KnowledgeBase.create(name, settings=settings, spec=KBSpec.from_settings(settings, **choices))
+    kb = KnowledgeBase.open(name, settings=settings)
+    check_choices(kb.manifest, choices)
+    return kb
+
+
+__all__ = ["KnowledgeBase", "doc_id_for", "open_or_create"]

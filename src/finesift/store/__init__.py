@@ -1,0 +1,1 @@
+"""Vector stores behind the :class:`~finesift.store.base.VectorStore` protocol (LanceDB by default)."""

@@ -66,7 +66,7 @@ class _Bar:
             self.bar.close()
 
 
-def index(  # noqa: PLR0913 - one parameter per CLI flag
+def index(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).", show_default=False)],
     kb: KBOpt,
@@ -114,7 +114,7 @@ def index(  # noqa: PLR0913 - one parameter per CLI flag
     )
 
 
-def search(  # noqa: PLR0913 - one parameter per CLI flag
+def search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What to search for.", show_default=False)],
     kb: KBOpt,

@@ -85,6 +85,7 @@ class RemoteEmbedderBase:
             api_key=settings.api_key,
             timeout_s=settings.timeout_s,
             retry=RetryPolicy(max_retries=settings.max_retries),
+            extra=self.backend_name,
         )
         self.batch_size = settings.batch_size or DEFAULT_BATCH_SIZE
         self._query_format = resolve_query_format(settings.query_format, settings.model)

@@ -17,7 +17,7 @@ BACKENDS: dict[str, Entry] = {
 
 
 def choose_backend(settings: EmbeddingSettings) -> str:
-    """Resolve ``backend="auto"``: fake models, ``.gguf`` files (llamacpp), a URL (openai), else transformers."""
+    """Resolve ``backend="auto"``: fake, ``.gguf`` files (llamacpp), a URL (openai), else transformers."""
     if settings.backend != "auto":
         return settings.backend
     if settings.model == "fake" or settings.model.startswith("fake:"):

@@ -52,6 +52,7 @@ class RemoteReranker:
             api_key=settings.api_key,
             timeout_s=settings.timeout_s,
             retry=RetryPolicy(max_retries=settings.max_retries),
+            extra="remote",
         )
         self.batch_size = settings.batch_size or DEFAULT_BATCH_SIZE
 

@@ -62,11 +62,11 @@ def endpoint_url(base: str, path: str) -> str:
     return root + path
 
 
-def _import_httpx() -> Any:
+def _import_httpx(extra: str) -> Any:
     try:
         import httpx
     except ImportError as exc:
-        raise MissingDependency("httpx", "openai", "needed by remote backends") from exc
+        raise MissingDependency("httpx", extra, "needed by remote backends") from exc
     return httpx
 
 
@@ -81,8 +81,9 @@ class HttpClient:
         retry: RetryPolicy | None = None,
         transport: Any = None,
         sleep: Callable[[float], None] = time.sleep,
+        extra: str = "openai",
     ) -> None:
-        httpx = _import_httpx()
+        httpx = _import_httpx(extra)
         self._httpx = httpx
         self._api_key = api_key
         self.retry = retry or RetryPolicy()

@@ -42,6 +42,10 @@ class ModelSettings(_Section):
     instruction: str | None = None
     url: str | None = Field(None, description="endpoint of a remote backend")
     api_key: SecretStr | None = None
+    timeout_s: float = Field(default=60.0, gt=0, description="remote backends: seconds per HTTP request")
+    max_retries: int = Field(default=4, ge=0, le=20, description="remote: retries on 429/5xx/timeouts")
+    batch_size: int | None = Field(default=None, ge=1, description="remote backends: inputs per request")
+    n_gpu_layers: int = Field(default=0, ge=-1, description="llamacpp: layers offloaded to the GPU (-1: all)")
 
 
 class EmbeddingSettings(ModelSettings):
@@ -49,6 +53,9 @@ class EmbeddingSettings(ModelSettings):
 
     model: str = DEFAULT_EMBEDDING_MODEL
     on_overflow: Literal["truncate", "error"] = "truncate"
+    query_format: Literal["auto", "qwen3", "none"] = Field(
+        default="auto", description="remote: Qwen3 query instruction client-side (auto: Qwen3 names)"
+    )
 
 
 class RerankSettings(ModelSettings):

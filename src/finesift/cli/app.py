@@ -24,7 +24,12 @@ app = typer.Typer(
 )
 
 #: Command modules; each exposes ``register(app)``.
-COMMAND_MODULES = ["finesift.cli.engine", "finesift.cli.kb"]
+COMMAND_MODULES = [
+    "finesift.cli.engine",
+    "finesift.cli.kb",
+    "finesift.cli.doctor",
+    "finesift.cli.gguf",
+]
 
 
 def _version(value: bool) -> None:

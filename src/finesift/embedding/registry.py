@@ -9,15 +9,23 @@ from finesift.settings import EmbeddingSettings, HubSettings
 BACKENDS: dict[str, Entry] = {
     "transformers": Entry("finesift.embedding.transformers:create", "transformers"),
     "fake": Entry("finesift.embedding.fake:create"),
+    "openai": Entry("finesift.embedding.openai:create", "openai"),
+    "ollama": Entry("finesift.embedding.ollama:create", "ollama"),
+    "llamacpp": Entry("finesift.embedding.llamacpp:create", "llamacpp"),
+    "vllm": Entry("finesift.embedding.vllm:create", "vllm"),
 }
 
 
 def choose_backend(settings: EmbeddingSettings) -> str:
-    """Resolve ``backend="auto"``: ``fake``/``fake:DIM`` models use the fake, others transformers."""
+    """Resolve ``backend="auto"``: fake, ``.gguf`` files (llamacpp), a URL (openai), else transformers."""
     if settings.backend != "auto":
         return settings.backend
     if settings.model == "fake" or settings.model.startswith("fake:"):
         return "fake"
+    if settings.model.lower().endswith(".gguf"):
+        return "llamacpp"
+    if settings.url:
+        return "openai"
     return "transformers"
 
 

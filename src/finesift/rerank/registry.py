@@ -9,14 +9,21 @@ from finesift.settings import HubSettings, RerankSettings
 BACKENDS: dict[str, Entry] = {
     "transformers": Entry("finesift.rerank.transformers:create", "transformers"),
     "fake": Entry("finesift.rerank.fake:create"),
+    "remote": Entry("finesift.rerank.remote:create", "remote"),
+    "llamacpp": Entry("finesift.rerank.llamacpp:create", "llamacpp"),
+    "vllm": Entry("finesift.rerank.vllm:create", "vllm"),
 }
 
 
 def choose_backend(settings: RerankSettings) -> str:
-    """Resolve ``backend="auto"``: the ``fake`` model uses the fake, others transformers."""
+    """Resolve ``backend="auto"``: ``fake``, ``.gguf`` files (llamacpp), a URL (remote), else transformers."""
     if settings.backend != "auto":
         return settings.backend
-    return "fake" if settings.model == "fake" else "transformers"
+    if settings.model == "fake":
+        return "fake"
+    if settings.model.lower().endswith(".gguf"):
+        return "llamacpp"
+    return "remote" if settings.url else "transformers"
 
 
 def create_backend(settings: RerankSettings, hub: HubSettings | None = None) -> RerankBackend:

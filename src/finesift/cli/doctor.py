@@ -1,0 +1,69 @@
+"""``finesift doctor``: check backends against the transformers fp32 reference."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from finesift.cli.common import settings_of, with_role
+from finesift.doctor import DoctorOptions, Thresholds, run_doctor
+from finesift.doctor.run import parse_backends, parse_pairs
+
+
+def doctor(  # noqa: PLR0913 - one parameter per CLI option is how typer declares them
+    ctx: typer.Context,
+    embedding_model: Annotated[
+        str | None, typer.Option("--embedding-model", "-m", help="Hub id or local directory.")
+    ] = None,
+    reranker_model: Annotated[
+        str | None, typer.Option("--reranker-model", "-r", help="Also check reranking.")
+    ] = None,
+    backends: Annotated[str, typer.Option(help="Comma-separated backend names to check.")] = "transformers",
+    url: Annotated[list[str] | None, typer.Option(help="NAME=URL for a remote backend (repeatable).")] = None,
+    served_model: Annotated[
+        list[str] | None, typer.Option(help="NAME=MODEL the remote serves (repeatable).")
+    ] = None,
+    gguf: Annotated[
+        str | None, typer.Option(help="GGUF file for llamacpp (default: convert the model).")
+    ] = None,
+    reranker_gguf: Annotated[str | None, typer.Option(help="GGUF file of the reranker for llamacpp.")] = None,
+    gguf_type: Annotated[
+        str, typer.Option(help="Conversion type: f32 | f16 | bf16 | q8_0 | q5_k_m | q4_k_m.")
+    ] = "f16",
+    device: Annotated[
+        str, typer.Option(help="auto | cpu | cuda for local backends and the reference.")
+    ] = "auto",
+    min_cosine: Annotated[float, typer.Option(help="Pass mark: cosine to the reference.")] = 0.99,
+    max_delta: Annotated[float, typer.Option(help="Pass mark: largest |score difference|.")] = 0.05,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Embed and rerank a fixed multilingual probe through each backend and compare with transformers fp32.
+
+    Exits 1 when any backend deviates; each failing row names the likely cause and its fix.
+    """
+    settings = with_role(settings_of(ctx), "embedding", model=embedding_model)
+    if reranker_model is not None:
+        settings = with_role(settings, "reranker", model=reranker_model)
+    options = DoctorOptions(
+        backends=parse_backends(backends),
+        urls=parse_pairs(url or [], "--url"),
+        served_models=parse_pairs(served_model or [], "--served-model"),
+        gguf=gguf,
+        reranker_gguf=reranker_gguf,
+        gguf_type=gguf_type,
+        device=device,
+        thresholds=Thresholds(min_cosine=min_cosine, max_delta=max_delta),
+    )
+    report = run_doctor(settings, options, rerank=reranker_model is not None)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(report.table())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Models")(doctor)

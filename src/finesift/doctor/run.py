@@ -1,0 +1,210 @@
+"""Build the reference and every requested backend from settings, check them, and report.
+
+``run_doctor`` backs ``finesift doctor``; ``self_test`` is what the server runs at start-up with
+``--self-test`` over the models it has loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finesift.doctor.checks import EmbeddingChecker, RerankChecker, sanity_embedding, sanity_rerank
+from finesift.doctor.diagnose import Thresholds
+from finesift.doctor.report import DoctorReport, Row
+from finesift.embedding.embedder import Embedder
+from finesift.errors import FinesiftError, InvalidRequest, MissingDependency
+from finesift.rerank.base import Reranker
+from finesift.settings import ModelSettings, Settings
+
+log = logging.getLogger(__name__)
+
+#: The rerank backend a doctor backend name stands for, where the names differ.
+RERANK_NAME = {"openai": "remote", "remote": "remote"}
+#: Backends that cannot rerank, and why.
+NO_RERANK = {"ollama": "Ollama has no rerank API", "fake": "not a Qwen3 model"}
+#: Backends that cannot embed.
+NO_EMBED = {"remote": "the remote reranker has no embedding role; use openai"}
+REFERENCE = "transformers float32"
+
+
+@dataclass(frozen=True)
+class DoctorOptions:
+    """What to check and how: backend names, per-backend URLs and served names, GGUF files."""
+
+    backends: tuple[str, ...] = ("transformers",)
+    urls: dict[str, str] = field(default_factory=dict)
+    served_models: dict[str, str] = field(default_factory=dict)
+    gguf: str | None = None
+    reranker_gguf: str | None = None
+    gguf_type: str = "f16"
+    device: str = "auto"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+def parse_backends(value: str) -> tuple[str, ...]:
+    """``"transformers,openai"`` -> names, without blanks or repeats."""
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    if not names:
+        raise InvalidRequest("--backends needs at least one name, e.g. transformers,openai,llamacpp")
+    return names
+
+
+def parse_pairs(values: Sequence[str], option: str) -> dict[str, str]:
+    """``["openai=http://..."]`` -> ``{"openai": "http://..."}``."""
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise InvalidRequest(
+                f"{option} takes NAME=VALUE (e.g. openai=http://127.0.0.1:8000), not {item!r}"
+            )
+        out[name.strip()] = value.strip()
+    return out
+
+
+def reference_settings(section: ModelSettings, device: str) -> Any:
+    """The same model through transformers in float32: the reference every backend is held to."""
+    return section.model_copy(
+        update={"backend": "transformers", "dtype": "float32", "device": device, "url": None}
+    )
+
+
+def _candidate_settings(section: Any, name: str, options: DoctorOptions, home: Path, role: str) -> Any:
+    """Settings for backend ``name``; ``--url``/``--served-model`` accept the doctor name or the backend's."""
+    backend = RERANK_NAME.get(name, name) if role == "reranker" else name
+    update: dict[str, Any] = {"backend": backend, "device": options.device}
+    if backend in ("openai", "ollama", "remote"):
+        update["url"] = options.urls.get(name) or options.urls.get(backend) or section.url
+        update["model"] = options.served_models.get(name, options.served_models.get(backend, section.model))
+        if role == "embedding" and section.query_format == "auto":
+            update["query_format"] = "qwen3"
+    if name == "llamacpp":
+        update["model"] = _gguf_for(section.model, options, home, role)
+    return section.model_copy(update=update)
+
+
+def _gguf_for(model: str, options: DoctorOptions, home: Path, role: str) -> str:
+    given = options.gguf if role == "embedding" else options.reranker_gguf
+    if given:
+        return given
+    if model.lower().endswith(".gguf"):
+        return model
+    from finesift.runtime.gguf import cached_conversion
+
+    return str(cached_conversion(model, home / "cache" / "gguf", kind=role, file_type=options.gguf_type))
+
+
+def _build(role: str, name: str, section: Any, settings: Settings, options: DoctorOptions) -> Any:
+    """The candidate object, or ``("skip"|"fail", reason)``."""
+    from finesift.services import build_embedder, build_reranker
+
+    table = _registry(role)
+    backend = RERANK_NAME.get(name, name) if role == "reranker" else name
+    if backend not in table:
+        return "skip", f"no {role} backend {backend!r} is registered (known: {', '.join(sorted(table))})"
+    try:
+        cand = _candidate_settings(section, name, options, settings.home, role)
+        if role == "embedding":
+            return build_embedder(cand, settings.hub)
+        return build_reranker(cand, settings.hub)
+    except MissingDependency as exc:
+        return "skip", str(exc)
+    except FinesiftError as exc:
+        return "fail", " ".join(str(exc).split())
+
+
+def _registry(role: str) -> dict[str, Any]:
+    if role == "embedding":
+        from finesift.embedding.registry import BACKENDS as EMBED
+
+        return EMBED
+    from finesift.rerank.registry import BACKENDS as RERANK
+
+    return RERANK
+
+
+def run_doctor(settings: Settings, options: DoctorOptions, *, rerank: bool = True) -> DoctorReport:
+    """Check every backend in ``options`` against transformers fp32 for the configured models."""
+    from finesift.services import build_embedder, build_reranker
+
+    rows: list[Row] = []
+    reference = build_embedder(reference_settings(settings.embedding, options.device), settings.hub)
+    checker = EmbeddingChecker(reference, options.thresholds)
+    for name in options.backends:
+        if name in NO_EMBED:
+            rows.append(Row(name, "embedding", "skip", message=NO_EMBED[name]))
+            continue
+        log.info("doctor: embedding backend %s", name)
+        rows.append(checker.check(name, _build("embedding", name, settings.embedding, settings, options)))
+    if rerank:
+        ref_rr = build_reranker(reference_settings(settings.reranker, options.device), settings.hub)
+        rr_checker = RerankChecker(ref_rr, options.thresholds)
+        for name in options.backends:
+            if name in NO_RERANK:
+                rows.append(Row(name, "reranker", "skip", message=NO_RERANK[name]))
+                continue
+            log.info("doctor: reranker backend %s", name)
+            built = _build("reranker", name, settings.reranker, settings, options)
+            rows.append(rr_checker.check(name, built))
+    models = {"embedding": settings.embedding.model, "reranker": settings.reranker.model if rerank else None}
+    return DoctorReport(rows, REFERENCE, models)
+
+
+def self_test(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    reranker: Reranker | None = None,
+    thresholds: Thresholds | None = None,
+) -> DoctorReport:
+    """The start-up probe: the loaded models against transformers fp32 of the same checkpoints.
+
+    Where no reference can be loaded (a fake or remote-only model, transformers not installed),
+    the row runs sanity checks only (finite, batch == alone, unit-norm slices, non-degenerate scores)
+    and says so.
+    """
+    thresholds = thresholds or Thresholds()
+    rows: list[Row] = []
+    if embedder is not None:
+        rows.append(_self_test_embedding(settings, embedder, thresholds))
+    if reranker is not None:
+        rows.append(_self_test_rerank(settings, reranker, thresholds))
+    models = {
+        "embedding": embedder.model_id if embedder else None,
+        "reranker": reranker.model_id if reranker else None,
+    }
+    return DoctorReport(rows, REFERENCE, models)
+
+
+def _self_test_embedding(settings: Settings, embedder: Embedder, thresholds: Thresholds) -> Row:
+    from finesift.services import build_embedder
+
+    name = _backend_name(embedder.backend)
+    try:
+        reference = build_embedder(reference_settings(settings.embedding, "cpu"), settings.hub)
+    except FinesiftError as exc:
+        row = sanity_embedding(name, embedder, thresholds)
+        row.message = f"no reference ({' '.join(str(exc).split())[:160]}): sanity checks only"
+        return row
+    return EmbeddingChecker(reference, thresholds).check(name, embedder)
+
+
+def _self_test_rerank(settings: Settings, reranker: Reranker, thresholds: Thresholds) -> Row:
+    from finesift.services import build_reranker
+
+    name = _backend_name(reranker.backend)
+    try:
+        reference = build_reranker(reference_settings(settings.reranker, "cpu"), settings.hub)
+    except FinesiftError as exc:
+        row = sanity_rerank(name, reranker)
+        row.message = f"no reference ({' '.join(str(exc).split())[:160]}): sanity checks only"
+        return row
+    return RerankChecker(reference, thresholds).check(name, reranker)
+
+
+def _backend_name(backend: Any) -> str:
+    return type(backend).__name__

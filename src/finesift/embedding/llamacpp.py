@@ -1,0 +1,132 @@
+"""Qwen3-Embedding GGUF files through llama.cpp: last-token pooling, EOS appended, no truncation surprise.
+
+The file's metadata is overridden at load time so that the EOS is appended and the pooling is
+last-token even for GGUFs converted before those were right; the EOS is then verified. Every
+text is decoded alone (no batch neighbours), truncated like the reference with the EOS kept last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from finesift.embedding.base import EmbeddingOutput, QueryFormat
+from finesift.errors import BackendError
+from finesift.runtime import llamacpp
+from finesift.settings import EmbeddingSettings, HubSettings
+
+EOS_ID = 151643  # <|endoftext|>
+
+
+class LlamaCppEmbedder:
+    """Raw last-token vectors from a Qwen3-Embedding GGUF (F16, Q8_0, Q5_K_M, Q4_K_M, ...)."""
+
+    def __init__(
+        self, path: str | Path, *, model_id: str | None = None, max_length: int = 8192, n_gpu_layers: int = 0
+    ) -> None:
+        self.llama_cpp = llamacpp.import_llama_cpp()
+        self.path = llamacpp.gguf_path(str(path))
+        self._model_id = model_id or str(path)
+        self._max_length = max_length
+        overrides = {"tokenizer.ggml.add_eos_token": True, "tokenizer.ggml.add_bos_token": False}
+        self.llm = llamacpp.load(
+            self.path,
+            context=max_length,
+            embedding=True,
+            n_gpu_layers=n_gpu_layers,
+            pooling_type=self.llama_cpp.LLAMA_POOLING_TYPE_LAST,
+            kv_overrides=overrides,
+        )
+        self.eos_id = self._check_eos()
+
+    def _check_eos(self) -> int:
+        ids = self._tokens("finesift probe")
+        if not ids or ids[-1] != EOS_ID:
+            raise BackendError(
+                f"{self.path} does not append <|endoftext|> (id {EOS_ID}) to each text, so its vectors "
+                "would be wrong; re-convert it with `finesift gguf convert` from the original checkpoint"
+            )
+        return EOS_ID
+
+    def _tokens(self, text: str) -> list[int]:
+        ids: list[int] = self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        return ids
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dimension(self) -> int:
+        return int(self.llm.n_embd())
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @property
+    def query_format(self) -> QueryFormat:
+        return "qwen3"
+
+    def fingerprint(self) -> dict[str, object]:
+        return {
+            "model": self._model_id,
+            "revision": _file_digest(self.path),
+            "dimension": self.dimension,
+            "pooling": "last_token",
+            "normalized": True,
+            "max_length": self._max_length,
+            "tokenizer": "gguf",
+        }
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(self._tokens(t)) for t in texts]
+
+    def embed(self, texts: Sequence[str]) -> EmbeddingOutput:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        counts, truncated = [], 0
+        for row, text in enumerate(texts):
+            ids = self._tokens(text)
+            if len(ids) > self._max_length:
+                ids, truncated = [*ids[: self._max_length - 1], self.eos_id], truncated + 1
+            out[row] = self._decode(ids)
+            counts.append(len(ids))
+        return EmbeddingOutput(out, counts, truncated)
+
+    def _decode(self, ids: list[int]) -> np.ndarray:
+        llm: Any = self.llm
+        try:
+            llm._batch.reset()
+            llm._batch.add_sequence(ids, 0, True)
+            llm._ctx.kv_cache_clear()
+            llm._ctx.decode(llm._batch)
+            pointer = self.llama_cpp.llama_get_embeddings_seq(llm._ctx.ctx, 0)
+            vector = np.array(pointer[: self.dimension], dtype=np.float32)
+        except AttributeError as exc:
+            raise BackendError(
+                "this llama-cpp-python version is not supported; install finesift[llamacpp]"
+            ) from exc
+        finally:
+            llm._batch.reset()
+        return vector
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256(str(path.stat().st_size).encode())
+    with open(path, "rb") as fh:
+        digest.update(fh.read(1 << 20))
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def create(settings: EmbeddingSettings, hub: HubSettings) -> LlamaCppEmbedder:
+    """Registry factory: ``settings.model`` is a ``.gguf`` file."""
+    return LlamaCppEmbedder(
+        settings.model,
+        model_id=settings.model,
+        max_length=settings.max_length,
+        n_gpu_layers=settings.n_gpu_layers,
+    )

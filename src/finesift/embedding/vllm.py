@@ -1,0 +1,121 @@
+"""Qwen3-Embedding on a CUDA GPU through vLLM's pooling runner (last-token pooling, no normalisation).
+
+vLLM is imported only when this backend is chosen. Texts go in as token ids from the checkpoint's
+own tokenizer (EOS appended, truncated with the EOS kept), so vLLM cannot tokenize differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from finesift.embedding.base import EmbeddingOutput, QueryFormat
+from finesift.embedding.transformers import check_eos
+from finesift.errors import BackendError, MissingDependency
+from finesift.hub import resolve_model
+from finesift.runtime import hf
+from finesift.settings import EmbeddingSettings, HubSettings
+
+
+def import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as exc:
+        raise MissingDependency("vllm", "vllm", "needs a CUDA GPU") from exc
+    return vllm
+
+
+def pooling_llm(vllm: Any, path: Path, *, max_length: int, dtype: str, **extra: Any) -> Any:
+    """An ``LLM`` with the pooling runner; LAST pooling without normalisation (finesift normalises)."""
+    pooler = {"pooling_type": "LAST", "normalize": False}
+    kwargs: dict[str, Any] = {
+        "model": str(path),
+        "max_model_len": max_length,
+        "enforce_eager": False,
+        "dtype": "auto" if dtype == "auto" else dtype,
+        "trust_remote_code": False,
+        **extra,
+    }
+    attempts = (
+        {"runner": "pooling", "pooler_config": pooler},
+        {"task": "embed", "override_pooler_config": pooler},
+    )
+    for variant in attempts:  # vLLM renamed these arguments across releases
+        try:
+            return vllm.LLM(**kwargs, **variant)
+        except TypeError:
+            continue
+    raise BackendError("this vLLM version is not supported; install a release with the pooling runner")
+
+
+class VllmEmbedder:
+    """Raw last-token vectors computed by vLLM."""
+
+    def __init__(
+        self, path: str | Path, *, model_id: str | None = None, max_length: int = 8192, dtype: str = "auto"
+    ) -> None:
+        vllm = import_vllm()
+        self.path = Path(path)
+        self.config = hf.read_config(self.path)
+        self._max_length = hf.check_max_length(max_length, self.config)
+        self._model_id = model_id or str(path)
+        self.tokenizer = hf.load_tokenizer(self.path)
+        self.eos_id = check_eos(self.tokenizer)
+        self.llm = pooling_llm(vllm, self.path, max_length=max_length, dtype=dtype)
+        self._prompt = vllm.inputs.TokensPrompt
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dimension(self) -> int:
+        return int(self.config["hidden_size"])
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @property
+    def query_format(self) -> QueryFormat:
+        return "qwen3"
+
+    def fingerprint(self) -> dict[str, object]:
+        return {
+            "model": self._model_id,
+            "revision": hf.revision_of(self.path),
+            "dimension": self.dimension,
+            "pooling": "last_token",
+            "normalized": True,
+            "max_length": self._max_length,
+            "tokenizer": hf.tokenizer_hash(self.path),
+        }
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(list(texts))["input_ids"]]
+
+    def embed(self, texts: Sequence[str]) -> EmbeddingOutput:
+        rows, truncated = [], 0
+        for ids in self.tokenizer(list(texts))["input_ids"]:
+            if len(ids) > self._max_length:
+                ids, truncated = [*ids[: self._max_length - 1], self.eos_id], truncated + 1
+            rows.append(list(ids))
+        outputs = self.llm.embed([self._prompt(prompt_token_ids=r) for r in rows], use_tqdm=False)
+        vectors = np.array([o.outputs.embedding for o in outputs], dtype=np.float32)
+        return EmbeddingOutput(vectors, [len(r) for r in rows], truncated)
+
+
+def create(settings: EmbeddingSettings, hub: HubSettings) -> VllmEmbedder:
+    """Registry factory: resolve the model through the hub, then start vLLM on it."""
+    import_vllm()
+    path = resolve_model(
+        settings.model,
+        hub=hub.source,
+        revision=settings.revision,
+        cache_dir=hub.cache_dir,
+        offline=hub.offline,
+    )
+    return VllmEmbedder(path, model_id=settings.model, max_length=settings.max_length, dtype=settings.dtype)

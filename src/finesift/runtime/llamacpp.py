@@ -1,0 +1,73 @@
+"""Loading GGUF files through llama-cpp-python, and a tokenizer adapter for the shared prompt code.
+
+Imported only when a ``llamacpp`` backend is chosen; a missing package becomes
+:class:`MissingDependency` naming the ``llamacpp`` extra.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from finesift.errors import BackendError, InvalidRequest, MissingDependency
+
+
+def import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise MissingDependency("llama-cpp-python", "llamacpp", "it compiles llama.cpp from source") from exc
+    return llama_cpp
+
+
+def gguf_path(model: str) -> Path:
+    """``model`` as an existing ``.gguf`` file, or a clear error saying how to make one."""
+    path = Path(model).expanduser()
+    if path.suffix.lower() != ".gguf" or not path.is_file():
+        raise InvalidRequest(
+            f"the llamacpp backend needs a .gguf file, not {model!r}; convert a model directory with "
+            "`finesift gguf convert DIR OUT.gguf --kind embedding|reranker`"
+        )
+    return path
+
+
+def load(path: Path, *, context: int, embedding: bool, n_gpu_layers: int = 0, **overrides: Any) -> Any:
+    """A ``llama_cpp.Llama`` whose context, batch and micro-batch all hold ``context`` tokens.
+
+    llama.cpp's default micro-batch of 512 tokens truncates or refuses longer inputs; the
+    reference reads up to ``max_length`` tokens, so every batch size is raised to it.
+    """
+    llama_cpp = import_llama_cpp()
+    kwargs: dict[str, Any] = {
+        "model_path": str(path),
+        "n_ctx": context,
+        "n_batch": context,
+        "n_ubatch": context,
+        "embedding": embedding,
+        "n_gpu_layers": n_gpu_layers,
+        "n_threads": max(1, (os.cpu_count() or 2)),
+        "verbose": False,
+        **overrides,
+    }
+    try:
+        return llama_cpp.Llama(**kwargs)
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise BackendError(f"llama.cpp cannot load {path}: {exc}") from exc
+
+
+class LlamaTokenizer:
+    """Just enough of a Hugging Face tokenizer for :mod:`finesift.rerank.prompts` over a GGUF vocabulary."""
+
+    unk_token_id = None
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        ids: list[int] = self.llm.tokenize(text.encode("utf-8"), add_bos=add_special_tokens, special=True)
+        return ids
+
+    def convert_tokens_to_ids(self, word: str) -> int | None:
+        ids = self.encode(word)
+        return ids[0] if len(ids) == 1 else None

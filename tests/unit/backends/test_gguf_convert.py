@@ -1,0 +1,93 @@
+"""GGUF conversion of the tiny Qwen3 checkpoints with the `gguf` package (no llama.cpp needed)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from finesift.errors import InvalidRequest, MissingDependency
+
+gguf = pytest.importorskip("gguf")
+pytestmark = pytest.mark.slow
+
+
+def _fields(path) -> dict:
+    reader = gguf.GGUFReader(str(path))
+    out = {}
+    for key, field in reader.fields.items():
+        if key in ("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type"):
+            out[key] = len(field.data)
+        elif field.data and field.types and field.types[0] == gguf.GGUFValueType.STRING:
+            out[key] = bytes(field.parts[field.data[0]]).decode()
+        elif field.data:
+            out[key] = field.parts[field.data[0]].tolist()[0]
+    return out, reader
+
+
+@pytest.fixture(scope="module")
+def embedding_gguf(tiny_embedding_model, tmp_path_factory):
+    from finesift.runtime.gguf import convert
+
+    return convert(
+        tiny_embedding_model,
+        tmp_path_factory.mktemp("gguf") / "e.q8_0.gguf",
+        kind="embedding",
+        file_type="q8_0",
+    )
+
+
+def test_embedding_file_appends_eos_and_pools_last(embedding_gguf) -> None:
+    fields, reader = _fields(embedding_gguf)
+    assert fields["general.architecture"] == "qwen3"
+    assert fields["qwen3.pooling_type"] == int(gguf.PoolingType.LAST)
+    assert fields["tokenizer.ggml.add_eos_token"] is True
+    assert fields["tokenizer.ggml.add_bos_token"] is False
+    assert fields["tokenizer.ggml.eos_token_id"] == 151643
+    assert fields["tokenizer.ggml.pre"] == "qwen2"
+    assert fields["tokenizer.ggml.tokens"] == 151669
+    assert fields["qwen3.attention.key_length"] == 16
+    assert len(reader.tensors) == 2 + 2 * 11
+
+
+def test_q8_0_weights_dequantize_close_to_the_checkpoint(embedding_gguf, tiny_embedding_model) -> None:
+    from safetensors.numpy import load_file
+
+    original = load_file(str(next(tiny_embedding_model.glob("*.safetensors"))))["embed_tokens.weight"]
+    _, reader = _fields(embedding_gguf)
+    tensor = next(t for t in reader.tensors if t.name == "token_embd.weight")
+    assert tensor.tensor_type == gguf.GGMLQuantizationType.Q8_0
+    restored = gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(original.shape)
+    assert np.max(np.abs(restored - original)) < 0.01
+
+
+def test_reranker_file_is_a_plain_causal_lm(tiny_reranker_model, tmp_path) -> None:
+    from finesift.runtime.gguf import convert
+
+    path = convert(tiny_reranker_model, tmp_path / "r.gguf", kind="reranker", file_type="f16")
+    fields, _ = _fields(path)
+    assert "qwen3.pooling_type" not in fields
+    assert fields["tokenizer.ggml.add_eos_token"] is False
+    assert fields["tokenizer.ggml.eos_token_id"] == 151645
+
+
+def test_bad_requests_are_refused(tiny_embedding_model, tmp_path, monkeypatch) -> None:
+    from finesift.runtime.gguf import convert
+
+    with pytest.raises(InvalidRequest, match="q4_k_m"):
+        convert(tiny_embedding_model, tmp_path / "x.gguf", kind="embedding", file_type="q3_k")
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    with pytest.raises(MissingDependency, match=r"finesift\[llamacpp\]"):
+        convert(tiny_embedding_model, tmp_path / "x.gguf", kind="embedding", file_type="q4_k_m")
+    assert not list(tmp_path.glob("*.gguf"))
+
+
+def test_cli_convert(tiny_embedding_model, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from finesift.cli.app import app
+
+    result = CliRunner().invoke(app, ["gguf", "convert", str(tiny_embedding_model), str(tmp_path / "e.gguf")])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and (tmp_path / "e.gguf").is_file()

@@ -55,9 +55,16 @@ def test_embeddings_openai_shape_and_values():
 
 def test_embeddings_single_string_query_instruction_and_dimensions(client):
     expected = load_embedder("fake").embed_queries(["find code"], instruction="code_search", dim=32)
-    r = post_json(client, "/v1/embeddings", {
-        "input": "find code", "input_type": "query", "instruction": "code_search", "dimensions": 32,
-    })
+    r = post_json(
+        client,
+        "/v1/embeddings",
+        {
+            "input": "find code",
+            "input_type": "query",
+            "instruction": "code_search",
+            "dimensions": 32,
+        },
+    )
     assert r.status_code == 200
     vector = np.array(r.json()["data"][0]["embedding"], dtype=np.float32)
     assert vector.shape == (32,)
@@ -73,18 +80,31 @@ def test_embeddings_base64_is_little_endian_float32(client):
 
 def test_rerank_cohere_v1_and_jina_shapes(client):
     docs = ["Beijing is the capital of China", {"text": "gravity bends light", "id": "d2"}, "China capital"]
-    r = post_json(client, "/v1/rerank", {
-        "model": "fake", "query": "capital of China", "documents": docs, "top_n": 2, "return_documents": True,
-    })
+    r = post_json(
+        client,
+        "/v1/rerank",
+        {
+            "model": "fake",
+            "query": "capital of China",
+            "documents": docs,
+            "top_n": 2,
+            "return_documents": True,
+        },
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["model"] == "fake" and body["id"] and body["usage"]["total_tokens"] > 0
     assert body["meta"] == {"api_version": {"version": "1"}, "billed_units": {"search_units": 1}}
     results = body["results"]
     assert len(results) == 2
-    assert [x["relevance_score"] for x in results] == sorted((x["relevance_score"] for x in results), reverse=True)
-    scores = FakeReranker().score("capital of China", [d if isinstance(d, str) else d["text"] for d in docs],
-                                  instruction="x").scores
+    assert [x["relevance_score"] for x in results] == sorted(
+        (x["relevance_score"] for x in results), reverse=True
+    )
+    scores = (
+        FakeReranker()
+        .score("capital of China", [d if isinstance(d, str) else d["text"] for d in docs], instruction="x")
+        .scores
+    )
     assert [x["index"] for x in results] == sorted(range(3), key=lambda i: -scores[i])[:2]
     for x in results:
         assert x["document"]["text"] in {d if isinstance(d, str) else d["text"] for d in docs}
@@ -98,19 +118,36 @@ def test_rerank_returns_every_document_without_text_by_default(client):
 
 
 def test_rerank_object_documents_keep_their_fields(client):
-    r = post_json(client, "/v1/rerank", {
-        "query": "q", "documents": [{"text": "q", "id": 7, "title": "t"}], "return_documents": True,
-    })
+    r = post_json(
+        client,
+        "/v1/rerank",
+        {
+            "query": "q",
+            "documents": [{"text": "q", "id": 7, "title": "t"}],
+            "return_documents": True,
+        },
+    )
     assert r.json()["results"][0]["document"] == {"text": "q", "id": 7, "title": "t"}
 
 
 def test_rerank_v2_is_cohere_v2(client):
-    r = post_json(client, "/v2/rerank", {"model": "fake", "query": "capital", "documents": ["x", "capital"],
-                                         "top_n": 1, "max_tokens_per_doc": 4096})
+    r = post_json(
+        client,
+        "/v2/rerank",
+        {
+            "model": "fake",
+            "query": "capital",
+            "documents": ["x", "capital"],
+            "top_n": 1,
+            "max_tokens_per_doc": 4096,
+        },
+    )
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"id", "results", "meta"}
-    assert body["results"] == [{"index": 1, "relevance_score": pytest.approx(body["results"][0]["relevance_score"])}]
+    assert body["results"] == [
+        {"index": 1, "relevance_score": pytest.approx(body["results"][0]["relevance_score"])}
+    ]
     assert body["meta"]["api_version"] == {"version": "2"}
 
 
@@ -123,8 +160,14 @@ def test_models_health_ready_metrics(client):
     assert client.get("/ready").json()["status"] == "ready"
     post_json(client, "/v1/embeddings", {"input": "x y"})
     text = client.get("/metrics").text
-    for name in ("finesift_requests_total", "finesift_request_seconds", "finesift_stage_seconds",
-                 "finesift_tokens_total", "finesift_queue_depth", "finesift_batch_size"):
+    for name in (
+        "finesift_requests_total",
+        "finesift_request_seconds",
+        "finesift_stage_seconds",
+        "finesift_tokens_total",
+        "finesift_queue_depth",
+        "finesift_batch_size",
+    ):
         assert name in text
     assert 'finesift_requests_total{method="POST",route="/v1/embeddings",status="200"}' in text
     assert 'stage="queue"' in text and 'stage="model"' in text and 'stage="prepare"' in text
@@ -135,7 +178,9 @@ def test_models_health_ready_metrics(client):
 
 def test_inputs_per_request_limit(client):
     assert post_json(client, "/v1/embeddings", {"input": ["a"] * 8}).status_code == 200
-    assert_error(post_json(client, "/v1/embeddings", {"input": ["a"] * 9}), 422, "invalid_request", "too many inputs")
+    assert_error(
+        post_json(client, "/v1/embeddings", {"input": ["a"] * 9}), 422, "invalid_request", "too many inputs"
+    )
 
 
 def test_default_inputs_limit_is_openais_2048():
@@ -149,7 +194,9 @@ def test_tokens_per_input_limit_and_explicit_truncation():
     with ready_client(create_app(fake_settings(), services)) as c:
         fits, over = " ".join(["wo"] * 15), " ".join(["wo"] * 16)  # fake tokens: words + 1
         assert post_json(c, "/v1/embeddings", {"input": [fits]}).status_code == 200
-        assert_error(post_json(c, "/v1/embeddings", {"input": [fits, over]}), 422, words="input[1] has 17 tokens")
+        assert_error(
+            post_json(c, "/v1/embeddings", {"input": [fits, over]}), 422, words="input[1] has 17 tokens"
+        )
         r = post_json(c, "/v1/embeddings", {"input": [fits, over], "truncate": True})
         assert r.status_code == 200
         assert r.headers["x-finesift-truncated"] == "1"
@@ -164,15 +211,22 @@ def test_tokens_per_request_limit(client):
 
 def test_rerank_documents_limit(client):
     assert post_json(client, "/v1/rerank", {"query": "q", "documents": ["d"] * 5}).status_code == 200
-    assert_error(post_json(client, "/v1/rerank", {"query": "q", "documents": ["d"] * 6}), 422,
-                 words="too many documents")
-    assert_error(post_json(client, "/v2/rerank", {"model": "fake", "query": "q", "documents": ["d"] * 6}), 422)
+    assert_error(
+        post_json(client, "/v1/rerank", {"query": "q", "documents": ["d"] * 6}),
+        422,
+        words="too many documents",
+    )
+    assert_error(
+        post_json(client, "/v2/rerank", {"model": "fake", "query": "q", "documents": ["d"] * 6}), 422
+    )
 
 
 def test_default_documents_limit_is_1000():
     with ready_client(create_app(fake_settings())) as c:
         assert post_json(c, "/v1/rerank", {"query": "q", "documents": ["d"] * 1000}).status_code == 200
-        assert_error(post_json(c, "/v1/rerank", {"query": "q", "documents": ["d"] * 1001}), 422, words="at most 1000")
+        assert_error(
+            post_json(c, "/v1/rerank", {"query": "q", "documents": ["d"] * 1001}), 422, words="at most 1000"
+        )
 
 
 @pytest.mark.parametrize(("top_n", "status"), [(1, 200), (5, 200), (0, 422), (-1, 422), (6, 422)])
@@ -196,13 +250,16 @@ def test_dimensions_range(client, dimensions, status):
 def test_body_size_limit():
     limit = 4096
     with ready_client(create_app(fake_settings(max_body_bytes=limit))) as c:
+
         def body_of(size: int) -> bytes:
             head, tail = b'{"input": "', b'"}'
             return head + b"a" * (size - len(head) - len(tail)) + tail
 
         headers = {"content-type": "application/json"}
         assert c.post("/v1/embeddings", content=body_of(limit), headers=headers).status_code == 200
-        assert_error(c.post("/v1/embeddings", content=body_of(limit + 1), headers=headers), 413, "body_too_large")
+        assert_error(
+            c.post("/v1/embeddings", content=body_of(limit + 1), headers=headers), 413, "body_too_large"
+        )
 
         def chunks():  # no Content-Length: the limit applies while streaming
             yield body_of(limit + 1)
@@ -222,50 +279,65 @@ def test_malformed_json_is_400(client, raw):
         assert_error(r, 400)
 
 
-@pytest.mark.parametrize(("body", "words"), [
-    ({"input": []}, "must not be empty"),
-    ({"input": [""]}, "input[0] is empty"),
-    ({"input": ["ok", "   "]}, "input[1] is empty"),
-    ({"input": 5}, "input"),
-    ({"input": [1, 2, 3]}, "token ids"),
-    ({"input": [[1, 2]]}, "token ids"),
-    ({"input": ["a", None]}, "input[1]"),
-    ({"input": "x", "dimensions": "32"}, "dimensions"),
-    ({"input": "x", "dimensions": 32.0}, "dimensions"),
-    ({"input": "x", "encoding_format": "binary"}, "encoding_format"),
-    ({"input": "x", "input_type": "passage"}, "input_type"),
-    ({"input": "x", "instruction": "retrieve code"}, "applies to queries"),
-    ({"input": "x", "input_type": "query", "instruction": "codesearch"}, "unknown instruction name"),
-    ({"input": "a\ud800b"}, "lone surrogate"),
-    ({"input": ["ok", "nul\x00"]}, "input[1]: text contains a NUL"),
-    ({"nothing": 1}, "input: field required"),
-    ([1, 2], "input"),
-])
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"input": []}, "at least 1 item"),
+        ({"input": [""]}, "input[0] is empty"),
+        ({"input": ["ok", "   "]}, "input[1] is empty"),
+        ({"input": 5}, "input"),
+        ({"input": [1, 2, 3]}, "token ids"),
+        ({"input": [[1, 2]]}, "token ids"),
+        ({"input": ["a", None]}, "input[1]"),
+        ({"input": "x", "dimensions": "32"}, "dimensions"),
+        ({"input": "x", "dimensions": 32.0}, "dimensions"),
+        ({"input": "x", "encoding_format": "binary"}, "encoding_format"),
+        ({"input": "x", "input_type": "passage"}, "input_type"),
+        ({"input": "x", "instruction": "retrieve code"}, "applies to queries"),
+        ({"input": "x", "input_type": "query", "instruction": "codesearch"}, "unknown instruction name"),
+        ({"input": "a\ud800b"}, "lone surrogate"),
+        ({"input": ["ok", "nul\x00"]}, "input[1]: text contains a NUL"),
+        ({"nothing": 1}, "input: field required"),
+        ([1, 2], "input"),
+    ],
+)
 def test_embedding_validation_is_422(client, body, words):
     assert_error(post_json(client, "/v1/embeddings", body), 422, words=words)
 
 
-@pytest.mark.parametrize(("path", "body", "words"), [
-    ("/v1/rerank", {"query": "", "documents": ["d"]}, "query must not be empty"),
-    ("/v1/rerank", {"query": "q", "documents": []}, "documents must not be empty"),
-    ("/v1/rerank", {"query": "q", "documents": ["d", ""]}, "documents[1] is empty"),
-    ("/v1/rerank", {"query": "q", "documents": [{"title": "no text"}]}, "documents[0]"),
-    ("/v1/rerank", {"query": "q\x00", "documents": ["d"]}, "NUL"),
-    ("/v1/rerank", {"query": "q", "documents": ["\udfff"]}, "lone surrogate"),
-    ("/v1/rerank", {"query": "q", "documents": "d"}, "documents"),
-    ("/v1/rerank", {"query": "q", "documents": ["d"], "top_n": "2"}, "top_n"),
-    ("/v2/rerank", {"query": "q", "documents": ["d"]}, "model: field required"),
-    ("/v2/rerank", {"model": "fake", "query": "q", "documents": [{"text": "d"}]}, "documents[0]"),
-    ("/v2/rerank", {"model": "fake", "query": "q", "documents": ["d"], "max_tokens_per_doc": 0}, "max_tokens_per_doc"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "words"),
+    [
+        ("/v1/rerank", {"query": "", "documents": ["d"]}, "query must not be empty"),
+        ("/v1/rerank", {"query": "q", "documents": []}, "documents: list should have at least 1 item"),
+        ("/v1/rerank", {"query": "q", "documents": ["d", ""]}, "documents[1] is empty"),
+        ("/v1/rerank", {"query": "q", "documents": [{"title": "no text"}]}, "documents[0]"),
+        ("/v1/rerank", {"query": "q\x00", "documents": ["d"]}, "NUL"),
+        ("/v1/rerank", {"query": "q", "documents": ["\udfff"]}, "lone surrogate"),
+        ("/v1/rerank", {"query": "q", "documents": "d"}, "documents"),
+        ("/v1/rerank", {"query": "q", "documents": ["d"], "top_n": "2"}, "top_n"),
+        ("/v2/rerank", {"query": "q", "documents": ["d"]}, "model: field required"),
+        ("/v2/rerank", {"model": "fake", "query": "q", "documents": [{"text": "d"}]}, "documents[0]"),
+        (
+            "/v2/rerank",
+            {"model": "fake", "query": "q", "documents": ["d"], "max_tokens_per_doc": 0},
+            "max_tokens_per_doc",
+        ),
+    ],
+)
 def test_rerank_validation_is_422(client, path, body, words):
     assert_error(post_json(client, path, body), 422, words=words)
 
 
 def test_unknown_model_is_404_naming_the_served_one(client):
-    assert_error(post_json(client, "/v1/embeddings", {"input": "x", "model": "text-embedding-3-small"}), 404,
-                 words="'fake:64'")
-    assert_error(post_json(client, "/v2/rerank", {"model": "rerank-v3.5", "query": "q", "documents": ["d"]}), 404)
+    assert_error(
+        post_json(client, "/v1/embeddings", {"input": "x", "model": "text-embedding-3-small"}),
+        404,
+        words="'fake:64'",
+    )
+    assert_error(
+        post_json(client, "/v2/rerank", {"model": "rerank-v3.5", "query": "q", "documents": ["d"]}), 404
+    )
 
 
 def test_unknown_route_and_method_use_the_error_shape(client):

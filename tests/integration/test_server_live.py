@@ -42,10 +42,12 @@ def test_openai_client_float_and_base64(server):
         got = np.array([d.embedding for d in response.data], dtype=np.float32)
         np.testing.assert_allclose(got, expected, atol=1e-6)
         assert response.usage.prompt_tokens > 0 and response.model == "fake:64"
-    query = client.embeddings.create(model="fake:64", input="add numbers", dimensions=32,
-                                     extra_body={"input_type": "query"})
-    np.testing.assert_allclose(query.data[0].embedding,
-                               load_embedder("fake").embed_queries(["add numbers"], dim=32)[0], atol=1e-6)
+    query = client.embeddings.create(
+        model="fake:64", input="add numbers", dimensions=32, extra_body={"input_type": "query"}
+    )
+    np.testing.assert_allclose(
+        query.data[0].embedding, load_embedder("fake").embed_queries(["add numbers"], dim=32)[0], atol=1e-6
+    )
 
 
 def test_openai_client_errors(server):
@@ -63,7 +65,11 @@ def test_openai_client_errors(server):
 
 def test_rerank_over_http(server):
     headers = {"Authorization": "Bearer test-key"}
-    body = {"model": "fake", "query": "capital of China", "documents": ["gravity", "Beijing, capital of China"]}
+    body = {
+        "model": "fake",
+        "query": "capital of China",
+        "documents": ["gravity", "Beijing, capital of China"],
+    }
     v2 = httpx.post(f"{server}/v2/rerank", json=body, headers=headers).json()
     assert [r["index"] for r in v2["results"]] == [1, 0]
     jina = httpx.post(f"{server}/v1/rerank", json={**body, "return_documents": True}, headers=headers).json()
@@ -146,7 +152,9 @@ def test_cli_serve_answers_and_stops_on_sigterm():
 
 
 def test_cli_serve_refuses_public_bind_without_key():
-    proc = _serve("--host", "0.0.0.0", "--embedding-model", "fake", "--reranker-model", "fake", port=free_port())
+    proc = _serve(
+        "--host", "0.0.0.0", "--embedding-model", "fake", "--reranker-model", "fake", port=free_port()
+    )
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert err.strip().splitlines() == [err.strip()]

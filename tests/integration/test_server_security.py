@@ -34,8 +34,17 @@ def test_every_route_but_health_needs_the_key(keyed):
     app, client = keyed
     routes = routes_of(app)
     paths = {path for _, path in routes}
-    assert {"/v1/embeddings", "/v1/rerank", "/v2/rerank", "/v1/models", "/ready", "/metrics",
-            "/openapi.json", "/docs", "/health"} <= paths
+    assert {
+        "/v1/embeddings",
+        "/v1/rerank",
+        "/v2/rerank",
+        "/v1/models",
+        "/ready",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/health",
+    } <= paths
     for method, path in routes:
         without = client.request(method, path)
         wrong = client.request(method, path, headers={"Authorization": "Bearer wrong"})
@@ -87,11 +96,21 @@ def test_empty_key_is_refused():
         create_app(fake_settings(api_key="  "))
 
 
-@pytest.mark.parametrize(("host", "status"), [
-    ("127.0.0.1:8000", 200), ("localhost:8000", 200), ("localhost", 200), ("[::1]:8000", 200),
-    ("LOCALHOST:1", 200), ("my-box.lan:8000", 200),
-    ("evil.example:8000", 400), ("127.0.0.1.nip.io", 400), ("", 400), ("attacker.com", 400),
-])
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:8000", 200),
+        ("localhost:8000", 200),
+        ("localhost", 200),
+        ("[::1]:8000", 200),
+        ("LOCALHOST:1", 200),
+        ("my-box.lan:8000", 200),
+        ("evil.example:8000", 400),
+        ("127.0.0.1.nip.io", 400),
+        ("", 400),
+        ("attacker.com", 400),
+    ],
+)
 def test_host_header_is_checked_on_loopback(host, status):
     with ready_client(create_app(fake_settings(allowed_hosts=("my-box.lan",)))) as client:
         response = client.get("/ready", headers={"Host": host})
@@ -108,9 +127,13 @@ def test_no_host_check_when_bound_publicly_with_a_key():
 
 def test_cors_is_off_by_default(keyed):
     with ready_client(create_app(fake_settings())) as client:
-        preflight = client.options("/v1/embeddings", headers={
-            "Origin": "https://site.example", "Access-Control-Request-Method": "POST",
-        })
+        preflight = client.options(
+            "/v1/embeddings",
+            headers={
+                "Origin": "https://site.example",
+                "Access-Control-Request-Method": "POST",
+            },
+        )
         assert "access-control-allow-origin" not in preflight.headers
         response = client.get("/health", headers={"Origin": "https://site.example"})
         assert "access-control-allow-origin" not in response.headers
@@ -119,10 +142,14 @@ def test_cors_is_off_by_default(keyed):
 def test_cors_allows_only_configured_origins():
     app = create_app(fake_settings(cors_origins=("https://app.example",), api_key=KEY))
     with ready_client(app) as client:
-        preflight = client.options("/v1/embeddings", headers={
-            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization,content-type",
-        })
+        preflight = client.options(
+            "/v1/embeddings",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "https://app.example"
         other = client.get("/health", headers={"Origin": "https://evil.example"})

@@ -91,13 +91,19 @@ def _param(loc: tuple[Any, ...]) -> str | None:
     return out or None
 
 
+def _informative(error: dict[str, Any]) -> tuple[bool, bool, int]:
+    kind = str(error.get("type", ""))
+    return kind != "value_error", kind.endswith("_type"), -len(error.get("loc", ()))
+
+
 def validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
     """A one-line message and the offending parameter from pydantic's error list.
 
     For a union (``str | list[str]``) pydantic reports one error per branch; our own checks
-    (``value_error``) and then the deepest location say most about what is wrong.
+    (``value_error``), then errors of the branch whose type matched, then the deepest location
+    say most about what is wrong.
     """
-    first = min(errors, key=lambda e: (e.get("type") != "value_error", -len(e.get("loc", ()))))
+    first = min(errors, key=_informative)
     param = _param(tuple(first.get("loc", ())))
     msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if first.get("type") == "missing" and param is None:

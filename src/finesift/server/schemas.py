@@ -36,7 +36,7 @@ class _Request(BaseModel):
 class EmbeddingRequest(_Request):
     """OpenAI ``POST /v1/embeddings``, plus ``input_type``, ``instruction`` and ``truncate``."""
 
-    input: Text | list[Text] = Field(
+    input: Text | Annotated[list[Text], Field(min_length=1)] = Field(
         description="A text or a list of texts (at most 2048 by default); each non-empty.",
         examples=["What is the capital of China?"],
     )
@@ -45,7 +45,9 @@ class EmbeddingRequest(_Request):
         "float",
         description="`base64`: little-endian float32 bytes, base64-encoded (what the OpenAI SDK asks for).",
     )
-    dimensions: int | None = Field(None, description="Matryoshka dimension, 32..the model's full dimension.")
+    dimensions: int | None = Field(
+        None, ge=1, description="Matryoshka dimension, 32..the model's full dimension."
+    )
     input_type: Literal["query", "document"] = Field(
         "document", description="`query` adds the Qwen3 instruction; documents are embedded as they are."
     )
@@ -103,10 +105,10 @@ class RerankRequest(_Request):
 
     query: Text = Field(description="The query every document is scored against.")
     documents: list[Text | TextDocument] = Field(
-        description="Strings or objects with `text` (at most 1000 by default); each non-empty."
+        min_length=1, description="Strings or objects with `text` (at most 1000 by default); each non-empty."
     )
     model: str | None = Field(None, description="The served reranker's id (optional).")
-    top_n: int | None = Field(None, description="Return the best N (1..1000); default all.")
+    top_n: int | None = Field(None, ge=1, description="Return the best N (1..1000); default all.")
     return_documents: bool = Field(False, description="Include each document in its result.")
     instruction: Text | None = Field(None, description="Task instruction: a registered name or a sentence.")
 
@@ -154,10 +156,12 @@ class RerankV2Request(_Request):
 
     model: str = Field(description="The served reranker's id.")
     query: Text
-    documents: list[Text] = Field(description="Strings (at most 1000 by default); each non-empty.")
-    top_n: int | None = Field(None, description="Return the best N (1..1000); default all.")
+    documents: list[Text] = Field(
+        min_length=1, description="Strings (at most 1000 by default); each non-empty."
+    )
+    top_n: int | None = Field(None, ge=1, description="Return the best N (1..1000); default all.")
     max_tokens_per_doc: int | None = Field(
-        None, description="Accepted for compatibility (>= 1); documents are cut to the model window."
+        None, ge=1, description="Accepted for compatibility (>= 1); documents are cut to the model window."
     )
     priority: int | None = Field(None, description="Accepted for compatibility; ignored.")
     instruction: Text | None = Field(None, description="Task instruction: a registered name or a sentence.")

@@ -38,7 +38,9 @@ def test_results_come_back_in_order_for_each_request():
         model = Recorder()
         queue = BatchQueue(model, QueueLimits(token_budget=5, max_items=3))
         queue.start()
-        results = await asyncio.gather(*(queue.submit(None, list(range(i, i + 7)), [1] * 7) for i in range(5)))
+        results = await asyncio.gather(
+            *(queue.submit(None, list(range(i, i + 7)), [1] * 7) for i in range(5))
+        )
         await queue.close(1)
         return results, model
 
@@ -53,7 +55,9 @@ def test_concurrent_requests_share_model_calls_within_the_token_budget():
         model = Recorder(gate=gate)
         queue = BatchQueue(model, QueueLimits(token_budget=10, max_items=100))
         queue.start()
-        first = asyncio.ensure_future(queue.submit(None, [0], [1]))  # occupies the worker until the gate opens
+        first = asyncio.ensure_future(
+            queue.submit(None, [0], [1])
+        )  # occupies the worker until the gate opens
         await asyncio.sleep(0.05)
         rest = [asyncio.ensure_future(queue.submit(None, [i, i], [2, 2])) for i in range(1, 6)]
         await asyncio.sleep(0.05)

@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from finesift.errors import InvalidRequest
 from finesift.server.routes.common import MODEL_ERRORS, State, check_model
 from finesift.server.schemas import (
     RerankRequest,
@@ -60,8 +59,6 @@ async def rerank_v2(body: RerankV2Request, state: State) -> Any:
     """Cohere v2 rerank: results sorted by score, each with its original `index`."""
     service = state.require_rerank()
     check_model(body.model, service.reranker.model_id, "reranker")
-    if body.max_tokens_per_doc is not None and body.max_tokens_per_doc < 1:
-        raise InvalidRequest(f"max_tokens_per_doc must be at least 1, not {body.max_tokens_per_doc}")
     ranked = await service.rerank(body.query, body.documents, instruction=body.instruction, top_n=body.top_n)
     results = [{"index": index, "relevance_score": score} for index, score in ranked.results]
     return JSONResponse(

@@ -170,6 +170,8 @@ def test_models_health_ready_metrics(client):
     ):
         assert name in text
     assert 'finesift_requests_total{method="POST",route="/v1/embeddings",status="200"}' in text
+    assert 'finesift_queue_depth{model="embedding"} 0.0' in text
+    assert 'finesift_batch_size_count{model="embedding"}' in text
     assert 'stage="queue"' in text and 'stage="model"' in text and 'stage="prepare"' in text
 
 

@@ -24,6 +24,10 @@ from finesift.server.metrics import Metrics
 from finesift.settings import ServerSettings
 from finesift.validation import validate_texts
 
+#: Requests up to this many characters are tokenized on the event loop (well under a millisecond);
+#: larger ones in a thread, so that they never stall other requests.
+INLINE_PREPARE_CHARS = 4096
+
 
 def queue_limits(settings: ServerSettings) -> QueueLimits:
     return QueueLimits(
@@ -114,7 +118,10 @@ class EmbeddingService:
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
         began = time.perf_counter()
-        prepared = await asyncio.to_thread(self.prepare, request)
+        if sum(len(t) for t in request.texts if isinstance(t, str)) <= INLINE_PREPARE_CHARS:
+            prepared = self.prepare(request)
+        else:
+            prepared = await asyncio.to_thread(self.prepare, request)
         self.metrics.stage.labels(self.role, "prepare").observe(time.perf_counter() - began)
         rows = await self.queue.submit(None, prepared.texts, prepared.costs)
         vectors = slice_and_normalise(np.stack([row[0] for row in rows]), prepared.dim)
@@ -179,7 +186,9 @@ class RerankService:
         instruction: str | None = None,
         top_n: int | None = None,
     ) -> Ranked:
+        began = time.perf_counter()
         docs, task = self.prepare(query, documents, instruction=instruction, top_n=top_n)
+        self.metrics.stage.labels(self.role, "prepare").observe(time.perf_counter() - began)
         window = self.reranker.backend.max_length
         # A byte-based estimate is enough here: the backend batches by exact token counts itself.
         costs = [min(window, (len(query) + len(d)) // 3 + 1) for d in docs]

@@ -7,6 +7,7 @@
      ├─ NotFound              knowledge base, document, model
      ├─ Conflict              incompatible fingerprint, already exists
      ├─ Overloaded            queue full
+     │   └─ DeadlineExceeded  the request did not finish within its deadline
      ├─ BackendError          model or remote service failed
      │   └─ MissingDependency names the pip extra to install
      └─ StoreError            store unavailable, corrupt, or vectors incompatible
@@ -36,6 +37,10 @@ class Conflict(FinesiftError):
 
 class Overloaded(FinesiftError):
     """Too much work is queued; retry later."""
+
+
+class DeadlineExceeded(Overloaded):
+    """The work did not finish within its deadline (the server is too busy); retry later."""
 
 
 class BackendError(FinesiftError):

@@ -87,6 +87,36 @@ class SearchSettings(_Section):
     dense_weight: float = Field(default=1.0, ge=0)
     bm25_weight: float = Field(default=1.0, ge=0)
     rrf_k: int = Field(default=60, ge=0)
+class ServerSettings(_Section):
+    """The HTTP server (``finesift serve``): binding, security, limits, batching."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_key: SecretStr | None = Field(
+        default=None, description="Bearer token required on every route but /health"
+    )
+    allowed_hosts: tuple[str, ...] = Field(
+        default=(), description="extra Host names accepted when bound to loopback"
+    )
+    cors_origins: tuple[str, ...] = Field(
+        default=(), description="origins allowed by CORS; empty means CORS off"
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="request body limit (413 beyond)"
+    )
+    max_inputs: int = Field(default=2048, ge=1, description="texts per embeddings request")
+    max_request_tokens: int = Field(default=300_000, ge=1, description="tokens per embeddings request")
+    max_documents: int = Field(default=1000, ge=1, description="documents per rerank request")
+    batch_tokens: int = Field(
+        default=16384, ge=16, description="tokens gathered across requests per model call"
+    )
+    max_batch_items: int = Field(default=512, ge=1, description="texts or documents per model call")
+    queue_size: int = Field(default=64, ge=1, description="requests admitted per model before 429")
+    request_timeout: float = Field(default=60.0, gt=0, description="seconds a request may wait and run")
+    retry_after: int = Field(default=1, ge=1, description="seconds suggested in Retry-After on 429/503")
+    shutdown_timeout: float = Field(
+        default=30.0, ge=0, description="seconds to finish in-flight work on shutdown"
+    )
 
 
 def default_home() -> Path:
@@ -106,3 +136,4 @@ class Settings(BaseSettings):
     reranker: RerankSettings = RerankSettings()
     kb: KBSettings = KBSettings()
     search: SearchSettings = SearchSettings()
+    server: ServerSettings = ServerSettings()

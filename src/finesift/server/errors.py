@@ -1,0 +1,151 @@
+"""The one table from the finesift error tree to HTTP status and OpenAI-shaped error bodies.
+
+Bodies are ``{"error": {"message", "type", "code", "param"}}``: a stable ``type``/``code`` and a
+one-line message; never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from finesift.errors import (
+    BackendError,
+    Conflict,
+    DeadlineExceeded,
+    FinesiftError,
+    InvalidRequest,
+    MissingDependency,
+    NotFound,
+    Overloaded,
+    StoreError,
+)
+
+log = logging.getLogger(__name__)
+
+
+class NotReady(FinesiftError):
+    """The server is loading its models, draining for shutdown, or failed to load."""
+
+
+# Most specific first: the first matching class decides (status, type, code).
+ERROR_TABLE: list[tuple[type[FinesiftError], int, str, str]] = [
+    (NotReady, 503, "service_unavailable_error", "not_ready"),
+    (DeadlineExceeded, 503, "service_unavailable_error", "deadline_exceeded"),
+    (Overloaded, 429, "rate_limit_error", "overloaded"),
+    (InvalidRequest, 422, "invalid_request_error", "invalid_request"),
+    (NotFound, 404, "not_found_error", "not_found"),
+    (Conflict, 409, "conflict_error", "conflict"),
+    (MissingDependency, 501, "server_error", "missing_dependency"),
+    (BackendError, 502, "server_error", "backend_error"),
+    (StoreError, 503, "service_unavailable_error", "store_unavailable"),
+    (FinesiftError, 500, "server_error", "internal_error"),
+]
+
+#: Error ``type`` for HTTP-level failures raised outside the finesift tree.
+HTTP_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+}
+RETRY_STATUSES = {429, 503}
+_TYPE_TAG = re.compile(r"[\[\](),-]|^(str|int|bool|list|dict|TextDocument)$")
+
+
+def error_body(message: str, *, type: str, code: str, param: str | None = None) -> dict[str, Any]:
+    """``{"error": {...}}`` with the message collapsed to one line."""
+    return {"error": {"message": " ".join(message.split()), "type": type, "code": code, "param": param}}
+
+
+def error_response(
+    status: int, message: str, *, code: str, param: str | None = None, retry_after: int | None = None
+) -> JSONResponse:
+    """A JSON error response; 429/503 carry ``Retry-After``."""
+    kind = HTTP_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    headers = {"Retry-After": str(retry_after)} if retry_after and status in RETRY_STATUSES else None
+    return JSONResponse(
+        error_body(message, type=kind, code=code, param=param), status_code=status, headers=headers
+    )
+
+
+def classify(exc: FinesiftError) -> tuple[int, str, str]:
+    """(status, type, code) for a finesift error, from :data:`ERROR_TABLE`."""
+    return next((s, t, c) for cls, s, t, c in ERROR_TABLE if isinstance(exc, cls))
+
+
+def _param(loc: tuple[Any, ...]) -> str | None:
+    parts = [p for p in loc[1:] if not (isinstance(p, str) and _TYPE_TAG.search(p))] if loc else []
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or None
+
+
+def _informative(error: dict[str, Any]) -> tuple[bool, bool, int]:
+    kind = str(error.get("type", ""))
+    return kind != "value_error", kind.endswith("_type"), -len(error.get("loc", ()))
+
+
+def validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
+    """A one-line message and the offending parameter from pydantic's error list.
+
+    For a union (``str | list[str]``) pydantic reports one error per branch; our own checks
+    (``value_error``), then errors of the branch whose type matched, then the deepest location
+    say most about what is wrong.
+    """
+    first = min(errors, key=_informative)
+    param = _param(tuple(first.get("loc", ())))
+    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if first.get("type") == "missing" and param is None:
+        return "the request needs a JSON body", None
+    return (f"{param}: {msg}" if param else msg), param
+
+
+def install(app: FastAPI, *, retry_after: int) -> None:
+    """Register the handlers that turn every failure into an OpenAI-shaped error body."""
+
+    async def finesift_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, FinesiftError)
+        status, kind, code = classify(exc)
+        if status >= 500:
+            log.warning("%s %s -> %d: %s", request.method, request.url.path, status, exc)
+        headers = {"Retry-After": str(retry_after)} if status in RETRY_STATUSES else None
+        body = error_body(str(exc) or kind, type=kind, code=code)
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            detail = (errors[0].get("ctx") or {}).get("error", "")
+            return error_response(
+                400, f"the body is not valid JSON: {detail}".rstrip(": "), code="invalid_json"
+            )
+        message, param = validation_message(errors)
+        return error_response(422, message, code="validation_error", param=param)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        response = error_response(exc.status_code, message, code=f"http_{exc.status_code}")
+        response.headers.update(exc.headers or {})
+        return response
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal server error; see the server log", code="internal_error")
+
+    app.add_exception_handler(FinesiftError, finesift_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

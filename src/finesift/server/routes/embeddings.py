@@ -1,0 +1,42 @@
+"""``POST /v1/embeddings`` (OpenAI)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from finesift.server.inference import EmbedRequest
+from finesift.server.routes.common import MODEL_ERRORS, State, check_model
+from finesift.server.schemas import EmbeddingRequest, EmbeddingResponse
+
+router = APIRouter(tags=["embeddings"])
+
+
+def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+    """Floats, or base64 of the little-endian float32 bytes (OpenAI's ``base64`` format)."""
+    if encoding_format == "base64":
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    values: list[float] = vector.tolist()
+    return values
+
+
+@router.post("/v1/embeddings", response_model=EmbeddingResponse, responses=MODEL_ERRORS)
+async def create_embeddings(body: EmbeddingRequest, state: State) -> Any:
+    """Embed texts (OpenAI schema). Queries: set `input_type` to `query` (Qwen3 instruction applied)."""
+    service = state.require_embeddings()
+    model = service.embedder.model_id
+    check_model(body.model, model, "embedding")
+    texts = [body.input] if isinstance(body.input, str) else list(body.input)
+    request = EmbedRequest(texts, body.input_type, body.instruction, body.dimensions, body.truncate)
+    result = await service.embed(request)
+    data = [
+        {"object": "embedding", "index": i, "embedding": encode_vector(vec, body.encoding_format)}
+        for i, vec in enumerate(result.vectors)
+    ]
+    usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
+    headers = {"X-Finesift-Truncated": str(result.truncated)} if result.truncated else None
+    return JSONResponse({"object": "list", "data": data, "model": model, "usage": usage}, headers=headers)

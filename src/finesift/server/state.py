@@ -1,0 +1,136 @@
+"""The server's lifecycle: load models in the background, serve, drain.
+
+``phase`` moves loading -> ready -> draining (or loading -> failed). ``/ready`` reports it and every
+model route refuses with 503 unless it is ``ready``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+from finesift.embedding.embedder import Embedder
+from finesift.errors import BackendError, FinesiftError
+from finesift.rerank.base import Reranker
+from finesift.runtime.queue import BatchQueue
+from finesift.server.errors import NotReady
+from finesift.server.inference import EmbeddingService, RerankService
+from finesift.server.metrics import Metrics
+from finesift.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Phase = Literal["loading", "ready", "draining", "failed"]
+WARM_UP_TEXT = "finesift warm-up"
+
+
+class ModelServices(Protocol):
+    """What the server needs from the composition root (:class:`finesift.services.Services`)."""
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+    @property
+    def reranker(self) -> Reranker: ...
+
+
+def _depth_of(queue: BatchQueue[Any, Any]) -> Callable[[], int]:
+    return lambda: queue.depth
+
+
+class ServerState:
+    """Models, queues, metrics and readiness of one app."""
+
+    def __init__(self, settings: Settings, services: ModelServices, metrics: Metrics) -> None:
+        self.settings = settings
+        self.services = services
+        self.metrics = metrics
+        self.phase: Phase = "loading"
+        self.error: FinesiftError | None = None
+        self.started = int(time.time())
+        self.embeddings: EmbeddingService | None = None
+        self.rerank: RerankService | None = None
+        #: Called once if loading fails (``finesift serve`` uses it to stop with the error).
+        self.on_fatal: Callable[[FinesiftError], None] | None = None
+        self._loader: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin loading the models; the server answers /health and /ready meanwhile."""
+        self._loader = asyncio.get_running_loop().create_task(self._load(), name="finesift-load")
+
+    async def wait_ready(self) -> None:
+        """Wait for loading to end (tests, benchmarks)."""
+        if self._loader is not None:
+            await asyncio.shield(self._loader)
+
+    async def _load(self) -> None:
+        try:
+            embedder, reranker = await asyncio.to_thread(self._build)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        server = self.settings.server
+        self.embeddings = EmbeddingService(embedder, server, self.metrics)
+        self.rerank = RerankService(reranker, server, self.metrics)
+        for role, queue in (("embedding", self.embeddings.queue), ("rerank", self.rerank.queue)):
+            queue.start()
+            self.metrics.watch_queue(role, _depth_of(queue))
+        if self.phase == "loading":
+            self.phase = "ready"
+            log.info("ready: embedding %s, reranker %s", embedder.model_id, reranker.model_id)
+
+    def _build(self) -> tuple[Embedder, Reranker]:
+        embedder, reranker = self.services.embedder, self.services.reranker
+        # One tiny call each: the first real request then pays no lazy initialisation.
+        embedder.encode([WARM_UP_TEXT], input_type="query")
+        reranker.score(WARM_UP_TEXT, [WARM_UP_TEXT])
+        return embedder, reranker
+
+    def _fail(self, exc: Exception) -> None:
+        if isinstance(exc, FinesiftError):
+            error = exc
+        else:
+            log.error("loading the models failed", exc_info=exc)
+            error = BackendError(f"loading the models failed: {type(exc).__name__}: {exc}")
+        self.phase, self.error = "failed", error
+        log.error("cannot serve: %s", error)
+        if self.on_fatal is not None:
+            self.on_fatal(error)
+
+    async def stop(self) -> None:
+        """Drain: refuse new work at once, finish admitted requests, stop the workers."""
+        if self.phase != "failed":
+            self.phase = "draining"
+        if self._loader is not None and not self._loader.done():
+            self._loader.cancel()
+        timeout = self.settings.server.shutdown_timeout
+        services = [s for s in (self.embeddings, self.rerank) if s is not None]
+        await asyncio.gather(*(s.queue.close(timeout) for s in services))
+
+    def readiness(self) -> str | None:
+        """Why the server is not ready, or None."""
+        if self.phase == "ready":
+            return None
+        if self.phase == "loading":
+            return "the models are still loading; retry shortly"
+        if self.phase == "draining":
+            return "the server is shutting down"
+        return "the models failed to load; see the server log"
+
+    def require_embeddings(self) -> EmbeddingService:
+        self._require_ready()
+        assert self.embeddings is not None
+        return self.embeddings
+
+    def require_rerank(self) -> RerankService:
+        self._require_ready()
+        assert self.rerank is not None
+        return self.rerank
+
+    def _require_ready(self) -> None:
+        reason = self.readiness()
+        if reason is not None:
+            raise NotReady(reason)

@@ -25,6 +25,7 @@ app = typer.Typer(
 
 #: Command modules; each exposes ``register(app)``.
 COMMAND_MODULES = [
+    "finesift.cli.quickstart",
     "finesift.cli.engine",
     "finesift.cli.kb",
     "finesift.cli.serve",

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ import typer
 from finesift.cli.common import settings_of, with_role
 from finesift.errors import InvalidRequest
 from finesift.settings import Settings
+from finesift.types import Hit
 
 KBOpt = Annotated[str, typer.Option("--kb", help="Knowledge base name (letters, digits, _ . -).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -152,6 +154,11 @@ def search(
     if as_json:
         _print_json({"hits": [dataclasses.asdict(h) for h in hits]})
         return
+    print_hits(hits)
+
+
+def print_hits(hits: Sequence[Hit]) -> None:
+    """Hits as numbered lines with score, citation (source, page, offsets) and an excerpt."""
     if not hits:
         typer.echo("no hits")
     for rank, hit in enumerate(hits, start=1):

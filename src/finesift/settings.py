@@ -7,7 +7,7 @@ Nested sections read from ``FINESIFT_<SECTION>__<FIELD>``, e.g. ``FINESIFT_EMBED
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -57,6 +57,15 @@ class RerankSettings(ModelSettings):
     model: str = DEFAULT_RERANKER_MODEL
 
 
+class EvalSettings(_Section):
+    """The evaluation harness (``finesift eval``)."""
+
+    cache_dir: Annotated[Path | None, Field(description="embedding cache; default <home>/eval-cache")] = None
+    cache: Annotated[bool, Field(description="reuse corpus and query embeddings across runs")] = True
+    rerank_top: Annotated[int, Field(ge=1, description="dense candidates reranked per query")] = 100
+    encode_chunk: Annotated[int, Field(ge=1, description="texts per encode call (progress step)")] = 256
+
+
 def default_home() -> Path:
     return Path(user_data_dir("finesift", appauthor=False))
 
@@ -72,3 +81,4 @@ class Settings(BaseSettings):
     hub: HubSettings = HubSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     reranker: RerankSettings = RerankSettings()
+    eval: EvalSettings = EvalSettings()

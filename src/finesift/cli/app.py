@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 #: Command modules; each exposes ``register(app)``.
-COMMAND_MODULES = ["finesift.cli.engine"]
+COMMAND_MODULES = ["finesift.cli.engine", "finesift.cli.eval"]
 
 
 def _version(value: bool) -> None:

@@ -9,14 +9,21 @@ from finesift.settings import HubSettings, RerankSettings
 BACKENDS: dict[str, Entry] = {
     "transformers": Entry("finesift.rerank.transformers:create", "transformers"),
     "fake": Entry("finesift.rerank.fake:create"),
+    "sentence-transformers": Entry("finesift.rerank.cross_encoder:create", "sentence-transformers"),
 }
 
 
 def choose_backend(settings: RerankSettings) -> str:
-    """Resolve ``backend="auto"``: the ``fake`` model uses the fake, others transformers."""
+    """Resolve ``backend="auto"``: the ``fake`` model uses the fake; a local cross-encoder directory
+    (sequence-classification checkpoint, or ``modules.json`` without last-token pooling) uses
+    ``sentence-transformers``; others transformers."""
+    from finesift.rerank.cross_encoder import is_cross_encoder_model
+
     if settings.backend != "auto":
         return settings.backend
-    return "fake" if settings.model == "fake" else "transformers"
+    if settings.model == "fake":
+        return "fake"
+    return "sentence-transformers" if is_cross_encoder_model(settings.model) else "transformers"
 
 
 def create_backend(settings: RerankSettings, hub: HubSettings | None = None) -> RerankBackend:

@@ -66,3 +66,21 @@ def fake_reranker():
     from finesift import load_reranker
 
     return load_reranker("fake")
+
+
+@pytest.fixture(scope="session")
+def tiny_st_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random sentence-transformers model (BERT, mean pooling, max_seq_length 64)."""
+    pytest.importorskip("sentence_transformers")
+    from finesift.testing.st_models import build_st_model
+
+    return build_st_model(tmp_path_factory.mktemp("tiny-st") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random one-label cross-encoder (BERT sequence classifier)."""
+    pytest.importorskip("sentence_transformers")
+    from finesift.testing.st_models import build_cross_encoder
+
+    return build_cross_encoder(tmp_path_factory.mktemp("tiny-ce") / "model")

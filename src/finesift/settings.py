@@ -7,7 +7,7 @@ Nested sections read from ``FINESIFT_<SECTION>__<FIELD>``, e.g. ``FINESIFT_EMBED
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -87,6 +87,8 @@ class SearchSettings(_Section):
     dense_weight: float = Field(default=1.0, ge=0)
     bm25_weight: float = Field(default=1.0, ge=0)
     rrf_k: int = Field(default=60, ge=0)
+
+
 class ServerSettings(_Section):
     """The HTTP server (``finesift serve``): binding, security, limits, batching."""
 
@@ -119,6 +121,15 @@ class ServerSettings(_Section):
     )
 
 
+class EvalSettings(_Section):
+    """The evaluation harness (``finesift eval``)."""
+
+    cache_dir: Annotated[Path | None, Field(description="embedding cache; default <home>/eval-cache")] = None
+    cache: Annotated[bool, Field(description="reuse corpus and query embeddings across runs")] = True
+    rerank_top: Annotated[int, Field(ge=1, description="dense candidates reranked per query")] = 100
+    encode_chunk: Annotated[int, Field(ge=1, description="texts per encode call (progress step)")] = 256
+
+
 def default_home() -> Path:
     return Path(user_data_dir("finesift", appauthor=False))
 
@@ -137,3 +148,4 @@ class Settings(BaseSettings):
     kb: KBSettings = KBSettings()
     search: SearchSettings = SearchSettings()
     server: ServerSettings = ServerSettings()
+    eval: EvalSettings = EvalSettings()

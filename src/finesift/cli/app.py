@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "finesift.cli.engine",
     "finesift.cli.kb",
     "finesift.cli.serve",
+    "finesift.cli.eval",
     "finesift.cli.doctor",
     "finesift.cli.gguf",
 ]

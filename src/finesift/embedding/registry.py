@@ -13,11 +13,18 @@ BACKENDS: dict[str, Entry] = {
     "ollama": Entry("finesift.embedding.ollama:create", "ollama"),
     "llamacpp": Entry("finesift.embedding.llamacpp:create", "llamacpp"),
     "vllm": Entry("finesift.embedding.vllm:create", "vllm"),
+    "sentence-transformers": Entry(
+        "finesift.embedding.sentence_transformers:create", "sentence-transformers"
+    ),
 }
 
 
 def choose_backend(settings: EmbeddingSettings) -> str:
-    """Resolve ``backend="auto"``: fake, ``.gguf`` files (llamacpp), a URL (openai), else transformers."""
+    """Resolve ``backend="auto"``: fake; ``.gguf`` files (llamacpp); a URL (openai); a local
+    sentence-transformers directory whose pooling is not last-token, e.g. all-MiniLM-L6-v2
+    (sentence-transformers); else transformers."""
+    from finesift.embedding.sentence_transformers import is_sentence_transformers_model
+
     if settings.backend != "auto":
         return settings.backend
     if settings.model == "fake" or settings.model.startswith("fake:"):
@@ -26,6 +33,8 @@ def choose_backend(settings: EmbeddingSettings) -> str:
         return "llamacpp"
     if settings.url:
         return "openai"
+    if is_sentence_transformers_model(settings.model):
+        return "sentence-transformers"
     return "transformers"
 
 

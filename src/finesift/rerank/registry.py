@@ -12,18 +12,24 @@ BACKENDS: dict[str, Entry] = {
     "remote": Entry("finesift.rerank.remote:create", "remote"),
     "llamacpp": Entry("finesift.rerank.llamacpp:create", "llamacpp"),
     "vllm": Entry("finesift.rerank.vllm:create", "vllm"),
+    "sentence-transformers": Entry("finesift.rerank.cross_encoder:create", "sentence-transformers"),
 }
 
 
 def choose_backend(settings: RerankSettings) -> str:
-    """Resolve ``backend="auto"``: ``fake``, ``.gguf`` files (llamacpp), a URL (remote), else transformers."""
+    """Resolve ``backend="auto"``: fake; ``.gguf`` files (llamacpp); a URL (remote); a local
+    cross-encoder directory (sentence-transformers); else transformers."""
+    from finesift.rerank.cross_encoder import is_cross_encoder_model
+
     if settings.backend != "auto":
         return settings.backend
     if settings.model == "fake":
         return "fake"
     if settings.model.lower().endswith(".gguf"):
         return "llamacpp"
-    return "remote" if settings.url else "transformers"
+    if settings.url:
+        return "remote"
+    return "sentence-transformers" if is_cross_encoder_model(settings.model) else "transformers"
 
 
 def create_backend(settings: RerankSettings, hub: HubSettings | None = None) -> RerankBackend:

@@ -1,0 +1,134 @@
+"""``finesift eval``: measure retrieval quality on BEIR-format data (dense, bm25, hybrid, rerank)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, cast
+
+import typer
+
+from finesift.cli.common import settings_of, with_role
+from finesift.errors import InvalidRequest
+from finesift.eval.config import MODES, EvalConfig, Mode
+from finesift.settings import Settings
+
+if TYPE_CHECKING:
+    from finesift.eval.cache import EmbeddingCache
+    from finesift.eval.datasets import BeirDataset
+
+ModeOpt = Annotated[str, typer.Option(help=f"Pipeline: {' | '.join(MODES)}.")]
+EmbModelOpt = Annotated[str | None, typer.Option("--embedding-model", help="Hub id or local directory.")]
+EmbBackendOpt = Annotated[
+    str | None,
+    typer.Option("--embedding-backend", help="transformers | sentence-transformers | fake ... (auto)."),
+]
+RerankModelOpt = Annotated[str | None, typer.Option("--reranker-model", help="Hub id or local directory.")]
+RerankBackendOpt = Annotated[str | None, typer.Option("--reranker-backend", help="Reranker backend (auto).")]
+CompareOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--compare",
+        help="Extra configuration as key=value,...; '|' lists alternatives "
+        "(e.g. 'dim=256|512|1024'). Repeatable; prints one table.",
+    ),
+]
+
+
+def eval_command(  # noqa: PLR0913 - one parameter per CLI option
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")
+    ],
+    split: Annotated[str, typer.Option(help="Which qrels/<split>.tsv to evaluate.")] = "test",
+    mode: ModeOpt = "dense",
+    embedding_model: EmbModelOpt = None,
+    embedding_backend: EmbBackendOpt = None,
+    reranker_model: RerankModelOpt = None,
+    reranker_backend: RerankBackendOpt = None,
+    rerank_top: Annotated[int | None, typer.Option(help="Dense candidates reranked per query (100).")] = None,
+    dim: Annotated[int | None, typer.Option(help="Matryoshka dimension (default: full).")] = None,
+    instruction: Annotated[str | None, typer.Option(help="Query instruction (name or sentence).")] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="auto | float32 | bfloat16 | float16 (both models).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N (both models).")] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Embedding tokens per text before truncation.")
+    ] = None,
+    max_queries: Annotated[int | None, typer.Option(help="Evaluate a seeded sample of N queries.")] = None,
+    cache: Annotated[bool | None, typer.Option("--cache/--no-cache", help="Reuse cached embeddings.")] = None,
+    compare: CompareOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bars (tty).")
+    ] = None,
+) -> None:
+    """Evaluate retrieval on BEIR-format data: nDCG@10, Recall@100, MRR@10, MAP@100 (trec_eval)."""
+    from finesift.eval.compare import expand, summary, table
+    from finesift.eval.datasets import load_beir
+    from finesift.eval.runner import Evaluator
+
+    settings = with_role(
+        settings_of(ctx),
+        "embedding",
+        model=embedding_model,
+        backend=embedding_backend,
+        dtype=dtype,
+        device=device,
+        max_length=max_length,
+    )
+    settings = with_role(
+        settings, "reranker", model=reranker_model, backend=reranker_backend, dtype=dtype, device=device
+    )
+    settings = with_role(settings, "eval", rerank_top=rerank_top, cache=cache)
+    base = EvalConfig(
+        mode=cast(Mode, mode),
+        embedding=settings.embedding,
+        reranker=settings.reranker,
+        dim=dim,
+        instruction=instruction,
+        rerank_top=settings.eval.rerank_top,
+    )
+    configs = [base, *expand(base, compare)] if compare else [base]
+    data = load_beir(data_dir, split)
+    if max_queries is not None:
+        data = _sample(data, max_queries)
+    evaluator = Evaluator(
+        hub=settings.hub,
+        cache=_cache(settings),
+        encode_chunk=settings.eval.encode_chunk,
+        progress=sys.stderr.isatty() if progress is None else progress,
+    )
+    results = evaluator.run_all(data, configs)
+    if as_json:
+        payload = results[0].to_json() if len(results) == 1 else {"results": [r.to_json() for r in results]}
+        typer.echo(json.dumps(payload, ensure_ascii=False))
+    else:
+        typer.echo(summary(results[0]) if len(results) == 1 else table(results))
+
+
+def _cache(settings: Settings) -> EmbeddingCache:
+    from finesift.eval.cache import EmbeddingCache
+
+    if not settings.eval.cache:
+        return EmbeddingCache(None)
+    return EmbeddingCache(settings.eval.cache_dir or settings.home / "eval-cache")
+
+
+def _sample(data: BeirDataset, count: int) -> BeirDataset:
+    import random
+
+    if count < 1:
+        raise InvalidRequest(f"--max-queries must be positive, not {count}")
+    qids = sorted(data.queries)
+    if count < len(qids):
+        qids = sorted(random.Random(0).sample(qids, count))
+    return data.subset(qids)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval", rich_help_panel="Evaluation")(eval_command)

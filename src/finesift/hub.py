@@ -89,7 +89,7 @@ def _from_huggingface(model: str, *, revision: str | None, cache_dir: str | None
     except RepositoryNotFoundError as exc:
         raise NotFound(f"model {model!r} does not exist on Hugging Face (or is private)") from exc
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-        reason = "offline mode" if offline else type(exc).__name__
+        reason = "offline mode" if offline else f"the hub could not be reached: {type(exc).__name__}"
         raise NotFound(_missing_message(model, "huggingface", reason)) from exc
     return Path(path)
 

@@ -12,7 +12,7 @@ from finesift.doctor import DoctorOptions, Thresholds, run_doctor
 from finesift.doctor.run import parse_backends, parse_pairs
 
 
-def doctor(  # noqa: PLR0913 - one parameter per CLI option is how typer declares them
+def doctor(
     ctx: typer.Context,
     embedding_model: Annotated[
         str | None, typer.Option("--embedding-model", "-m", help="Hub id or local directory.")

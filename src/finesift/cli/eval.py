@@ -36,7 +36,7 @@ CompareOpt = Annotated[
 ]
 
 
-def eval_command(  # noqa: PLR0913 - one parameter per CLI option
+def eval_command(
     ctx: typer.Context,
     data_dir: Annotated[
         Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -63,7 +63,7 @@ def choose_models(settings: Settings, embedding: str | None, reranker: str | Non
     return embedding, reranker
 
 
-def _open_kb(settings: Settings, embedding: str, reranker: str | None, fresh: bool):  # type: ignore[no-untyped-def]
+def _open_kb(settings: Settings, embedding: str, reranker: str | None, fresh: bool) -> Any:
     from finesift.kb.knowledge_base import KnowledgeBase, open_or_create
 
     if fresh and KnowledgeBase.exists(KB_NAME, settings=settings):
@@ -80,7 +80,9 @@ def _open_kb(settings: Settings, embedding: str, reranker: str | None, fresh: bo
 def quickstart(
     ctx: typer.Context,
     embedding_model: Annotated[str | None, typer.Option(help="Embedding model (hub id or path).")] = None,
-    reranker_model: Annotated[str | None, typer.Option(help="Reranker model (hub id, path, or 'none').")] = None,
+    reranker_model: Annotated[
+        str | None, typer.Option(help="Reranker model (hub id, path, or 'none').")
+    ] = None,
     query: Annotated[list[str] | None, typer.Option("--query", "-q", help="Your own queries.")] = None,
     fresh: Annotated[bool, typer.Option(help="Rebuild the quickstart knowledge base from scratch.")] = False,
 ) -> None:
@@ -102,7 +104,7 @@ def quickstart(
         for text in query or SAMPLE_QUERIES:
             typer.echo(f"\nquery: {text}")
             print_hits(kb.search(text, options)[:3])
-    typer.echo(f"\nNext: finesift index ./your-docs --kb mine && finesift search 'your question' --kb mine")
+    typer.echo("\nNext: finesift index ./your-docs --kb mine && finesift search 'your question' --kb mine")
 
 
 def register(app: typer.Typer) -> None:

@@ -29,7 +29,7 @@ DtypeOpt = Annotated[str | None, Opt(help="auto | float32 | bfloat16 | float16 (
 MaxLenOpt = Annotated[int | None, Opt(help="Tokens per text / pair (both models).")]
 
 
-def serve(  # noqa: PLR0913 - one parameter per command-line option
+def serve(
     ctx: typer.Context,
     embedding_model: EmbeddingOpt = None,
     reranker_model: RerankerOpt = None,

@@ -57,8 +57,10 @@ def choose_models(settings: Settings, embedding: str | None, reranker: str | Non
         try:
             reranker = _resolve(settings.reranker.model, settings)
         except FinesiftError:
-            _say("Qwen3-Reranker is not available here either: searching without a reranker "
-                 "(pass --reranker-model PATH to use a local one).")
+            _say(
+                "Qwen3-Reranker is not available here either: searching without a reranker "
+                "(pass --reranker-model PATH to use a local one)."
+            )
             reranker = "none"
     return embedding, reranker
 

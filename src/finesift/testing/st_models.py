@@ -85,9 +85,7 @@ def save_bert_tokenizer(path: Path) -> Any:
 
     path.mkdir(parents=True, exist_ok=True)
     (path / "vocab.txt").write_text("\n".join(_vocab()) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(
-        vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=128
-    )
+    tokenizer = BertTokenizer(vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=128)
     tokenizer.save_pretrained(str(path))
     return tokenizer
 

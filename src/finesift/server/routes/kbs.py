@@ -49,6 +49,7 @@ COMMON: dict[int | str, dict[str, Any]] = {
     404: _error("Unknown knowledge base or document"),
     413: _error("Body or upload too large"),
     422: _error("Invalid request: bad name, empty query, wrong types, out-of-range options"),
+    503: _error("Store unavailable, or deadline exceeded"),
 }
 WRITE: dict[int | str, dict[str, Any]] = {
     **COMMON,

@@ -35,10 +35,11 @@ async function apiError(response) {
   return new ApiError(response.status, message, code);
 }
 
-function show(text, ok = false) {
+// kind: "error" (default), "ok" or "info".
+function show(text, kind = "error") {
   const box = $("message");
   box.textContent = text;
-  box.classList.toggle("ok", ok);
+  box.className = "message " + kind;
   box.hidden = !text;
 }
 
@@ -52,7 +53,7 @@ async function loadKBs(select) {
   menu.replaceChildren(...names.map((name) => new Option(name, name)));
   const wanted = select || localStorage.getItem(KB_STORE);
   if (names.includes(wanted)) menu.value = wanted;
-  if (!names.length) show("No knowledge base yet: create one with “New…”, then upload files.");
+  if (!names.length) show("No knowledge base yet: create one with “New…”, then upload files.", "info");
   await describeKB();
 }
 
@@ -167,7 +168,7 @@ async function createKB(event) {
   try {
     await api("/v1/kbs", { method: "POST", json: { name, rerank: $("new-kb-rerank").checked } });
     $("new-kb-section").hidden = true;
-    show(`Created ${name}. Upload files to fill it.`, true);
+    show(`Created ${name}. Upload files to fill it.`, "ok");
     await loadKBs(name);
   } catch (err) {
     show(err.message);

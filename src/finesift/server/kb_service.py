@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from finesift.errors import DeadlineExceeded, Overloaded
+from finesift.errors import DeadlineExceeded, NotFound, Overloaded
 from finesift.kb.manifest import MANIFEST, kb_dir, read_manifest, validate_name
 from finesift.server.state import ServerState
 from finesift.settings import Settings
@@ -60,6 +60,17 @@ class KBRegistry:
 
         return KnowledgeBase.names(settings=self.settings)
 
+    def require(self, name: str) -> str:
+        """``name`` if such a KB exists; otherwise a 404 that names the API's way to create it."""
+        from finesift.kb.knowledge_base import KnowledgeBase
+
+        if not KnowledgeBase.exists(validate_name(name), settings=self.settings):
+            raise NotFound(
+                f"no knowledge base named {name!r}; create it with POST /v1/kbs (or `finesift index "
+                f"PATH --kb {name}`), or pick one from GET /v1/kbs"
+            )
+        return name
+
     def _stamp(self, name: str) -> tuple[int, int]:
         """Identity of the KB on disk: a KB dropped and re-created elsewhere gets a new manifest inode."""
         try:
@@ -72,7 +83,7 @@ class KBRegistry:
         """The KB ``name`` with the server's models (NotFound, Conflict on a fingerprint mismatch)."""
         from finesift.kb.knowledge_base import KnowledgeBase
 
-        validate_name(name)
+        self.require(name)
         services = self.state.require_embeddings()
         stamp = self._stamp(name)
         with self._guard:
@@ -98,7 +109,7 @@ class KBRegistry:
         """The KB without models (info, documents): works while models load and for any fingerprint."""
         from finesift.kb.knowledge_base import KnowledgeBase
 
-        return KnowledgeBase.open(validate_name(name), settings=self.settings)
+        return KnowledgeBase.open(self.require(name), settings=self.settings)
 
     def forget(self, name: str) -> None:
         with self._guard:

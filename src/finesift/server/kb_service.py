@@ -148,6 +148,8 @@ class KBRegistry:
                 yield
         finally:
             slot.waiting -= 1
+            if slot.waiting == 0:  # nobody holds or awaits it (single event loop): forget the slot
+                self._writes.pop(name, None)
 
     async def write(self, name: str, call: Callable[[], T]) -> T:
         """Run a blocking write to KB ``name`` in a thread, after the writes queued before it."""

@@ -401,3 +401,52 @@ def test_page_and_static_files(client):
     assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
     for name in ("../app.py", "..%2Fapp.py", "index.htm", "kbs.py"):
         assert client.get(f"/static/{name}").status_code == 404
+
+
+@pytest.mark.slow
+def test_tiny_qwen3_searches_uploads_and_embeddings_run_concurrently(
+    tmp_path, tiny_embedder, tiny_reranker, tiny_embedding_model, tiny_reranker_model
+):
+    """KB searches and uploads share the loaded models with the embeddings route; none fails."""
+    from server_support import StaticServices
+
+    settings = Settings(
+        home=tmp_path,
+        embedding={"model": str(tiny_embedding_model)},
+        reranker={"model": str(tiny_reranker_model)},
+    )
+    words = [
+        "database",
+        "index",
+        "cache",
+        "query",
+        "latency",
+        "数据库",
+        "索引",
+        "缓存",
+        "查询",
+        "getUserName",
+    ]
+    with ready_client(create_app(settings, services=StaticServices(tiny_embedder, tiny_reranker))) as c:
+        assert post_json(c, "/v1/kbs", {"name": "tiny"}).status_code == 201
+        files = [
+            (f"d{i}.md", " ".join(words[(i + j) % len(words)] for j in range(40)).encode()) for i in range(10)
+        ]
+        assert upload(c, "tiny", *files).json()["documents_added"] == 10
+
+        def search(i):
+            body = {"query": f"{words[i % len(words)]} {words[(i * 3) % len(words)]}"}
+            return post_json(c, "/v1/kbs/tiny/search", body).status_code
+
+        def embed(i):
+            return post_json(c, "/v1/embeddings", {"input": words[: 1 + i % 8]}).status_code
+
+        def add(i):
+            return upload(c, "tiny", (f"u{i}.md", b"more text about the cache " * 10)).status_code
+
+        calls = [(f, i) for i in range(12) for f in (search, embed)] + [(add, i) for i in range(3)]
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda call: call[0](call[1]), calls))
+        assert codes == [200] * len(calls)
+        hits = post_json(c, "/v1/kbs/tiny/search", {"query": "cache", "top_k": 3}).json()["hits"]
+        assert len(hits) == 3 and all(0.0 <= h["score"] <= 1.0 for h in hits)

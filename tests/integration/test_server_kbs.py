@@ -346,6 +346,29 @@ def test_write_queue_is_bounded():
     asyncio.run(scenario())
 
 
+def test_reads_are_bounded_and_time_out():
+    import threading
+
+    from finesift.errors import DeadlineExceeded
+    from finesift.server.kb_service import KBRegistry
+
+    settings = kb_settings("/nonexistent", queue_size=1, request_timeout=0.2)
+    registry = KBRegistry(settings, state=None)  # type: ignore[arg-type]
+    release = threading.Event()
+
+    async def scenario():
+        slow = asyncio.create_task(registry.read(lambda: release.wait(5)))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Overloaded, match="in flight"):
+            await registry.read(lambda: 1)
+        with pytest.raises(DeadlineExceeded):
+            await slow
+        release.set()
+        assert await registry.read(lambda: 2) == 2
+
+    asyncio.run(scenario())
+
+
 def test_fingerprint_mismatch_is_409(client):
     from finesift import load_embedder
     from finesift.kb.knowledge_base import KnowledgeBase

@@ -5,7 +5,8 @@ fingerprint difference) and, if it records a reranker, the server's reranker. Wr
 (create, upload, index, delete, drop) queue behind one ``asyncio.Lock`` and run in a thread, so
 concurrent clients never race for the KB's file lock; at most ``server.kb_write_queue`` writes wait
 per KB, the next gets 429. A writer outside the server (``finesift index``) still makes a write
-fail with 409. Searches read committed snapshots in threads and never wait for writers.
+fail with 409. Searches read committed snapshots in threads and never wait for writers; at most
+``server.queue_size`` reads run or wait at once (429 beyond), each within ``request_timeout`` (503).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class KBRegistry:
         self._open: dict[str, _Entry] = {}
         self._guard = threading.Lock()
         self._writes: dict[str, _WriteSlot] = {}
+        self._reads = 0
 
     # ---- reading -----------------------------------------------------------------------------
 
@@ -124,14 +126,20 @@ class KBRegistry:
     # ---- running -----------------------------------------------------------------------------
 
     async def read(self, call: Callable[[], T]) -> T:
-        """Run a blocking read in a thread, within the request deadline."""
-        timeout = self.settings.server.request_timeout
+        """Run a blocking read in a thread, within the request deadline; at most ``queue_size`` at once."""
+        server = self.settings.server
+        if self._reads >= server.queue_size:
+            raise Overloaded(f"{self._reads} knowledge-base reads are in flight; retry shortly")
+        self._reads += 1
         try:
-            return await asyncio.wait_for(asyncio.to_thread(call), timeout)
+            return await asyncio.wait_for(asyncio.to_thread(call), server.request_timeout)
         except TimeoutError as exc:
             raise DeadlineExceeded(
-                f"the search did not finish within {timeout:g} s; retry, or lower top_k/candidates"
+                f"the search did not finish within {server.request_timeout:g} s; retry, or lower "
+                "top_k/candidates"
             ) from exc
+        finally:
+            self._reads -= 1
 
     @asynccontextmanager
     async def writing(self, name: str) -> AsyncIterator[None]:

@@ -49,12 +49,12 @@ COMMON: dict[int | str, dict[str, Any]] = {
     404: _error("Unknown knowledge base or document"),
     413: _error("Body or upload too large"),
     422: _error("Invalid request: bad name, empty query, wrong types, out-of-range options"),
+    429: _error("Too many reads in flight, or too many writes waiting for this knowledge base"),
     503: _error("Store unavailable, or deadline exceeded"),
 }
 WRITE: dict[int | str, dict[str, Any]] = {
     **COMMON,
     409: _error("Fingerprint mismatch with the server's model, name taken, or another writer active"),
-    429: _error("Too many writes waiting for this knowledge base"),
     503: _error("Models loading or server draining"),
 }
 READ: dict[int | str, dict[str, Any]] = {

@@ -4,6 +4,7 @@
 
     FinesiftError
      ├─ InvalidRequest        bad input: empty text, too many inputs, dim out of range
+ │   └─ Forbidden         not permitted: a server-side path outside the allowed roots
      ├─ NotFound              knowledge base, document, model
      ├─ Conflict              incompatible fingerprint, already exists
      ├─ Overloaded            queue full
@@ -25,6 +26,10 @@ class FinesiftError(Exception):
 
 class InvalidRequest(FinesiftError):
     """The caller's input is wrong; the message says what is allowed."""
+
+
+class Forbidden(InvalidRequest):
+    """The request asks for something this configuration does not permit (a path outside the roots)."""
 
 
 class NotFound(FinesiftError):

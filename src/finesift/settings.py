@@ -119,6 +119,14 @@ class ServerSettings(_Section):
     shutdown_timeout: float = Field(
         default=30.0, ge=0, description="seconds to finish in-flight work on shutdown"
     )
+    index_roots: tuple[Path, ...] = Field(
+        default=(), description="folders whose files POST /v1/kbs/{kb}/index may read; empty: none"
+    )
+    max_upload_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="multipart upload body limit (413 beyond)"
+    )
+    max_upload_files: int = Field(default=100, ge=1, description="files per upload request")
+    kb_write_queue: int = Field(default=16, ge=1, description="writes waiting per knowledge base before 429")
 
 
 class EvalSettings(_Section):

@@ -33,8 +33,10 @@ schema = schemathesis.openapi.from_dict(create_app(SETTINGS).openapi())
 
 
 @pytest.fixture(scope="module")
-def base_url():
-    app = create_app(SETTINGS)
+def base_url(tmp_path_factory):
+    # Knowledge bases the generated requests create live in a temporary home.
+    home = tmp_path_factory.mktemp("schemathesis-home")
+    app = create_app(SETTINGS.model_copy(update={"home": home}))
     with live_server(app) as (url, _):
         wait_ready(app)
         yield url

@@ -23,6 +23,9 @@ PortOpt = Annotated[int | None, Opt(help="Port (default 8000).")]
 KeyOpt = Annotated[str | None, Opt(help="Require 'Authorization: Bearer KEY' (or FINESIFT_SERVER__API_KEY).")]
 HomeOpt = Annotated[Path | None, Opt(help="Where knowledge bases live (env FINESIFT_HOME).")]
 AllowedHostOpt = Annotated[list[str] | None, Opt(help="Extra Host name to accept (repeatable).")]
+IndexRootOpt = Annotated[
+    list[Path] | None, Opt(help="Folder whose files POST /v1/kbs/{kb}/index may read (repeatable).")
+]
 CorsOpt = Annotated[list[str] | None, Opt(help="Origin allowed by CORS (repeatable); default CORS off.")]
 DeviceOpt = Annotated[str | None, Opt(help="auto | cpu | cuda | cuda:N (both models).")]
 DtypeOpt = Annotated[str | None, Opt(help="auto | float32 | bfloat16 | float16 (both models).")]
@@ -39,11 +42,13 @@ def serve(
     home: HomeOpt = None,
     allowed_host: AllowedHostOpt = None,
     cors_origin: CorsOpt = None,
+    index_root: IndexRootOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     max_length: MaxLenOpt = None,
 ) -> None:
-    """Serve /v1/embeddings, /v1/rerank, /v2/rerank, /v1/models, /health, /ready and /metrics."""
+    """Serve /v1/embeddings, /v1/rerank, /v2/rerank, /v1/models, /v1/kbs, the search page at /, /health,
+    /ready and /metrics."""
     settings = settings_of(ctx)
     if home is not None:
         settings = settings.model_copy(update={"home": home})
@@ -54,6 +59,7 @@ def serve(
         settings, "server", host=host, port=port, api_key=api_key,
         allowed_hosts=tuple(allowed_host) if allowed_host else None,
         cors_origins=tuple(cors_origin) if cors_origin else None,
+        index_roots=tuple(index_root) if index_root else None,
     )  # fmt: skip
     run_server(settings)
 

@@ -17,25 +17,28 @@ from fastapi.openapi.utils import get_openapi
 
 from finesift import __version__
 from finesift.server.errors import install
+from finesift.server.kb_service import KBRegistry
 from finesift.server.metrics import Metrics, MetricsMiddleware
 from finesift.server.security import (
     LOOPBACK_NAMES,
-    PUBLIC_PATHS,
     BearerAuthMiddleware,
     BodyLimitMiddleware,
     HostCheckMiddleware,
     check_bind,
     is_loopback,
+    is_public,
 )
 from finesift.server.state import ModelServices, ServerState
 from finesift.settings import Settings
 
-#: Route modules; each exposes ``router``. Knowledge-base routes join as one more module.
+#: Route modules; each exposes ``router``.
 ROUTE_MODULES = [
     "finesift.server.routes.health",
     "finesift.server.routes.models",
     "finesift.server.routes.embeddings",
     "finesift.server.routes.rerank",
+    "finesift.server.routes.kbs",
+    "finesift.server.routes.web",
 ]
 
 DESCRIPTION = (
@@ -54,6 +57,7 @@ def create_app(settings: Settings | None = None, services: ModelServices | None 
 
         services = build_services(settings)
     state = ServerState(settings, services, Metrics())
+    kbs = KBRegistry(settings, state)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,9 +66,11 @@ def create_app(settings: Settings | None = None, services: ModelServices | None 
             yield
         finally:
             await state.stop()
+            kbs.close()
 
     app = FastAPI(title="finesift", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.finesift = state
+    app.state.finesift_kbs = kbs
     install(app, retry_after=settings.server.retry_after)
     for name in ROUTE_MODULES:
         app.include_router(import_module(name).router)
@@ -78,7 +84,7 @@ def _add_middleware(app: FastAPI, settings: Settings, state: ServerState) -> Non
     # add_middleware puts each new one outside the previous ones: add innermost first.
     if server.api_key is not None:
         app.add_middleware(BearerAuthMiddleware, key=server.api_key.get_secret_value())
-    app.add_middleware(BodyLimitMiddleware, limit=server.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, limit=server.max_body_bytes, upload_limit=server.max_upload_bytes)
     if server.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -106,7 +112,7 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
         }
         for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
-                if path in PUBLIC_PATHS:
+                if is_public(path):
                     operation["security"] = []
                     continue
                 operation["security"] = [{"bearer": []}]

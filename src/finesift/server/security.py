@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from collections.abc import Iterable
 
 from starlette.exceptions import HTTPException
@@ -18,8 +19,16 @@ from finesift.server.errors import error_response
 from finesift.settings import ServerSettings
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-#: Routes reachable without the key (liveness probes).
-PUBLIC_PATHS = frozenset({"/health"})
+#: Routes reachable without the key: the liveness probe, and the search page's static files (they hold
+#: no data; the page asks for the key and sends it with every API call).
+PUBLIC_PATHS = frozenset({"/health", "/"})
+PUBLIC_PREFIXES = ("/static/",)
+#: Multipart uploads, whose body limit is ``max_upload_bytes`` instead of ``max_body_bytes``.
+UPLOAD_PATH = re.compile(r"/v1/kbs/[^/]+/documents")
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
 def is_loopback(host: str) -> bool:
@@ -81,17 +90,21 @@ class HostCheckMiddleware:
 class BodyLimitMiddleware:
     """413 for bodies over ``limit`` bytes, by Content-Length up front or while streaming."""
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, upload_limit: int | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.upload_limit = upload_limit or limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit
+        if scope.get("method") == "POST" and UPLOAD_PATH.fullmatch(scope.get("path", "")):
+            limit = self.upload_limit
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await error_response(413, self._message(limit), code="body_too_large")(scope, receive, send)
             return
         seen = 0
 
@@ -99,17 +112,16 @@ class BodyLimitMiddleware:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise HTTPException(413, self._message())
+            if seen > limit:
+                raise HTTPException(413, self._message(limit))
             return message
 
         await self.app(scope, limited, send)
 
-    def _message(self) -> str:
-        return f"request body exceeds {self.limit} bytes; send fewer or shorter texts per request"
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await error_response(413, self._message(), code="body_too_large")(scope, receive, send)
+    def _message(self, limit: int) -> str:
+        if limit != self.limit:
+            return f"upload exceeds {limit} bytes; send fewer or smaller files per request"
+        return f"request body exceeds {limit} bytes; send fewer or shorter texts per request"
 
 
 class BearerAuthMiddleware:
@@ -120,7 +132,7 @@ class BearerAuthMiddleware:
         self._key = key.encode("utf-8")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path") not in PUBLIC_PATHS and not self._allowed(scope):
+        if scope["type"] == "http" and not is_public(scope.get("path", "")) and not self._allowed(scope):
             response = error_response(
                 401, "missing or invalid API key; send 'Authorization: Bearer <key>'", code="invalid_api_key"
             )

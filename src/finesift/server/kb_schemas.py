@@ -1,0 +1,153 @@
+"""Request and response bodies of the knowledge-base routes (``/v1/kbs``); also their OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from finesift.retrieval.pipeline import MAX_QUERY_CHARS, MAX_TOP_K
+from finesift.server.schemas import Text, _Request
+
+KBName = Field(
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+    description="1-64 letters, digits, `_`, `.`, `-`, starting with a letter or digit.",
+    examples=["handbook"],
+)
+
+
+class CreateKB(_Request):
+    """A new knowledge base with the server's embedding model (and reranker unless `rerank` is false)."""
+
+    name: str = KBName
+    dim: int | None = Field(None, ge=1, description="Matryoshka dimension (default: the model's full one).")
+    rerank: bool = Field(True, description="Record the server's reranker with the KB (searches rerank).")
+    chunk_size: int | None = Field(None, ge=32, le=8192, description="Tokens per chunk.")
+    chunk_overlap: int | None = Field(None, ge=0, le=4096, description="Overlap tokens between chunks.")
+
+
+class KBSummary(BaseModel):
+    name: str
+
+
+class KBList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[KBSummary]
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    source: str
+    file_type: str
+    content_hash: str
+    pipeline: str
+    chunks: int
+    chars: int
+    pages: int = 0
+    size: int = 0
+    indexed_at: str = ""
+
+
+class KBInfo(BaseModel):
+    """What ``finesift kb info --json`` prints, minus the server's file path."""
+
+    name: str
+    store: str
+    embedding_model: str
+    reranker_model: str | None
+    dim: int
+    instruction: str
+    chunk_size: int
+    chunk_overlap: int
+    created_at: str
+    documents: int
+    chunks: int
+    version: Any = None
+    fingerprint: dict[str, Any]
+    document_list: list[DocumentOut]
+
+
+class DocumentList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[DocumentOut]
+
+
+class FailureOut(BaseModel):
+    source: str
+    reason: str
+
+
+class IndexResult(BaseModel):
+    """The counts of ``finesift index --json``, the failures, and the ids of the documents touched."""
+
+    documents_added: int
+    documents_updated: int
+    documents_unchanged: int
+    documents_failed: int
+    documents_removed: int
+    chunks_embedded: int
+    failures: list[FailureOut]
+    documents: list[KBDocumentRef] = Field(default_factory=list)
+
+
+class KBDocumentRef(BaseModel):
+    doc_id: str
+    source: str
+
+
+class IndexPaths(_Request):
+    """Files or folders on the server, inside its configured index roots."""
+
+    paths: list[Text] = Field(
+        min_length=1,
+        max_length=1000,
+        description="Absolute paths, or paths relative to the first index root; `..` is refused.",
+    )
+    prune: bool = Field(False, description="Remove documents whose files under these folders are gone.")
+
+
+class Deleted(BaseModel):
+    deleted: int
+
+
+class Dropped(BaseModel):
+    name: str
+    dropped: bool = True
+
+
+class SearchRequest(_Request):
+    """One search; omitted options take the server's `search` settings (as the CLI's flags do)."""
+
+    query: Text = Field(max_length=MAX_QUERY_CHARS, examples=["如何优化数据库"])
+    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K)
+    mode: Literal["dense", "bm25", "hybrid"] | None = None
+    rerank: bool | None = None
+    threshold: float | None = Field(None, allow_inf_nan=False, description="Drop hits scoring below this.")
+    source: str | None = Field(None, max_length=4096, description="Only sources starting with this prefix.")
+    file_types: list[str] = Field(default_factory=list, max_length=64, description="e.g. `pdf`, `md`.")
+    candidates: int | None = Field(None, ge=1, le=MAX_TOP_K, description="Dense and BM25 top-K.")
+    rerank_top_n: int | None = Field(None, ge=1, le=MAX_TOP_K, description="Fused candidates reranked.")
+    dense_weight: float | None = Field(None, ge=0, allow_inf_nan=False)
+    bm25_weight: float | None = Field(None, ge=0, allow_inf_nan=False)
+
+
+class HitOut(BaseModel):
+    """The hit of ``finesift search --json``: `text == extracted[start:end]`; `page` for PDFs."""
+
+    doc_id: str
+    source: str
+    text: str
+    score: float
+    start: int
+    end: int
+    page: int | None = None
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitOut]
+    query_terms: list[str] = Field(
+        default_factory=list, description="The query's BM25 terms (lower case), for highlighting."
+    )
+
+
+IndexResult.model_rebuild()

@@ -1,0 +1,276 @@
+"""Knowledge bases: create, list, info, drop; upload or index documents; delete them; search."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+
+from finesift.errors import InvalidRequest
+from finesift.server.kb_schemas import (
+    CreateKB,
+    Deleted,
+    DocumentList,
+    Dropped,
+    IndexPaths,
+    IndexResult,
+    KBInfo,
+    KBList,
+    SearchRequest,
+    SearchResponse,
+)
+from finesift.server.kb_service import KBRegistry
+from finesift.server.paths import collect, confine, resolve_roots
+from finesift.server.routes.common import State, _error
+from finesift.server.uploads import read_uploads
+
+if TYPE_CHECKING:
+    from finesift.kb.knowledge_base import KnowledgeBase
+    from finesift.retrieval.pipeline import SearchOptions
+    from finesift.types import IndexReport
+
+router = APIRouter(tags=["knowledge bases"])
+
+
+def get_kbs(request: Request) -> KBRegistry:
+    registry: KBRegistry = request.app.state.finesift_kbs
+    return registry
+
+
+KBs = Annotated[KBRegistry, Depends(get_kbs)]
+KBName = Annotated[str, PathParam(description="Knowledge base name.", max_length=64)]
+DocId = Annotated[str, PathParam(description="Document id (16 hex digits).", pattern=r"^[0-9a-f]{16}$")]
+
+COMMON: dict[int | str, dict[str, Any]] = {
+    400: _error("Malformed JSON, or a Host header that is not allowed"),
+    404: _error("Unknown knowledge base or document"),
+    413: _error("Body or upload too large"),
+    422: _error("Invalid request: bad name, empty query, wrong types, out-of-range options"),
+    429: _error("Too many reads in flight, or too many writes waiting for this knowledge base"),
+    503: _error("Store unavailable, or deadline exceeded"),
+}
+WRITE: dict[int | str, dict[str, Any]] = {
+    **COMMON,
+    409: _error("Fingerprint mismatch with the server's model, name taken, or another writer active"),
+    503: _error("Models loading or server draining"),
+}
+READ: dict[int | str, dict[str, Any]] = {
+    **COMMON,
+    409: _error("The knowledge base was built with another embedding model"),
+    503: _error("Models loading, server draining, or deadline exceeded"),
+}
+
+
+def _index_result(
+    report: IndexReport, kb: KnowledgeBase | None = None, sources: set[str] | None = None
+) -> Any:
+    documents = []
+    if kb is not None and sources:
+        documents = [{"doc_id": d.doc_id, "source": d.source} for d in kb.documents() if d.source in sources]
+    failures = [dataclasses.asdict(f) for f in report.failures]
+    return {**report.summary(), "failures": failures, "documents": documents}
+
+
+@router.get("/v1/kbs", response_model=KBList, responses=COMMON)
+async def list_kbs(kbs: KBs) -> Any:
+    """The knowledge bases under the server's home, sorted by name."""
+    return {"object": "list", "data": [{"name": name} for name in kbs.names()]}
+
+
+@router.post("/v1/kbs", status_code=201, response_model=KBInfo, responses=WRITE)
+async def create_kb(body: CreateKB, kbs: KBs, state: State) -> Any:
+    """Create an empty knowledge base with the server's models; 409 if the name is taken."""
+    from finesift.kb.knowledge_base import KnowledgeBase
+    from finesift.kb.spec import KBSpec
+
+    service = state.require_embeddings()
+    settings = kbs.settings
+    spec = KBSpec.from_settings(
+        settings,
+        embedding_model=service.embedder.model_id,
+        reranker_model=settings.reranker.model if body.rerank else "none",
+        dim=body.dim,
+        chunk_size=body.chunk_size,
+        chunk_overlap=body.chunk_overlap,
+    )
+
+    def create() -> dict[str, Any]:
+        with KnowledgeBase.create(body.name, settings=settings, spec=spec, embedder=service.embedder) as kb:
+            return _info(kb)
+
+    return await kbs.write(body.name, create)
+
+
+def _info(kb: KnowledgeBase) -> dict[str, Any]:
+    data = kb.info()
+    data.pop("path", None)  # a server path; clients have no use for it
+    data["document_list"] = [dataclasses.asdict(d) for d in kb.documents()]
+    return data
+
+
+@router.get("/v1/kbs/{kb}", response_model=KBInfo, responses=COMMON)
+async def kb_info(kb: KBName, kbs: KBs) -> Any:
+    """Models, dimension, chunking, counts, fingerprint and documents of a knowledge base."""
+
+    def info() -> dict[str, Any]:
+        with kbs.open_plain(kb) as base:
+            return _info(base)
+
+    return await kbs.read(info)
+
+
+@router.delete("/v1/kbs/{kb}", response_model=Dropped, responses=WRITE)
+async def drop_kb(kb: KBName, kbs: KBs) -> Any:
+    """Delete a knowledge base and all its files."""
+    from finesift.kb.knowledge_base import KnowledgeBase
+
+    def drop() -> None:
+        kbs.forget(kb)
+        KnowledgeBase.drop(kb, settings=kbs.settings)
+
+    await kbs.write(kb, drop)
+    return {"name": kb, "dropped": True}
+
+
+@router.get("/v1/kbs/{kb}/documents", response_model=DocumentList, responses=COMMON)
+async def list_documents(kb: KBName, kbs: KBs) -> Any:
+    """Every document of a knowledge base, sorted by source."""
+
+    def documents() -> list[dict[str, Any]]:
+        with kbs.open_plain(kb) as base:
+            return [dataclasses.asdict(d) for d in base.documents()]
+
+    return {"object": "list", "data": await kbs.read(documents)}
+
+
+@router.post(
+    "/v1/kbs/{kb}/documents",
+    response_model=IndexResult,
+    responses=WRITE,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["files"],
+                        "properties": {
+                            "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_documents(kb: KBName, request: Request, kbs: KBs) -> Any:
+    """Upload files (multipart field `files`, repeatable) and index them; each becomes `upload://NAME`.
+
+    Re-uploading a name replaces that document (unchanged content costs nothing). Files that cannot
+    be parsed are listed in `failures`; if no file could be read the answer is 422.
+    """
+    base = await kbs.get(kb)
+    uploads = await read_uploads(request, kbs.settings.server)
+    if not uploads.documents:
+        first = uploads.failures[0].reason if uploads.failures else "no file in the request"
+        raise InvalidRequest(f"nothing to index: {first}")
+    report = await kbs.write(kb, lambda: base.add_documents(uploads.documents))
+    report = dataclasses.replace(
+        report,
+        documents_failed=report.documents_failed + len(uploads.failures),
+        failures=tuple(uploads.failures) + report.failures,
+    )
+    sources = {d.source for d in uploads.documents}
+    return await kbs.read(lambda: _index_result(report, base, sources))
+
+
+@router.post(
+    "/v1/kbs/{kb}/index", response_model=IndexResult, responses={**WRITE, 403: _error("Path refused")}
+)
+async def index_paths(kb: KBName, body: IndexPaths, kbs: KBs) -> Any:
+    """Index files and folders on the server, confined to its index roots (`--index-root`).
+
+    Symlinks are resolved before the check; `..`, paths outside the roots, NUL bytes and device
+    files are refused with 403/422; links inside a folder that lead outside are skipped and listed.
+    """
+    base = await kbs.get(kb)
+    roots = resolve_roots(kbs.settings.server.index_roots)
+    targets = [confine(raw, roots) for raw in body.paths]
+
+    def index() -> dict[str, Any]:
+        found = collect(targets, roots)
+        report = base.add(found.files) if found.files else _empty_report()
+        removed = _prune(base, targets, {str(f) for f in found.files}) if body.prune else 0
+        report = dataclasses.replace(
+            report,
+            documents_removed=report.documents_removed + removed,
+            documents_failed=report.documents_failed + len(found.skipped),
+            failures=report.failures + tuple(found.skipped),
+        )
+        return _index_result(report, base, {str(f) for f in found.files})
+
+    return await kbs.write(kb, index)
+
+
+def _empty_report() -> IndexReport:
+    from finesift.types import IndexReport
+
+    return IndexReport()
+
+
+def _prune(base: KnowledgeBase, targets: list[Any], seen: set[str]) -> int:
+    """Delete documents stored from under the folders in ``targets`` whose files were not seen."""
+    prefixes = [str(t).rstrip("/") + "/" for t in targets if t.is_dir()]
+    gone = [
+        d.doc_id
+        for d in base.documents()
+        if d.source not in seen and any(d.source.startswith(p) for p in prefixes)
+    ]
+    return base.delete(gone) if gone else 0
+
+
+@router.delete("/v1/kbs/{kb}/documents/{doc_id}", response_model=Deleted, responses=WRITE)
+async def delete_document(kb: KBName, doc_id: DocId, kbs: KBs) -> Any:
+    """Delete one document by id; it is gone from results at once."""
+    base = await kbs.get(kb)
+    deleted = await kbs.write(kb, lambda: base.delete([doc_id]))
+    return {"deleted": deleted}
+
+
+@router.post("/v1/kbs/{kb}/search", response_model=SearchResponse, responses=READ)
+async def search(kb: KBName, body: SearchRequest, kbs: KBs) -> Any:
+    """Hybrid recall, then rerank: the hits of `finesift search --json`, plus the query's terms."""
+    from finesift.retrieval.lexical import tokenize
+    from finesift.retrieval.pipeline import validate_query
+
+    query = validate_query(body.query)
+    base = await kbs.get(kb)
+    options = _options(kbs, body)
+    hits = await kbs.read(lambda: base.search(query, options))
+    terms = list(dict.fromkeys(tokenize(query)))
+    return JSONResponse({"hits": [dataclasses.asdict(h) for h in hits], "query_terms": terms})
+
+
+def _options(kbs: KBRegistry, body: SearchRequest) -> SearchOptions:
+    from finesift.retrieval.pipeline import SearchOptions, validate_options
+    from finesift.store.base import Filters
+
+    s = kbs.settings.search
+    pick = lambda value, default: default if value is None else value  # noqa: E731
+    filters = Filters(
+        source_prefix=body.source or None,
+        file_types=tuple(t.lower().lstrip(".") for t in body.file_types if t.strip()),
+    )
+    return validate_options(
+        SearchOptions(
+            top_k=pick(body.top_k, s.top_k), mode=pick(body.mode, s.mode),
+            candidates=pick(body.candidates, s.candidates), rerank=pick(body.rerank, s.rerank),
+            rerank_top_n=pick(body.rerank_top_n, s.rerank_top_n), threshold=pick(body.threshold, s.threshold),
+            dense_weight=pick(body.dense_weight, s.dense_weight),
+            lexical_weight=pick(body.bm25_weight, s.bm25_weight), rrf_k=s.rrf_k, filters=filters,
+        )
+    )  # fmt: skip

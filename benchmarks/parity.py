@@ -18,7 +18,12 @@ import torch
 
 from finesift import load_embedder, load_reranker
 from finesift.testing.models import build_model, qwen3_config
-from finesift.testing.reference import DEFAULT_TASK, ReferenceEmbedder, ReferenceReranker, get_detailed_instruct
+from finesift.testing.reference import (
+    DEFAULT_TASK,
+    ReferenceEmbedder,
+    ReferenceReranker,
+    get_detailed_instruct,
+)
 
 QUERIES = ["how do I sort a list in python", "如何优化数据库查询性能？", "what causes tides"]
 DOCS = [

@@ -27,6 +27,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "finesift.cli.engine",
     "finesift.cli.kb",
+    "finesift.cli.ask",
     "finesift.cli.serve",
     "finesift.cli.doctor",
     "finesift.cli.gguf",

@@ -36,6 +36,7 @@ ROUTE_MODULES = [
     "finesift.server.routes.models",
     "finesift.server.routes.embeddings",
     "finesift.server.routes.rerank",
+    "finesift.server.routes.ask",
 ]
 
 DESCRIPTION = (

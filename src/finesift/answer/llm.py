@@ -17,6 +17,7 @@ from finesift.runtime.http import HttpClient, RetryPolicy, endpoint_url
 from finesift.settings import LLMSettings
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+SSE_FIELDS = frozenset({"event", "id", "retry"})
 
 
 class ThinkFilter:
@@ -85,6 +86,15 @@ class ChatClient:
             extra="openai",
         )
 
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _payload(self, messages: list[dict[str, str]], *, stream: bool) -> dict[str, Any]:
         s = self.settings
         return {
@@ -134,7 +144,12 @@ class ChatClient:
                 yield self._message_text(self._json(stripped + "".join(lines)))
                 return
             if not stripped.startswith("data:"):
-                continue
+                if stripped.split(":", 1)[0] in SSE_FIELDS:
+                    continue
+                raise BackendError(
+                    f"{self.url} answered with something that is not an event stream ({stripped[:80]!r}); "
+                    "is it an OpenAI-compatible chat endpoint?"
+                )
             data = stripped[5:].strip()
             if data == "[DONE]":
                 return

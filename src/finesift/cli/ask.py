@@ -77,8 +77,7 @@ def ask(
     validate_query(question)
     llm = {"url": llm_url, "model": llm_model, "context_tokens": context_tokens, "max_tokens": max_tokens}
     settings = _settings(ctx, llm, {"top_k": top_k, "threshold": threshold}, {"mode": mode})
-    client = ChatClient(settings.llm)
-    with KnowledgeBase.open(kb, settings=settings) as base:
+    with ChatClient(settings.llm) as client, KnowledgeBase.open(kb, settings=settings) as base:
         answerer = Answerer(base, client, settings)
         prepared = answerer.prepare(question)
         if as_json or not stream:

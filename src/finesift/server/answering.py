@@ -85,6 +85,9 @@ class Answerers:
             for answerer in self._by_name.values():
                 answerer.kb.close()
             self._by_name.clear()
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
 
 
 def answerers_of(app_state: Any, state: ServerState) -> Answerers:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
@@ -22,7 +24,17 @@ from finesift.errors import InvalidRequest
 from finesift.server.answering import answerers_of, events, prepare_stream, sse
 from finesift.server.routes.common import MODEL_ERRORS, State
 
-router = APIRouter(tags=["answer"])
+
+@asynccontextmanager
+async def _lifespan(app: Any) -> AsyncIterator[None]:
+    """Close the knowledge bases and the chat client when the server stops."""
+    yield
+    answerers = getattr(app.state, "finesift_answerers", None)
+    if answerers is not None:
+        answerers.close()
+
+
+router = APIRouter(tags=["answer"], lifespan=_lifespan)
 KBName = Annotated[str, Path(description="Knowledge base name", max_length=64)]
 ERRORS = {
     **MODEL_ERRORS,

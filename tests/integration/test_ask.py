@@ -263,8 +263,8 @@ def test_prompt_sent_fits_the_context_budget(monkeypatch, capsys, home: Path, ch
 
     url, state = chat
     for context, reserve in ((8192, 1024), (700, 300)):
-        code, out, _ = run(monkeypatch, capsys, home, "ask", "deploy 数据库 缓存", "--kb", "handbook", "--json",
-                           "--llm-url", url, "--llm-model", "tiny", "--threshold", "0",
+        code, out, _ = run(monkeypatch, capsys, home, "ask", "deploy 数据库 缓存", "--kb", "handbook",
+                           "--json", "--llm-url", url, "--llm-model", "tiny", "--threshold", "0",
                            "--context-tokens", str(context), "--max-tokens", str(reserve))  # fmt: skip
         sent = state.requests[-1]
         used = sum(estimate_tokens([m["content"]])[0] + MESSAGE_OVERHEAD for m in sent["messages"])
@@ -272,3 +272,14 @@ def test_prompt_sent_fits_the_context_budget(monkeypatch, capsys, home: Path, ch
         passages = len(json.loads(out)["citations"])
         # Every chunk fits the large window; the small one keeps only the best (the last one maybe cut).
         assert passages == 4 if context == 8192 else 1 <= passages < 4
+
+
+def test_ask_stream_failing_mid_answer_ends_with_an_error_event(client, chat) -> None:
+    _, state = chat
+    state.faults.cut_after = 2
+    events = sse_events(post_json(client, "/v1/kbs/handbook/ask", {"query": QUESTION, "stream": True}))
+    assert [set(e) for e in events[:2]] == [{"delta"}, {"delta"}]
+    assert (
+        events[2]["error"]["code"] == "backend_error" and "ended its stream" in events[2]["error"]["message"]
+    )
+    assert events[3] == "[DONE]" and len(events) == 4

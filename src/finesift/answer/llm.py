@@ -134,29 +134,43 @@ class ChatClient:
         return visible
 
     def _pieces(self, lines: Iterator[str]) -> Iterator[str]:
-        """Content deltas from server-sent events; a plain JSON body (stream ignored) is accepted too."""
+        """Content deltas from server-sent events; a plain JSON body (stream ignored) is accepted too.
+
+        A stream that stops without ``[DONE]`` or a ``finish_reason`` is an error: the answer is cut.
+        """
+        finished = False
         for line in lines:
             stripped = line.strip()
-            if not stripped or stripped.startswith(":"):
-                continue
             if stripped.startswith("{"):
                 # The endpoint ignored "stream": the whole answer came as one JSON document.
                 yield self._message_text(self._json(stripped + "".join(lines)))
                 return
-            if not stripped.startswith("data:"):
-                if stripped.split(":", 1)[0] in SSE_FIELDS:
-                    continue
-                raise BackendError(
-                    f"{self.url} answered with something that is not an event stream ({stripped[:80]!r}); "
-                    "is it an OpenAI-compatible chat endpoint?"
-                )
-            data = stripped[5:].strip()
+            data = self._data(stripped)
             if data == "[DONE]":
                 return
+            if data is None:
+                continue
             event = self._json(data)
             if isinstance(event, dict) and "error" in event:
                 raise BackendError(f"{self.url} reported an error mid-answer: {_error_text(event)}")
+            finished = finished or self._choice(event).get("finish_reason") is not None
             yield self._delta_text(event)
+        if not finished:
+            raise BackendError(
+                f"{self.url} ended its stream before the answer was complete (no [DONE]); "
+                "the answer is cut off; see the chat server's log"
+            )
+
+    def _data(self, line: str) -> str | None:
+        """The payload of a ``data:`` line; None for blank lines, comments and other SSE fields."""
+        if line.startswith("data:"):
+            return line[5:].strip()
+        if not line or line.startswith(":") or line.split(":", 1)[0] in SSE_FIELDS:
+            return None
+        raise BackendError(
+            f"{self.url} answered with something that is not an event stream ({line[:80]!r}); "
+            "is it an OpenAI-compatible chat endpoint?"
+        )
 
     def _json(self, data: str) -> Any:
         try:

@@ -4,7 +4,8 @@
 quotes the first sentence of passage 1 and cites ``[1]`` (and ``[2]`` when there is a second
 passage), or says it cannot answer when there are none. With ``"stream": true`` it sends the answer
 word by word as server-sent events. Faults on demand: HTTP errors, a stall, a body that is not JSON,
-JSON without ``choices``, and a ``<think>`` block before the answer (as Qwen3 writes).
+JSON without ``choices``, a stream cut mid-answer, and a ``<think>`` block before the answer
+(as Qwen3 writes).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class ChatFaults:
     garbage: bool = False
     no_choices: bool = False
     think: bool = False
+    cut_after: int | None = None
 
 
 @dataclass
@@ -97,8 +99,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         pieces = re.findall(r"\S+\s*|\s+", text)
+        cut = self.server.state.faults.cut_after
         try:
-            for piece in pieces:
+            for n, piece in enumerate(pieces):
+                if cut is not None and n == cut:
+                    self.close_connection = True
+                    return  # the connection drops mid-answer
+
                 self._event({"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
             self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
             self.wfile.write(b"data: [DONE]\n\n")

@@ -101,7 +101,7 @@ def test_a_stalled_endpoint_times_out(client) -> None:
     with chat_server() as (url, state):
         state.faults.stalls, state.faults.stall_s = 5, 1.0
         chat = client(url, max_retries=0, timeout_s=0.2)
-        with pytest.raises(BackendError, match="timed out after 0.2s"):
+        with pytest.raises(BackendError, match=r"timed out after 0\.2s"):
             chat.complete(MESSAGES)
 
 
@@ -110,3 +110,12 @@ def test_missing_configuration_names_the_flags(client) -> None:
         ChatClient(LLMSettings())
     with pytest.raises(InvalidRequest, match="http"):
         client("localhost:11434")
+
+
+def test_a_stream_cut_mid_answer_is_an_error_not_a_short_answer(client) -> None:
+    with chat_server() as (url, state):
+        state.faults.cut_after = 2
+        pieces: list[str] = []
+        with pytest.raises(BackendError, match=r"ended its stream before the answer was complete"):
+            pieces.extend(client(url, max_retries=0).stream(MESSAGES))
+        assert pieces == ["Use ", "an "]  # what arrived was shown, then the failure is reported

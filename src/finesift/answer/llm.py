@@ -107,14 +107,18 @@ class ChatClient:
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         """The whole answer, think blocks removed."""
-        body = self.client.post_json(self.url, self._payload(messages, stream=False))
+        try:
+            body = self.client.post_json(self.url, self._payload(messages, stream=False))
+        except BackendError as exc:
+            raise _unavailable(exc) from exc
         return self._visible(self._message_text(body))
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
         """The answer in pieces as the model writes them, think blocks removed; never yields ''."""
         think = ThinkFilter()
         produced = False
-        for piece in self._pieces(self.client.stream_lines(self.url, self._payload(messages, stream=True))):
+        lines = self.client.stream_lines(self.url, self._payload(messages, stream=True))
+        for piece in self._pieces(_guarded(lines)):
             visible = think.feed(piece)
             if visible:
                 produced = True
@@ -208,6 +212,21 @@ class ChatClient:
         if content is not None and not isinstance(content, str):
             raise BackendError(f"{self.url} streamed a delta whose content is not text")
         return content or ""
+
+
+def _unavailable(exc: BackendError) -> BackendError:
+    """The transport's error, saying which settings reach the chat model."""
+    return BackendError(
+        f"cannot get an answer from the chat model: {exc} "
+        "(settings: --llm-url, FINESIFT_LLM__TIMEOUT_S, FINESIFT_LLM__MAX_RETRIES)"
+    )
+
+
+def _guarded(lines: Iterator[str]) -> Iterator[str]:
+    try:
+        yield from lines
+    except BackendError as exc:
+        raise _unavailable(exc) from exc
 
 
 def _error_text(body: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ import io
 import json
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -283,3 +284,86 @@ def test_ask_stream_failing_mid_answer_ends_with_an_error_event(client, chat) ->
         events[2]["error"]["code"] == "backend_error" and "ended its stream" in events[2]["error"]["message"]
     )
     assert events[3] == "[DONE]" and len(events) == 4
+
+
+# ---- real streaming over sockets ---------------------------------------------------------------
+
+
+@pytest.fixture
+def held_chat():
+    """The chat server pausing each stream after its first piece until the test releases it."""
+    with chat_server() as (url, state):
+        state.faults.hold = threading.Event()
+        yield url, state
+        state.faults.hold.set()
+
+
+@pytest.fixture
+def live_url(home: Path, held_chat):
+    import uvicorn
+
+    url, _ = held_chat
+    settings = Settings(
+        home=home, embedding={"model": "fake"}, reranker={"model": "fake"}, llm={"url": url, "model": "tiny"}
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(20)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "first"),
+    [
+        ("/v1/kbs/handbook/ask", {"query": QUESTION, "stream": True}, lambda e: e.get("delta")),
+        (
+            "/v1/chat/completions",
+            {"model": "handbook", "stream": True, "messages": [{"role": "user", "content": QUESTION}]},
+            lambda e: e["choices"][0]["delta"].get("content"),
+        ),
+    ],
+)
+def test_endpoints_stream_before_the_model_has_finished(live_url: str, held_chat, path, body, first) -> None:
+    import httpx
+
+    _, state = held_chat
+    texts = []
+    with (
+        httpx.Client(base_url=live_url, timeout=30) as http,
+        http.stream("POST", path, json=body) as response,
+    ):
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            text = first(json.loads(line[6:]))
+            if text:
+                texts.append(text)
+                state.faults.hold.set()  # the model may go on only once the first piece reached us
+    assert not state.faults.hold_expired  # the first piece arrived while the model was still paused
+    assert "".join(texts).startswith("# 数据库 如何优化数据库") and len(texts) > 2
+
+
+def test_cli_streams_before_the_model_has_finished(home: Path, held_chat) -> None:
+    import os
+    import subprocess
+
+    url, state = held_chat
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src"), "FINESIFT_HOME": str(home)}
+    command = [sys.executable, "-m", "finesift", "ask", QUESTION, "--kb", "handbook", "--llm-url", url,
+               "--llm-model", "tiny"]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+        assert proc.stdout is not None
+        head = proc.stdout.read(2)  # "# ": the first piece, printed while the model is paused
+        state.faults.hold.set()
+        rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert head == b"# " and not state.faults.hold_expired
+    assert (head + rest).decode().startswith("# 数据库 如何优化数据库") and b"Sources:" in rest

@@ -37,6 +37,10 @@ class ChatFaults:
     no_choices: bool = False
     think: bool = False
     cut_after: int | None = None
+    #: When set, a stream pauses after its first piece until the event is set (or 10 s pass): a
+    #: client that sees the first piece during the pause proves the answer really streams.
+    hold: threading.Event | None = None
+    hold_expired: bool = False
 
 
 @dataclass
@@ -107,7 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if cut is not None and n == cut:
                     self.close_connection = True
                     return  # the connection drops mid-answer
-
+                if n == 1:
+                    self._hold()
                 self._event({"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
             self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
             self.wfile.write(b"data: [DONE]\n\n")
@@ -115,6 +120,11 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         self.close_connection = True
+
+    def _hold(self) -> None:
+        faults = self.server.state.faults
+        if faults.hold is not None and not faults.hold.wait(10):
+            faults.hold_expired = True
 
     def _event(self, payload: dict[str, Any]) -> None:
         self.wfile.write(

@@ -114,6 +114,9 @@ class AnswerSettings(_Section):
     tokenizer: Literal["auto", "estimate"] = Field(
         default="auto", description="auto: the KB embedder's tokenizer when local, else an estimate"
     )
+    max_concurrent: int = Field(
+        default=16, ge=1, description="server: answers in progress at once; the next gets 429"
+    )
 
 
 class ServerSettings(_Section):

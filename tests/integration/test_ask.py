@@ -12,6 +12,8 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -298,13 +300,17 @@ def held_chat():
         state.faults.hold.set()
 
 
-@pytest.fixture
-def live_url(home: Path, held_chat):
+@contextmanager
+def live_app(home: Path, chat_url: str, **answer: object) -> Iterator[str]:
+    """The app under uvicorn on a free 127.0.0.1 port; yields its base URL."""
     import uvicorn
 
-    url, _ = held_chat
     settings = Settings(
-        home=home, embedding={"model": "fake"}, reranker={"model": "fake"}, llm={"url": url, "model": "tiny"}
+        home=home,
+        embedding={"model": "fake"},
+        reranker={"model": "fake"},
+        llm={"url": chat_url, "model": "tiny"},
+        answer=answer,
     )
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
@@ -313,10 +319,17 @@ def live_url(home: Path, held_chat):
     thread.start()
     while not server.started:
         time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(20)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+@pytest.fixture
+def live_url(home: Path, held_chat):
+    with live_app(home, held_chat[0]) as url:
+        yield url
 
 
 @pytest.mark.parametrize(
@@ -367,3 +380,34 @@ def test_cli_streams_before_the_model_has_finished(home: Path, held_chat) -> Non
     assert proc.returncode == 0, err.decode()
     assert head == b"# " and not state.faults.hold_expired
     assert (head + rest).decode().startswith("# 数据库 如何优化数据库") and b"Sources:" in rest
+
+
+def test_answers_beyond_max_concurrent_get_429_until_a_slot_frees(home: Path, held_chat) -> None:
+    import httpx
+
+    url, state = held_chat
+    body = {"query": QUESTION, "stream": True}
+    with live_app(home, url, max_concurrent=1) as base, httpx.Client(base_url=base, timeout=30) as http:
+        with http.stream("POST", "/v1/kbs/handbook/ask", json=body) as first:
+            lines = first.iter_lines()
+            assert next(line for line in lines if line.startswith("data: ")).startswith('data: {"delta"')
+            busy = http.post("/v1/kbs/handbook/ask", json={"query": QUESTION})  # the slot is taken
+            assert busy.status_code == 429 and busy.headers["retry-after"]
+            assert busy.json()["error"]["code"] == "overloaded"
+            state.faults.hold.set()
+            assert [line for line in lines if line][-1] == "data: [DONE]"
+        again = http.post("/v1/kbs/handbook/ask", json={"query": QUESTION})  # the stream gave it back
+        assert again.status_code == 200 and again.json()["refused"] is False
+        state.faults.hold = threading.Event()  # the next stream pauses again after its first piece
+        with http.stream("POST", "/v1/kbs/handbook/ask", json=body) as dropped:
+            next(dropped.iter_lines())
+        # The client went away mid-stream; when the model sends its next piece the write fails,
+        # the stream stops (closing the model's connection) and the slot is given back.
+        state.faults.hold.set()
+        for _ in range(400):
+            if http.post("/v1/kbs/handbook/ask", json={"query": QUESTION}).status_code == 200:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the dropped stream never released its slot")
+        assert not state.faults.hold_expired

@@ -10,12 +10,14 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
+
+from starlette.responses import Response, StreamingResponse
 
 from finesift.answer.llm import ChatClient
 from finesift.answer.service import Answerer, Prepared, primed
-from finesift.errors import BackendError, Conflict, FinesiftError, InvalidRequest
+from finesift.errors import BackendError, Conflict, FinesiftError, InvalidRequest, Overloaded
 from finesift.server.errors import classify, error_body
 from finesift.server.state import ServerState
 
@@ -34,6 +36,19 @@ class Answerers:
         self._lock = threading.Lock()
         self._by_name: dict[str, Answerer] = {}
         self._llm: ChatClient | None = None
+        self._in_flight = 0
+
+    def acquire(self) -> None:
+        """Admit one answer, or raise :class:`Overloaded` (429) when ``answer.max_concurrent`` are running."""
+        limit = self.state.settings.answer.max_concurrent
+        with self._lock:
+            if self._in_flight >= limit:
+                raise Overloaded(f"{limit} answers are already in progress; retry shortly")
+            self._in_flight += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def llm(self) -> ChatClient:
         if self._llm is None:
@@ -111,6 +126,30 @@ async def prepare_stream(
         return prepared, primed(answerer.stream(prepared))
 
     return await asyncio.to_thread(run)
+
+
+async def admitted(answerers: Answerers, handler: Callable[[], Awaitable[Response]]) -> Response:
+    """Run ``handler`` in one of ``answer.max_concurrent`` slots (429 beyond); a stream holds its slot
+    until it ends or its client goes away."""
+    answerers.acquire()
+    try:
+        response = await handler()
+    except BaseException:
+        answerers.release()
+        raise
+    if isinstance(response, StreamingResponse):
+        response.body_iterator = _release_at_end(response.body_iterator, answerers.release)
+    else:
+        answerers.release()
+    return response
+
+
+async def _release_at_end(body: AsyncIterable[Any], release: Callable[[], None]) -> AsyncIterator[Any]:
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        release()
 
 
 def sse(payload: Any) -> bytes:

@@ -15,13 +15,13 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from finesift.answer.prompt import Citation, estimate_tokens
 from finesift.answer.service import Answerer, AnswerResult, citation_dict
 from finesift.errors import InvalidRequest
-from finesift.server.answering import answerers_of, events, prepare_stream, sse
+from finesift.server.answering import Answerers, admitted, answerers_of, events, prepare_stream, sse
 from finesift.server.routes.common import MODEL_ERRORS, State
 
 
@@ -78,7 +78,12 @@ class ChatRequest(BaseModel):
 @router.post("/v1/kbs/{kb}/ask", response_model=AskResponse, responses=ERRORS)
 async def ask(kb: KBName, body: AskRequest, state: State, request: Request) -> Any:
     """Answer `query` from the knowledge base with numbered citations; SSE when `stream` is true."""
-    answerer = await asyncio.to_thread(answerers_of(request.app.state, state).get, kb)
+    answerers = answerers_of(request.app.state, state)
+    return await admitted(answerers, lambda: _ask(answerers, kb, body))
+
+
+async def _ask(answerers: Answerers, kb: str, body: AskRequest) -> Response:
+    answerer = await asyncio.to_thread(answerers.get, kb)
 
     def prepare() -> Any:
         return answerer.prepare(body.query, top_k=body.top_k, threshold=body.threshold, mode=body.mode)
@@ -136,8 +141,13 @@ def _chunk(base: dict[str, Any], delta: dict[str, Any], finish: str | None = Non
 async def chat_completions(body: ChatRequest, state: State, request: Request) -> Any:
     """OpenAI chat completions over a knowledge base: `model` is the KB's name; the answer cites passages
     and ends with its sources; `citations` and `refused` are added to the response (and the last chunk)."""
+    answerers = answerers_of(request.app.state, state)
+    return await admitted(answerers, lambda: _chat(answerers, body))
+
+
+async def _chat(answerers: Answerers, body: ChatRequest) -> Response:
     question, history, system = _split(body.messages)
-    answerer = await asyncio.to_thread(answerers_of(request.app.state, state).get, body.model)
+    answerer = await asyncio.to_thread(answerers.get, body.model)
 
     def prepare() -> Any:
         return answerer.prepare(question, history=history, system=system)

@@ -148,6 +148,21 @@ def build_prompt(
             f"the question is too long for the chat model's context ({used} tokens of a {budget}-token "
             "prompt budget); shorten it or raise llm.context_tokens"
         )
+    citations, rendered, used = _fit_passages(hits, used, budget, count)
+    turns = _fit_history(history, budget - used, count)
+    used += sum(count([t["content"]])[0] + MESSAGE_OVERHEAD for t in turns)
+    messages = [
+        {"role": "system", "content": system},
+        *turns,
+        {"role": "user", "content": user_message(question, rendered)},
+    ]
+    return Prompt(messages, citations, used)
+
+
+def _fit_passages(
+    hits: Sequence[Hit], used: int, budget: int, count: TokenCounter
+) -> tuple[list[Citation], list[str], int]:
+    """Numbered passages in rank order while they fit (the first that does not is cut); tokens used."""
     citations: list[Citation] = []
     rendered: list[str] = []
     for hit in deduplicate(hits):
@@ -164,14 +179,7 @@ def build_prompt(
         citations.append(citation)
         rendered.append(render_passage(citation))
         used += cost
-    turns = _fit_history(history, budget - used, count)
-    used += sum(count([t["content"]])[0] + MESSAGE_OVERHEAD for t in turns)
-    messages = [
-        {"role": "system", "content": system},
-        *turns,
-        {"role": "user", "content": user_message(question, rendered)},
-    ]
-    return Prompt(messages, citations, used)
+    return citations, rendered, used
 
 
 def _fit_history(history: Sequence[dict[str, str]], room: int, count: TokenCounter) -> list[dict[str, str]]:

@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "finesift.cli.quickstart",
     "finesift.cli.engine",
     "finesift.cli.kb",
+    "finesift.cli.ask",
     "finesift.cli.serve",
     "finesift.cli.eval",
     "finesift.cli.doctor",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -113,15 +114,65 @@ class HttpClient:
             failure, retry_after = self._attempt(url, payload)
             if not isinstance(failure, _Transient):
                 return failure
-            if attempt >= self.retry.max_retries:
-                raise BackendError(
-                    f"{_where(url)} still failing after {attempt + 1} attempts ({failure.reason}); "
-                    "check the server, or raise timeout_s / max_retries"
-                )
-            wait = self.retry.delay(attempt, retry_after)
-            log.info("%s: %s; retry %d in %.2fs", _where(url), failure.reason, attempt + 1, wait)
-            self._sleep(wait)
+            self._wait_or_fail(url, attempt, failure, retry_after)
             attempt += 1
+
+    def _wait_or_fail(self, url: str, attempt: int, failure: _Transient, retry_after: str | None) -> None:
+        if attempt >= self.retry.max_retries:
+            raise BackendError(
+                f"{_where(url)} still failing after {attempt + 1} attempts ({failure.reason}); "
+                "check the server, or raise timeout_s / max_retries"
+            )
+        wait = self.retry.delay(attempt, retry_after)
+        log.info("%s: %s; retry %d in %.2fs", _where(url), failure.reason, attempt + 1, wait)
+        self._sleep(wait)
+
+    def stream_lines(self, url: str, payload: dict[str, Any]) -> Iterator[str]:
+        """POST ``payload`` and yield the answer's lines as they arrive (server-sent events).
+
+        Failures before the answer starts are retried like :meth:`post_json`; once lines have been
+        yielded a failure raises :class:`BackendError` (a partial stream cannot be replayed).
+        ``timeout_s`` bounds the connection and each wait between bytes, not the whole answer.
+        """
+        attempt = 0
+        while True:
+            with ExitStack() as stack:
+                opened, retry_after = self._open_stream(stack, url, payload)
+                if not isinstance(opened, _Transient):
+                    yield from self._lines(url, opened)
+                    return
+            self._wait_or_fail(url, attempt, opened, retry_after)
+            attempt += 1
+
+    def _open_stream(self, stack: ExitStack, url: str, payload: dict[str, Any]) -> tuple[Any, str | None]:
+        httpx = self._httpx
+        headers = {**self._headers(), "Accept": "text/event-stream"}
+        try:
+            response = stack.enter_context(self._client.stream("POST", url, json=payload, headers=headers))
+        except httpx.TimeoutException:
+            return _Transient(f"timed out after {self.timeout_s:g}s"), None
+        except httpx.TransportError as exc:
+            return _Transient(f"connection failed: {type(exc).__name__}"), None
+        if response.status_code in RETRY_STATUS:
+            return _Transient(f"HTTP {response.status_code}"), response.headers.get("retry-after")
+        if response.status_code >= 400:
+            response.read()
+            raise _client_error(url, response.status_code, _message(response))
+        return response, None
+
+    def _lines(self, url: str, response: Any) -> Iterator[str]:
+        httpx = self._httpx
+        try:
+            yield from response.iter_lines()
+        except httpx.TimeoutException as exc:
+            raise BackendError(
+                f"{_where(url)} stopped sending for {self.timeout_s:g}s in the middle of its answer; "
+                "check the server, or raise timeout_s"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise BackendError(
+                f"{_where(url)} dropped the connection in the middle of its answer ({type(exc).__name__})"
+            ) from exc
 
     def _attempt(self, url: str, payload: dict[str, Any]) -> tuple[Any, str | None]:
         httpx = self._httpx

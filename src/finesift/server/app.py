@@ -39,6 +39,7 @@ ROUTE_MODULES = [
     "finesift.server.routes.rerank",
     "finesift.server.routes.kbs",
     "finesift.server.routes.web",
+    "finesift.server.routes.ask",
 ]
 
 DESCRIPTION = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -13,7 +14,9 @@ gguf = pytest.importorskip("gguf")
 pytestmark = pytest.mark.slow
 
 
-def _fields(path) -> dict:
+@functools.lru_cache(maxsize=4)
+def _fields(path) -> tuple[dict, object]:
+    """Metadata and reader of a GGUF file; parsing 151k tokens and merges is slow, so once per file."""
     reader = gguf.GGUFReader(str(path))
     out = {}
     for key, field in reader.fields.items():

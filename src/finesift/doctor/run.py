@@ -94,6 +94,9 @@ def _gguf_for(model: str, options: DoctorOptions, home: Path, role: str) -> str:
     if model.lower().endswith(".gguf"):
         return model
     from finesift.runtime.gguf import cached_conversion
+    from finesift.runtime.llamacpp import import_llama_cpp
+
+    import_llama_cpp()  # skip before converting when llama.cpp is not there to run the file
 
     return str(cached_conversion(model, home / "cache" / "gguf", kind=role, file_type=options.gguf_type))
 

@@ -32,7 +32,11 @@ class LlamaCppEmbedder:
         self.path = llamacpp.gguf_path(str(path))
         self._model_id = model_id or str(path)
         self._max_length = max_length
-        overrides = {"tokenizer.ggml.add_eos_token": True, "tokenizer.ggml.add_bos_token": False}
+        overrides = {
+            "tokenizer.ggml.add_eos_token": True,
+            "tokenizer.ggml.eos_token_id": EOS_ID,
+            "tokenizer.ggml.add_bos_token": False,
+        }
         self.llm = llamacpp.load(
             self.path,
             context=max_length,

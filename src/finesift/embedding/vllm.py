@@ -30,7 +30,13 @@ def import_vllm() -> Any:
 
 def pooling_llm(vllm: Any, path: Path, *, max_length: int, dtype: str, **extra: Any) -> Any:
     """An ``LLM`` with the pooling runner; LAST pooling without normalisation (finesift normalises)."""
-    pooler = {"pooling_type": "LAST", "normalize": False}
+    pooler: Any = {"pooling_type": "LAST", "normalize": False}
+    try:
+        from vllm.config import PoolerConfig
+
+        pooler = PoolerConfig(**pooler)
+    except (ImportError, TypeError):
+        pass  # older releases take the plain dict
     kwargs: dict[str, Any] = {
         "model": str(path),
         "max_model_len": max_length,

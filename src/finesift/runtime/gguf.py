@@ -44,6 +44,7 @@ def convert(model_dir: str | Path, out: str | Path, *, kind: Kind, file_type: st
     src, dst = Path(model_dir), Path(out)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if file_type in K_QUANTS:
+        _llama_cpp(file_type)  # fail before spending minutes on the f16 file
         f16 = dst.with_name(dst.stem + ".f16.tmp.gguf")
         _write(src, f16, kind=kind, file_type="f16")
         try:
@@ -189,8 +190,7 @@ def _add_tensor(gguf: Any, w: Any, hf_name: str, array: Any, file_type: str, *, 
         w.add_tensor(mapped, gguf.quants.quantize(array, qtype), raw_dtype=qtype)
 
 
-def quantize(source: Path, target: Path, file_type: str) -> None:
-    """K-quantize an f16 GGUF with llama.cpp's quantizer (``q5_k_m``, ``q4_k_m``)."""
+def _llama_cpp(file_type: str) -> Any:
     try:
         import llama_cpp
     except ImportError as exc:
@@ -199,6 +199,12 @@ def quantize(source: Path, target: Path, file_type: str) -> None:
             "llamacpp",
             f"needed for {file_type}; without it use one of {', '.join(DIRECT_TYPES)}",
         ) from exc
+    return llama_cpp
+
+
+def quantize(source: Path, target: Path, file_type: str) -> None:
+    """K-quantize an f16 GGUF with llama.cpp's quantizer (``q5_k_m``, ``q4_k_m``)."""
+    llama_cpp = _llama_cpp(file_type)
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = K_QUANTS[file_type]
     status = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))

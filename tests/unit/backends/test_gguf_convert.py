@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -13,7 +14,9 @@ gguf = pytest.importorskip("gguf")
 pytestmark = pytest.mark.slow
 
 
-def _fields(path) -> dict:
+@functools.lru_cache(maxsize=4)
+def _fields(path) -> tuple[dict, object]:
+    """Metadata and reader of a GGUF file; parsing 151k tokens and merges is slow, so once per file."""
     reader = gguf.GGUFReader(str(path))
     out = {}
     for key, field in reader.fields.items():
@@ -62,10 +65,16 @@ def test_q8_0_weights_dequantize_close_to_the_checkpoint(embedding_gguf, tiny_em
     assert np.max(np.abs(restored - original)) < 0.01
 
 
-def test_reranker_file_is_a_plain_causal_lm(tiny_reranker_model, tmp_path) -> None:
-    from finesift.runtime.gguf import convert
+def test_reranker_file_is_a_plain_causal_lm_written_by_the_cli(tiny_reranker_model, tmp_path) -> None:
+    from typer.testing import CliRunner
 
-    path = convert(tiny_reranker_model, tmp_path / "r.gguf", kind="reranker", file_type="f16")
+    from finesift.cli.app import app
+
+    path = tmp_path / "r.gguf"
+    args = ["gguf", "convert", str(tiny_reranker_model), str(path), "--kind", "reranker", "--type", "f16"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"wrote {path}")
     fields, _ = _fields(path)
     assert "qwen3.pooling_type" not in fields
     assert fields["tokenizer.ggml.add_eos_token"] is False
@@ -81,13 +90,3 @@ def test_bad_requests_are_refused(tiny_embedding_model, tmp_path, monkeypatch) -
     with pytest.raises(MissingDependency, match=r"finesift\[llamacpp\]"):
         convert(tiny_embedding_model, tmp_path / "x.gguf", kind="embedding", file_type="q4_k_m")
     assert not list(tmp_path.glob("*.gguf"))
-
-
-def test_cli_convert(tiny_embedding_model, tmp_path) -> None:
-    from typer.testing import CliRunner
-
-    from finesift.cli.app import app
-
-    result = CliRunner().invoke(app, ["gguf", "convert", str(tiny_embedding_model), str(tmp_path / "e.gguf")])
-    assert result.exit_code == 0, result.output
-    assert "wrote" in result.output and (tmp_path / "e.gguf").is_file()

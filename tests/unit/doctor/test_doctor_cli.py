@@ -124,3 +124,18 @@ def test_self_test_with_a_reference_and_without(tiny_embedder, tiny_reranker) ->
     report = self_test(fake, embedder=load_embedder("fake"), reranker=load_reranker("fake"))
     assert report.ok
     assert all("sanity checks only" in (r.message or "") for r in report.rows)
+
+
+def test_llamacpp_is_skipped_before_any_conversion_when_absent(tiny_embedder, tmp_path, monkeypatch) -> None:
+    import sys
+
+    from finesift import Settings
+    from finesift.doctor import DoctorOptions, run_doctor
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    settings = Settings(home=tmp_path, embedding={"model": str(tiny_embedder.backend.path)})
+    report = run_doctor(settings, DoctorOptions(backends=("llamacpp",), device="cpu"), rerank=False)
+    (row,) = report.rows
+    assert row.status == "skip" and "finesift[llamacpp]" in (row.message or "")
+    assert report.ok
+    assert not (tmp_path / "cache").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from finesift.errors import InvalidRequest
 
@@ -56,7 +56,7 @@ def resolve_dtype(dtype: str, *, device: str, flags: Iterable[str] | None = None
     return "float32"
 
 
-def torch_device_and_dtype(device: str, dtype: str):  # type: ignore[no-untyped-def]
+def torch_device_and_dtype(device: str, dtype: str) -> tuple[str, Any]:
     """Resolve names against the installed torch; returns (device str, torch.dtype)."""
     import torch
 

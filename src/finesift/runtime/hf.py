@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from finesift.errors import BackendError, InvalidRequest, MissingDependency
+from finesift.runtime.options import EngineOptions, resolve_attention, resolve_quantized_dtype
 
 
 def import_torch_stack() -> tuple[Any, Any]:
@@ -16,7 +17,9 @@ def import_torch_stack() -> tuple[Any, Any]:
         import torch
         import transformers
     except ImportError as exc:
-        raise MissingDependency("torch/transformers", "transformers", "CPU torch: pip install torch==2.13.0") from exc
+        raise MissingDependency(
+            "torch/transformers", "transformers", "CPU torch: pip install torch==2.13.0"
+        ) from exc
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     return torch, transformers
@@ -76,7 +79,9 @@ def check_max_length(max_length: int, config: dict[str, Any]) -> int:
     """``max_length`` must be positive and within the model's position limit."""
     limit = model_max_positions(config)
     if isinstance(max_length, bool) or not isinstance(max_length, int) or not 16 <= max_length <= limit:
-        raise InvalidRequest(f"max_length must be an integer in 16..{limit} for this model, not {max_length!r}")
+        raise InvalidRequest(
+            f"max_length must be an integer in 16..{limit} for this model, not {max_length!r}"
+        )
     return max_length
 
 
@@ -84,7 +89,9 @@ def load_tokenizer(path: Path) -> Any:
     """A fast tokenizer with left padding, loaded without remote code."""
     _, transformers = import_torch_stack()
     try:
-        tok = transformers.AutoTokenizer.from_pretrained(str(path), padding_side="left", trust_remote_code=False)
+        tok = transformers.AutoTokenizer.from_pretrained(
+            str(path), padding_side="left", trust_remote_code=False
+        )
     except (OSError, ValueError) as exc:
         raise BackendError(f"cannot load the tokenizer from {path}: {exc}") from exc
     if tok.pad_token_id is None:
@@ -92,13 +99,42 @@ def load_tokenizer(path: Path) -> Any:
     return tok
 
 
-def load_weights(auto_class: Any, path: Path, *, device: str, dtype: Any) -> Any:
-    """Load a model from safetensors with SDPA attention, in eval mode on ``device``."""
+def load_weights(
+    auto_class: Any, path: Path, *, device: str, dtype: Any, attn_implementation: str = "sdpa"
+) -> Any:
+    """Load a model from safetensors (SDPA attention unless told), in eval mode on ``device``."""
     check_weights(path)
     try:
         model = auto_class.from_pretrained(
-            str(path), dtype=dtype, attn_implementation="sdpa", use_safetensors=True, trust_remote_code=False
+            str(path),
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            use_safetensors=True,
+            trust_remote_code=False,
         )
     except (OSError, ValueError, RuntimeError) as exc:
         raise BackendError(f"cannot load the model weights from {path}: {exc}") from exc
     return model.to(device).eval()
+
+
+def placement(device: str, dtype: str, options: EngineOptions) -> tuple[str, Any, str]:
+    """(device, torch dtype, attention implementation) for a model run with ``options``."""
+    from finesift.runtime.device import torch_device_and_dtype
+
+    dev, _ = torch_device_and_dtype(device, "float32")
+    dev, torch_dtype = torch_device_and_dtype(
+        dev, resolve_quantized_dtype(options.quantize, device=dev, dtype=dtype)
+    )
+    attention = resolve_attention(
+        options.attention, device=dev, dtype=str(torch_dtype).removeprefix("torch.")
+    )
+    return dev, torch_dtype, attention
+
+
+def maybe_quantize(model: Any, quantize: str) -> Any:
+    """``model`` with int8 dynamic linear layers when ``quantize == "int8"``, else unchanged."""
+    if quantize != "int8":
+        return model
+    from finesift.runtime.quantize import quantize_linear_int8
+
+    return quantize_linear_int8(model)

@@ -42,7 +42,7 @@ class ModelSettings(_Section):
     attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
         "auto", description="auto: flash-attention 2 + padding-free packing on CUDA when installed, else SDPA"
     )
-    quantize: Literal["none", "int8"] = Field("none", description="int8: dynamic int8 linear layers, CPU only")
+    quantize: Literal["none", "int8"] = Field("none", description="int8: dynamic int8 linear layers (CPU)")
     instruction: str | None = None
     url: str | None = Field(None, description="endpoint of a remote backend")
     api_key: SecretStr | None = None

@@ -33,8 +33,16 @@ import models  # noqa: E402
 import workload  # noqa: E402
 
 EMBED_SYSTEMS = "finesift,finesift-int8,reference-default,reference-fp32,sentence-transformers"
-RERANK_SYSTEMS = (
-    "finesift,finesift-nocache,finesift-int8,reference-default,reference-fp32,finesift-fp32,finesift-fp32-nocache"
+RERANK_SYSTEMS = ",".join(
+    [
+        "finesift",
+        "finesift-nocache",
+        "finesift-int8",
+        "reference-default",
+        "reference-fp32",
+        "finesift-fp32",
+        "finesift-fp32-nocache",
+    ]
 )
 #: Systems that only check fidelity run on the first --fidelity-docs candidates of each query.
 SUBSET_SYSTEMS = ("finesift-fp32", "finesift-fp32-nocache")

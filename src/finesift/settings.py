@@ -39,6 +39,10 @@ class ModelSettings(_Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_length: int = Field(8192, ge=16)
     token_budget: int | None = Field(None, ge=16, description="padded tokens per forward pass")
+    #: auto: flash-attention 2 with padding-free packing on CUDA when flash-attn is installed, else SDPA.
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    #: int8: dynamic int8 linear layers (CPU only; fidelity measured in docs/speed.md).
+    quantize: Literal["none", "int8"] = "none"
     instruction: str | None = None
     url: str | None = Field(None, description="endpoint of a remote backend")
     api_key: SecretStr | None = None
@@ -62,6 +66,8 @@ class RerankSettings(ModelSettings):
     """The reranking model."""
 
     model: str = DEFAULT_RERANKER_MODEL
+    #: Compute the prompt prefix (system, instruction, query) shared by a query's documents once.
+    prefix_cache: bool = True
 
 
 class KBSettings(_Section):

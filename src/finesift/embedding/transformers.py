@@ -12,9 +12,9 @@ import numpy as np
 from finesift.embedding.base import EmbeddingOutput, QueryFormat
 from finesift.errors import BackendError
 from finesift.hub import resolve_model
-from finesift.runtime import hf
+from finesift.runtime import forward, hf
 from finesift.runtime.batching import default_token_budget, plan_batches
-from finesift.runtime.device import torch_device_and_dtype
+from finesift.runtime.options import EngineOptions
 from finesift.settings import EmbeddingSettings, HubSettings
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def check_eos(tokenizer: Any) -> int:
 class TransformersEmbedder:
     """Raw last-token vectors from a Qwen3-Embedding checkpoint (any size)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - public keyword arguments kept stable; speed options grouped
         self,
         path: str | Path,
         *,
@@ -47,18 +47,25 @@ class TransformersEmbedder:
         dtype: str = "auto",
         max_length: int = DEFAULT_MAX_LENGTH,
         token_budget: int | None = None,
+        options: EngineOptions | None = None,
     ) -> None:
         torch, transformers = hf.import_torch_stack()
+        self.options = options or EngineOptions()
         self.path = Path(path)
         self.config = hf.read_config(self.path)
         self._max_length = hf.check_max_length(max_length, self.config)
         self._model_id = model_id or str(path)
-        self.device, self.torch_dtype = torch_device_and_dtype(device, dtype)
+        self.device, self.torch_dtype, self.attention = hf.placement(device, dtype, self.options)
         self.tokenizer = hf.load_tokenizer(self.path)
         self.eos_id = check_eos(self.tokenizer)
-        self.model = hf.load_weights(
-            transformers.AutoModel, self.path, device=self.device, dtype=self.torch_dtype
+        model = hf.load_weights(
+            transformers.AutoModel,
+            self.path,
+            device=self.device,
+            dtype=self.torch_dtype,
+            attn_implementation=self.attention,
         )
+        self.model = hf.maybe_quantize(model, self.options.quantize)
         self.token_budget = token_budget or default_token_budget(self.device)
         self._torch = torch
         self._revision = hf.revision_of(self.path)
@@ -112,15 +119,15 @@ class TransformersEmbedder:
         return EmbeddingOutput(out, counts, truncated)
 
     def _forward(self, rows: list[list[int]]) -> np.ndarray:
-        torch = self._torch
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
-        with torch.inference_mode():
-            hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-            pooled = hidden[:, -1]  # left padding: the last column is every row's EOS
-        return pooled.float().cpu().numpy()
+        """(n, dim) float32 last-token states; every row ends with its EOS."""
+        if self.attention == "flash_attention_2":
+            pooled = forward.last_hidden_packed(self.model, rows, device=self.device)
+        else:
+            pooled = forward.last_hidden_padded(
+                self.model, rows, pad_id=self.tokenizer.pad_token_id, device=self.device
+            )
+        with self._torch.inference_mode():
+            return pooled.float().cpu().numpy()
 
 
 def create(settings: EmbeddingSettings, hub: HubSettings) -> TransformersEmbedder:
@@ -139,4 +146,5 @@ def create(settings: EmbeddingSettings, hub: HubSettings) -> TransformersEmbedde
         dtype=settings.dtype,
         max_length=settings.max_length,
         token_budget=settings.token_budget,
+        options=EngineOptions(attention=settings.attention, quantize=settings.quantize),
     )

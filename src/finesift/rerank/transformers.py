@@ -1,29 +1,34 @@
-"""Qwen3-Reranker through transformers: last position only, two-row yes/no head."""
+"""Qwen3-Reranker through transformers: last position only, two-row yes/no head, shared prefix."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from finesift.hub import resolve_model
 from finesift.rerank.base import RerankOutput
-from finesift.rerank.prompts import PromptTokens, pair_ids
-from finesift.runtime import hf
-from finesift.runtime.batching import default_token_budget, plan_batches
-from finesift.runtime.device import torch_device_and_dtype
+from finesift.rerank.prompts import PromptTokens, head, pair_ids
+from finesift.runtime import forward, hf
+from finesift.runtime.batching import default_token_budget, plan_batches, split_on_prefix
+from finesift.runtime.options import EngineOptions
 from finesift.settings import HubSettings, RerankSettings
 
 DEFAULT_MAX_LENGTH = 8192
+#: Below this many documents sharing a prefix, computing the prefix apart saves nothing.
+MIN_SHARED_ROWS = 2
 
 
 class TransformersReranker:
     """P(yes) = sigmoid(h_last · (W_yes − W_no)) from an original Qwen3-Reranker checkpoint.
 
     Exactly the model card's softmax over the [no, yes] logits, without computing the other
-    151,667 vocabulary logits or any position but the last.
+    151,667 vocabulary logits or any position but the last. The prompt part shared by all
+    documents of a query (system prefix, instruction, query) is computed once per query when
+    every document's tokens start with it (checked per pair); other pairs run whole.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - public keyword arguments kept stable; speed options grouped
         self,
         path: str | Path,
         *,
@@ -32,22 +37,28 @@ class TransformersReranker:
         dtype: str = "auto",
         max_length: int = DEFAULT_MAX_LENGTH,
         token_budget: int | None = None,
+        options: EngineOptions | None = None,
     ) -> None:
         torch, transformers = hf.import_torch_stack()
+        self.options = options or EngineOptions()
         self.path = Path(path)
         self.config = hf.read_config(self.path)
         self._max_length = hf.check_max_length(max_length, self.config)
         self._model_id = model_id or str(path)
-        self.device, self.torch_dtype = torch_device_and_dtype(device, dtype)
+        self.device, self.torch_dtype, self.attention = hf.placement(device, dtype, self.options)
         self.tokenizer = hf.load_tokenizer(self.path)
         self.tokens = PromptTokens.from_tokenizer(self.tokenizer)
         lm = hf.load_weights(
-            transformers.AutoModelForCausalLM, self.path, device=self.device, dtype=self.torch_dtype
+            transformers.AutoModelForCausalLM,
+            self.path,
+            device=self.device,
+            dtype=self.torch_dtype,
+            attn_implementation=self.attention,
         )
-        head = lm.get_output_embeddings().weight
+        out = lm.get_output_embeddings().weight
         with torch.no_grad():
-            self.w_diff = (head[self.tokens.yes_id].float() - head[self.tokens.no_id].float()).contiguous()
-        self.model = lm.get_decoder()
+            self.w_diff = (out[self.tokens.yes_id].float() - out[self.tokens.no_id].float()).contiguous()
+        self.model = hf.maybe_quantize(lm.get_decoder(), self.options.quantize)
         self.token_budget = token_budget or default_token_budget(self.device)
         self._torch = torch
         self._revision = hf.revision_of(self.path)
@@ -85,25 +96,61 @@ class TransformersReranker:
             truncated += cut
         return rows, truncated
 
+    def shared_prefix(self, query: str, *, instruction: str) -> list[int]:
+        """Token ids every pair of this query starts with when its tokenization splits cleanly."""
+        return self.tokens.prefix + self.tokenizer.encode(head(instruction, query), add_special_tokens=False)
+
     def score(self, query: str, documents: Sequence[str], *, instruction: str) -> RerankOutput:
         rows, truncated = self.build(query, documents, instruction=instruction)
-        lengths = [len(r) for r in rows]
         scores = [0.0] * len(rows)
-        for batch in plan_batches(lengths, token_budget=self.token_budget):
-            for i, s in zip(batch, self._forward([rows[i] for i in batch]), strict=True):
-                scores[i] = s
-        return RerankOutput(scores, lengths, truncated)
+        prefix = self.shared_prefix(query, instruction=instruction)
+        shared, whole = (
+            split_on_prefix(rows, prefix) if self.options.prefix_cache else ([], list(range(len(rows))))
+        )
+        if len(shared) < MIN_SHARED_ROWS:
+            shared, whole = [], list(range(len(rows)))
+        if shared:
+            self._score_after_prefix(prefix, {i: rows[i][len(prefix) :] for i in shared}, scores)
+        self._score_whole({i: rows[i] for i in whole}, scores)
+        return RerankOutput(scores, [len(r) for r in rows], truncated)
 
-    def _forward(self, rows: list[list[int]]) -> list[float]:
+    def _score_whole(self, rows: dict[int, list[int]], scores: list[float]) -> None:
+        keys = list(rows)
+        for batch in plan_batches([len(rows[k]) for k in keys], token_budget=self.token_budget):
+            ids = [rows[keys[j]] for j in batch]
+            if self.attention == "flash_attention_2":
+                hidden = forward.last_hidden_packed(self.model, ids, device=self.device)
+            else:
+                hidden = forward.last_hidden_padded(
+                    self.model, ids, pad_id=self.tokenizer.pad_token_id, device=self.device
+                )
+            for j, s in zip(batch, self._head(hidden), strict=True):
+                scores[keys[j]] = s
+
+    def _score_after_prefix(
+        self, prefix: list[int], tails: dict[int, list[int]], scores: list[float]
+    ) -> None:
+        cached = forward.SharedPrefix(self.model, prefix, device=self.device)
+        keys = list(tails)
+        # The budget counts the prefix too: every row attends to it, so memory grows with it.
+        widths = [len(prefix) + len(tails[k]) for k in keys]
+        for batch in plan_batches(widths, token_budget=self.token_budget):
+            hidden = forward.last_hidden_after_prefix(
+                self.model,
+                cached,
+                [tails[keys[j]] for j in batch],
+                pad_id=self.tokenizer.pad_token_id,
+                device=self.device,
+            )
+            for j, s in zip(batch, self._head(hidden), strict=True):
+                scores[keys[j]] = s
+
+    def _head(self, hidden: Any) -> list[float]:
+        """sigmoid(h · (W_yes − W_no)) per row, computed in fp32."""
         torch = self._torch
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
         with torch.inference_mode():
-            hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state[:, -1]
-            logit = hidden.float() @ self.w_diff
-            return torch.sigmoid(logit).cpu().tolist()
+            scores: list[float] = torch.sigmoid(hidden.float() @ self.w_diff).cpu().tolist()
+        return scores
 
 
 def create(settings: RerankSettings, hub: HubSettings) -> TransformersReranker:
@@ -122,4 +169,7 @@ def create(settings: RerankSettings, hub: HubSettings) -> TransformersReranker:
         dtype=settings.dtype,
         max_length=settings.max_length,
         token_budget=settings.token_budget,
+        options=EngineOptions(
+            attention=settings.attention, quantize=settings.quantize, prefix_cache=settings.prefix_cache
+        ),
     )

@@ -43,3 +43,45 @@ def plan_batches(
     if current:
         batches.append(current)
     return batches
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Rows padded on the left to the longest, and their attention masks (1 = real token)."""
+    width = max(len(r) for r in rows)
+    ids = [[pad_id] * (width - len(r)) + list(r) for r in rows]
+    mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
+    return ids, mask
+
+
+def right_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Rows padded on the right to the longest, and their attention masks (1 = real token)."""
+    width = max(len(r) for r in rows)
+    ids = [list(r) + [pad_id] * (width - len(r)) for r in rows]
+    mask = [[1] * len(r) + [0] * (width - len(r)) for r in rows]
+    return ids, mask
+
+
+def pack(rows: Sequence[Sequence[int]]) -> tuple[list[int], list[int], list[int]]:
+    """Padding-free packing: all rows in one sequence, positions restarting at 0 per row.
+
+    Returns (token ids, position ids, index of each row's last token).
+    """
+    ids: list[int] = []
+    positions: list[int] = []
+    last: list[int] = []
+    for row in rows:
+        ids.extend(row)
+        positions.extend(range(len(row)))
+        last.append(len(ids) - 1)
+    return ids, positions, last
+
+
+def split_on_prefix(rows: Sequence[Sequence[int]], prefix: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Indices of rows that start with ``prefix`` and extend past it, and of all other rows."""
+    n = len(prefix)
+    head = list(prefix)
+    shared: list[int] = []
+    other: list[int] = []
+    for i, row in enumerate(rows):
+        (shared if len(row) > n and list(row[:n]) == head else other).append(i)
+    return shared, other

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from finesift.errors import BackendError, InvalidRequest, MissingDependency
+from finesift.runtime.options import EngineOptions, resolve_attention, resolve_quantized_dtype
 
 
 def import_torch_stack() -> tuple[Any, Any]:
@@ -98,13 +99,42 @@ def load_tokenizer(path: Path) -> Any:
     return tok
 
 
-def load_weights(auto_class: Any, path: Path, *, device: str, dtype: Any) -> Any:
-    """Load a model from safetensors with SDPA attention, in eval mode on ``device``."""
+def load_weights(
+    auto_class: Any, path: Path, *, device: str, dtype: Any, attn_implementation: str = "sdpa"
+) -> Any:
+    """Load a model from safetensors (SDPA attention unless told), in eval mode on ``device``."""
     check_weights(path)
     try:
         model = auto_class.from_pretrained(
-            str(path), dtype=dtype, attn_implementation="sdpa", use_safetensors=True, trust_remote_code=False
+            str(path),
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            use_safetensors=True,
+            trust_remote_code=False,
         )
     except (OSError, ValueError, RuntimeError) as exc:
         raise BackendError(f"cannot load the model weights from {path}: {exc}") from exc
     return model.to(device).eval()
+
+
+def placement(device: str, dtype: str, options: EngineOptions) -> tuple[str, Any, str]:
+    """(device, torch dtype, attention implementation) for a model run with ``options``."""
+    from finesift.runtime.device import torch_device_and_dtype
+
+    dev, _ = torch_device_and_dtype(device, "float32")
+    dev, torch_dtype = torch_device_and_dtype(
+        dev, resolve_quantized_dtype(options.quantize, device=dev, dtype=dtype)
+    )
+    attention = resolve_attention(
+        options.attention, device=dev, dtype=str(torch_dtype).removeprefix("torch.")
+    )
+    return dev, torch_dtype, attention
+
+
+def maybe_quantize(model: Any, quantize: str) -> Any:
+    """``model`` with int8 dynamic linear layers when ``quantize == "int8"``, else unchanged."""
+    if quantize != "int8":
+        return model
+    from finesift.runtime.quantize import quantize_linear_int8
+
+    return quantize_linear_int8(model)

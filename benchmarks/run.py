@@ -1,0 +1,255 @@
+"""Embedding and reranking speed of finesift next to the model-card code and sentence-transformers.
+
+    python benchmarks/run.py                        # both tasks, short default sizes
+    python benchmarks/run.py --task embed --texts 96
+    python benchmarks/run.py --task rerank --queries 2
+
+Builds random-weight models of the true Qwen3-0.6B shape from ``<shared>/models/qwen3-0.6b`` (or
+any config given), runs each system in its own process on the same mixed workload from
+``<shared>/data``, and prints one JSON document: throughput, peak RSS, ratios, a bf16 matmul
+ceiling measured in the same run with model-FLOP utilisation, fidelity, and the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(HERE))
+
+import flops  # noqa: E402
+import models  # noqa: E402
+import workload  # noqa: E402
+
+EMBED_SYSTEMS = "finesift,finesift-int8,reference-default,reference-fp32,sentence-transformers"
+RERANK_SYSTEMS = ",".join(
+    [
+        "finesift",
+        "finesift-nocache",
+        "finesift-int8",
+        "reference-default",
+        "reference-fp32",
+        "finesift-fp32",
+        "finesift-fp32-nocache",
+    ]
+)
+#: Systems that only check fidelity run on the first --fidelity-docs candidates of each query.
+SUBSET_SYSTEMS = ("finesift-fp32", "finesift-fp32-nocache")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shared", type=Path, default=ROOT.parent / "shared", help="shared folder (models, data)")
+    p.add_argument(
+        "--models-dir", type=Path, default=ROOT / ".bench" / "models", help="where built models go"
+    )
+    p.add_argument(
+        "--embedding-config", type=Path, help="config.json for the embedding model (default: shared)"
+    )
+    p.add_argument("--reranker-config", type=Path, help="config.json for the reranker (default: shared)")
+    p.add_argument("--task", nargs="+", choices=("embed", "rerank"), default=["embed", "rerank"])
+    p.add_argument("--texts", type=int, default=32, help="embedding texts in the mixed workload")
+    p.add_argument("--queries", type=int, default=1, help="rerank queries (alternating Chinese / code)")
+    p.add_argument("--candidates", type=int, default=40, help="BM25 candidates per rerank query")
+    p.add_argument("--embed-systems", default=EMBED_SYSTEMS)
+    p.add_argument("--rerank-systems", default=RERANK_SYSTEMS)
+    p.add_argument("--ref-batch", type=int, default=16, help="texts/pairs per model-card call")
+    p.add_argument("--st-batch", type=int, default=32, help="sentence-transformers batch size (its default)")
+    p.add_argument("--fidelity-docs", type=int, default=8, help="candidates per query for fp32 fidelity runs")
+    p.add_argument("--max-length", type=int, default=8192)
+    p.add_argument("--threads", type=int, default=0, help="torch threads per system (0: torch default)")
+    p.add_argument("--out", type=Path, help="also write the JSON here")
+    return p.parse_args(argv)
+
+
+def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one system in a fresh process and return its measurements."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_file, out_file = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_file.write_text(json.dumps(spec), encoding="utf-8")
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
+        proc = subprocess.run(
+            [sys.executable, str(HERE / "systems.py"), str(spec_file), str(out_file)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            return {"error": proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]}
+        result: dict[str, Any] = json.loads(out_file.read_text(encoding="utf-8"))
+        return result
+
+
+def machine() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    from finesift.runtime.device import cpu_flags
+
+    model = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "avx512_bf16": "avx512_bf16" in cpu_flags(),
+        "amx": "amx_bf16" in cpu_flags(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def run_systems(
+    task: str, names: list[str], base: dict[str, Any], items_for: Any
+) -> dict[str, dict[str, Any]]:
+    results = {}
+    for name in names:
+        before = load_average()[0]
+        started = time.time()
+        res = run_worker({**base, "task": task, "system": name, "items": items_for(name)})
+        res["load_avg_1min_before"] = before
+        res["wall_seconds"] = round(time.time() - started, 1)
+        print(f"[bench] {task} {name}: {res.get('seconds', res.get('error'))}", file=sys.stderr, flush=True)
+        results[name] = res
+    return results
+
+
+def bench_embed(args: argparse.Namespace, path: Path, ceiling_gflops: float) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    texts = workload.embedding_texts(args.shared / "data", args.texts)
+    tok = AutoTokenizer.from_pretrained(str(path))
+    lengths = [min(len(ids), args.max_length) for ids in tok(texts)["input_ids"]]
+    shape = models.model_shape(path)
+    model_flops = sum(flops.sequence_flops(shape, n) for n in lengths)
+    base = {
+        "model": str(path),
+        "max_length": args.max_length,
+        "ref_batch": args.ref_batch,
+        "st_batch": args.st_batch,
+        "threads": args.threads,
+    }
+    names = [s for s in args.embed_systems.split(",") if s]
+    results = run_systems("embed", names, base, lambda name: texts)
+    for res in results.values():
+        if "seconds" in res:
+            res["tok_per_s"] = round(sum(lengths) / res["seconds"], 1)
+            res["model_gflops_per_s"] = round(model_flops / res["seconds"] / 1e9, 1)
+            res["mfu_of_bf16_ceiling"] = round(model_flops / res["seconds"] / 1e9 / ceiling_gflops, 3)
+    return {
+        "workload": {
+            "texts": len(texts),
+            "tokens": sum(lengths),
+            "max_tokens": max(lengths),
+            "mean_tokens": round(sum(lengths) / len(lengths), 1),
+            "gflop": round(model_flops / 1e9, 1),
+        },
+        "systems": results,
+        "ratios": flops.ratios(results, "tok_per_s"),
+        "fidelity": flops.embed_fidelity(results),
+    }
+
+
+def bench_rerank(args: argparse.Namespace, path: Path) -> dict[str, Any]:
+    from finesift.rerank.transformers import TransformersReranker  # noqa: F401  (fails early if missing)
+
+    jobs = workload.rerank_jobs(args.shared / "data", args.queries, args.candidates)
+    subset = [{**j, "documents": j["documents"][: args.fidelity_docs]} for j in jobs]
+    tokens_full, tokens_subset = flops.rerank_tokens(path, jobs, args.max_length), None
+    tokens_subset = flops.rerank_tokens(path, subset, args.max_length)
+    base = {
+        "model": str(path),
+        "max_length": args.max_length,
+        "ref_batch": args.ref_batch,
+        "threads": args.threads,
+    }
+    names = [s for s in args.rerank_systems.split(",") if s]
+    results = run_systems("rerank", names, base, lambda name: subset if name in SUBSET_SYSTEMS else jobs)
+    for name, res in results.items():
+        if "seconds" in res:
+            used = subset if name in SUBSET_SYSTEMS else jobs
+            pairs = sum(len(j["documents"]) for j in used)
+            toks = tokens_subset if name in SUBSET_SYSTEMS else tokens_full
+            res["pairs"] = pairs
+            res["pairs_per_s"] = round(pairs / res["seconds"], 2)
+            res["prompt_tok_per_s"] = round(toks / res["seconds"], 1)
+    return {
+        "workload": {
+            "queries": len(jobs),
+            "candidates_per_query": args.candidates,
+            "pairs": sum(len(j["documents"]) for j in jobs),
+            "prompt_tokens": tokens_full,
+            "fidelity_subset_docs": args.fidelity_docs,
+        },
+        "systems": results,
+        "ratios": flops.ratios(results, "pairs_per_s"),
+        "fidelity": flops.rerank_fidelity(results, args.fidelity_docs),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    args.shared = args.shared.resolve()
+    emb_path, rer_path = models.ensure_models(
+        args.shared,
+        args.models_dir,
+        embedding_config=args.embedding_config,
+        reranker_config=args.reranker_config,
+    )
+    shape = models.model_shape(emb_path)
+    ceiling_spec = {
+        "task": "ceiling",
+        "hidden": shape["hidden"],
+        "intermediate": shape["intermediate"],
+        "tokens": 2048,
+        "threads": args.threads,
+    }
+    report: dict[str, Any] = {
+        "command": "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": machine(),
+        "load_avg_start": load_average(),
+        "shape": shape,
+    }
+    report["ceiling_start"] = run_worker(ceiling_spec)
+    ceiling = report["ceiling_start"].get("bf16_gflops", float("nan"))
+    if "embed" in args.task:
+        report["embed"] = bench_embed(args, emb_path, ceiling)
+    if "rerank" in args.task:
+        report["rerank"] = bench_rerank(args, rer_path)
+    report["ceiling_end"] = run_worker(ceiling_spec)
+    report["load_avg_end"] = load_average()
+    report["targets"] = flops.targets(report)
+    for part in ("embed", "rerank"):
+        for res in report.get(part, {}).get("systems", {}).values():
+            res.pop("values", None)
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""One measured system per process: ``python benchmarks/systems.py SPEC.json RESULT.json``.
+
+Each system loads its model, warms up on two inputs, resets the peak-RSS counter, then runs the
+whole workload once. Running every system in its own process keeps peak memory per system and
+stops one system's allocator state from helping or hurting the next.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+sys.path.insert(0, str(SRC))
+
+
+def _rss_mb(field: str) -> float:
+    """VmHWM (peak) or VmRSS of this process in MiB, from /proc (Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def embed_runner(spec: dict[str, Any]) -> Callable[[list[str]], Any]:
+    import numpy as np
+    import torch
+
+    system, path = spec["system"], spec["model"]
+    if system.startswith("finesift"):
+        from finesift import load_embedder
+
+        opts = {"finesift": {}, "finesift-int8": {"quantize": "int8"}, "finesift-fp32": {"dtype": "float32"}}[
+            system
+        ]
+        emb = load_embedder(path, device="cpu", max_length=spec["max_length"], **opts)
+        return lambda texts: emb.embed_documents(texts)
+    if system.startswith("reference"):
+        from finesift.testing.reference import ReferenceEmbedder
+
+        dtype = torch.float32 if system == "reference-fp32" else None
+        ref = ReferenceEmbedder(path, dtype=dtype, max_length=spec["max_length"])
+        return lambda texts: np.concatenate([ref.embed(c) for c in _chunks(texts, spec["ref_batch"])])
+    if system == "sentence-transformers":
+        from sentence_transformers import SentenceTransformer
+
+        st = SentenceTransformer(path, device="cpu")
+        st.max_seq_length = spec["max_length"]
+        return lambda texts: st.encode(texts, batch_size=spec["st_batch"], normalize_embeddings=True)
+    raise SystemExit(f"unknown embedding system {system!r}")
+
+
+def rerank_runner(spec: dict[str, Any]) -> Callable[[list[dict[str, Any]]], Any]:
+    import torch
+
+    system, path = spec["system"], spec["model"]
+    if system.startswith("finesift"):
+        from finesift import load_reranker
+
+        opts: dict[str, Any] = {}
+        if "int8" in system:
+            opts["quantize"] = "int8"
+        if "fp32" in system:
+            opts["dtype"] = "float32"
+        if "nocache" in system:
+            opts["prefix_cache"] = False
+        rr = load_reranker(path, device="cpu", max_length=spec["max_length"], **opts)
+        return lambda jobs: [rr.score(j["query"], j["documents"], instruction=j["instruction"]) for j in jobs]
+    if system.startswith("reference"):
+        from finesift.testing.reference import ReferenceReranker
+
+        dtype = torch.float32 if system == "reference-fp32" else None
+        ref = ReferenceReranker(path, dtype=dtype, max_length=spec["max_length"])
+
+        def run(jobs: list[dict[str, Any]]) -> list[list[float]]:
+            return [
+                [
+                    s
+                    for c in _chunks(j["documents"], spec["ref_batch"])
+                    for s in ref.score(j["query"], c, j["instruction"])
+                ]
+                for j in jobs
+            ]
+
+        return run
+    raise SystemExit(f"unknown reranking system {system!r}")
+
+
+def ceiling(spec: dict[str, Any]) -> dict[str, Any]:
+    """Best bf16 (and fp32) GFLOP/s of plain linear layers at the model's shapes."""
+    import torch
+
+    h, inter, tokens = spec["hidden"], spec["intermediate"], spec["tokens"]
+    out: dict[str, Any] = {}
+    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        best = 0.0
+        for k, n in ((h, inter), (inter, h), (h, 2 * h)):
+            x, w = torch.randn(tokens, k, dtype=dtype), torch.randn(n, k, dtype=dtype)
+            torch.nn.functional.linear(x, w)
+            reps, start = 5, time.perf_counter()
+            for _ in range(reps):
+                torch.nn.functional.linear(x, w)
+            best = max(best, 2 * tokens * k * n * reps / (time.perf_counter() - start) / 1e9)
+        out[f"{name}_gflops"] = round(best, 1)
+    return out
+
+
+def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """Load, warm up, reset peak RSS, run once; timings in seconds, memory in MiB."""
+    import numpy as np
+    import torch
+
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    start = time.perf_counter()
+    runner = embed_runner(spec) if spec["task"] == "embed" else rerank_runner(spec)
+    load_s = time.perf_counter() - start
+    items = spec["items"]
+    runner(items[:2] if spec["task"] == "embed" else [{**items[0], "documents": items[0]["documents"][:2]}])
+    peak_load = _rss_mb("VmHWM")
+    reset = _reset_peak_rss()
+    start = time.perf_counter()
+    result = runner(items)
+    seconds = time.perf_counter() - start
+    if spec["task"] == "embed":
+        values = np.asarray(getattr(result, "vectors", result), dtype=np.float32).tolist()
+    else:
+        values = [list(getattr(r, "scores", r)) for r in result]
+    return {
+        "seconds": seconds,
+        "load_seconds": round(load_s, 1),
+        "peak_rss_mib": round(_rss_mb("VmHWM"), 1),
+        "peak_rss_load_mib": round(peak_load, 1),
+        "peak_rss_reset": reset,
+        "threads": torch.get_num_threads(),
+        "values": values,
+    }
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    out = ceiling(spec) if spec["task"] == "ceiling" else measure(spec)
+    Path(sys.argv[2]).write_text(json.dumps(out), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -109,6 +109,11 @@ def _build(role: str, name: str, section: Any, settings: Settings, options: Doct
     backend = RERANK_NAME.get(name, name) if role == "reranker" else name
     if backend not in table:
         return "skip", f"no {role} backend {backend!r} is registered (known: {', '.join(sorted(table))})"
+    if role == "reranker" and backend == "sentence-transformers" and _causal_lm(section.model):
+        return (
+            "skip",
+            "sentence-transformers' CrossEncoder does not run causal-LM rerankers such as Qwen3-Reranker",
+        )
     try:
         cand = _candidate_settings(section, name, options, settings.home, role)
         if role == "embedding":
@@ -118,6 +123,12 @@ def _build(role: str, name: str, section: Any, settings: Settings, options: Doct
         return "skip", str(exc)
     except FinesiftError as exc:
         return "fail", " ".join(str(exc).split())
+
+
+def _causal_lm(model: str) -> bool:
+    from finesift.rerank.cross_encoder import is_causal_lm
+
+    return Path(model).expanduser().is_dir() and is_causal_lm(Path(model).expanduser())
 
 
 def _registry(role: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from finesift.embedding.sentence_transformers import (
     is_sentence_transformers_model,
     read_json,
 )
-from finesift.errors import BackendError
+from finesift.errors import BackendError, InvalidRequest
 from finesift.hub import resolve_model
 from finesift.rerank.base import RerankOutput
 from finesift.runtime import hf
@@ -39,6 +39,12 @@ def is_cross_encoder_model(model: str) -> bool:
     if any(str(a).endswith("ForSequenceClassification") for a in architectures):
         return True
     return is_sentence_transformers_model(str(path))
+
+
+def is_causal_lm(path: Path) -> bool:
+    """True when the checkpoint is a ``*ForCausalLM`` (Qwen3-Reranker answers yes/no as an LM)."""
+    architectures = read_json(Path(path) / "config.json").get("architectures") or []
+    return any(str(a).endswith("ForCausalLM") for a in architectures)
 
 
 class CrossEncoderReranker:
@@ -131,6 +137,11 @@ def create(settings: RerankSettings, hub: HubSettings) -> CrossEncoderReranker:
         cache_dir=hub.cache_dir,
         offline=hub.offline,
     )
+    if is_causal_lm(path):
+        raise InvalidRequest(
+            f"{settings.model} is a causal language model (like Qwen3-Reranker), not a cross-encoder; "
+            "sentence-transformers' CrossEncoder cannot score it. Use the transformers backend."
+        )
     return CrossEncoderReranker(
         path,
         model_id=settings.model,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -93,6 +94,8 @@ class HttpClient:
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_s), transport=transport, follow_redirects=False
         )
+        # Backends rarely close their client explicitly; close its sockets when it is collected.
+        weakref.finalize(self, self._client.close)
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"

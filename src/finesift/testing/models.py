@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+from finesift.testing.reference import DEFAULT_TASK
 from finesift.testing.tokenizer import save_tokenizer
 
 VOCAB_SIZE = 151669
@@ -77,7 +78,36 @@ def build_model(
     model.save_pretrained(str(path), safe_serialization=True)
     (path / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
     save_tokenizer(path, kind)
+    if kind == "embedding":
+        write_sentence_transformers_config(path, int(cfg["hidden_size"]))
     return path
+
+
+def write_sentence_transformers_config(path: Path, hidden: int) -> None:
+    """The sentence-transformers files Qwen3-Embedding ships: last-token pooling, normalise, query prompt."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    pooling = {
+        "word_embedding_dimension": hidden,
+        **{
+            f"pooling_mode_{m}": False
+            for m in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens", "weightedmean_tokens")
+        },
+        "pooling_mode_lasttoken": True,
+        "include_prompt": True,
+    }
+    prompts = {
+        "prompts": {"query": f"Instruct: {DEFAULT_TASK}\nQuery:", "document": ""},
+        "default_prompt_name": None,
+        "similarity_fn_name": "cosine",
+    }
+    (path / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
+    (path / "1_Pooling").mkdir(exist_ok=True)
+    (path / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2), encoding="utf-8")
+    (path / "config_sentence_transformers.json").write_text(json.dumps(prompts, indent=2), encoding="utf-8")
 
 
 def _spread_weights(model: Any, seed: int) -> None:

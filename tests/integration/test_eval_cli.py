@@ -121,7 +121,12 @@ def test_sentence_transformers_model_is_picked_automatically(tiny_st_model: Path
     ],
 )
 def test_errors_are_one_line_with_exit_codes(
-    args: list[str], code: int, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    args: list[str],
+    code: int,
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from finesift.cli.app import main
 
@@ -135,13 +140,9 @@ def test_errors_are_one_line_with_exit_codes(
         "fake",
         *args,
     ]
-    monkey = pytest.MonkeyPatch()
-    monkey.setattr("sys.argv", argv)
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-    finally:
-        monkey.undo()
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
     assert exit_info.value.code == code
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1

@@ -94,7 +94,8 @@ _COLUMNS = [("ndcg@10", "nDCG@10"), ("recall@100", "R@100"), ("mrr@10", "MRR@10"
 
 
 def _cells(result: EvalResult) -> list[str]:
-    dps = "-" if result.docs_per_second is None else f"{result.docs_per_second:,.0f}"
+    rate = result.docs_per_second
+    dps = "-" if rate is None else f"{rate:,.0f}" if rate >= 100 else f"{rate:.1f}"
     return [
         *(f"{result.metrics.get(key, float('nan')):.4f}" for key, _ in _COLUMNS),
         dps + (" (cached)" if result.corpus_cached else ""),

@@ -129,6 +129,9 @@ class ServerSettings(_Section):
     """The HTTP server (``finesift serve``): binding, security, limits, batching."""
 
     host: str = "127.0.0.1"
+    self_test: bool = Field(
+        default=False, description="probe the loaded models against transformers fp32 before serving"
+    )
     port: int = Field(default=8000, ge=0, le=65535)
     api_key: SecretStr | None = Field(
         default=None, description="Bearer token required on every route but /health"

@@ -30,6 +30,9 @@ CorsOpt = Annotated[list[str] | None, Opt(help="Origin allowed by CORS (repeatab
 DeviceOpt = Annotated[str | None, Opt(help="auto | cpu | cuda | cuda:N (both models).")]
 DtypeOpt = Annotated[str | None, Opt(help="auto | float32 | bfloat16 | float16 (both models).")]
 MaxLenOpt = Annotated[int | None, Opt(help="Tokens per text / pair (both models).")]
+SelfTestOpt = Annotated[
+    bool, Opt("--self-test", help="Before serving, check the models against transformers fp32 (doctor).")
+]
 
 
 def serve(
@@ -46,6 +49,7 @@ def serve(
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     max_length: MaxLenOpt = None,
+    self_test: SelfTestOpt = False,
 ) -> None:
     """Serve /v1/embeddings, /v1/rerank, /v2/rerank, /v1/models, /v1/kbs, the search page at /, /health,
     /ready and /metrics."""
@@ -60,6 +64,7 @@ def serve(
         allowed_hosts=tuple(allowed_host) if allowed_host else None,
         cors_origins=tuple(cors_origin) if cors_origin else None,
         index_roots=tuple(index_root) if index_root else None,
+        self_test=self_test or None,
     )  # fmt: skip
     run_server(settings)
 

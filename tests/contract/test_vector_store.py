@@ -1,6 +1,8 @@
 """The VectorStore conformance suite: every store implementation must pass it unchanged.
 
-Adding a store adds one entry to ``FACTORIES``: ``create(path, dimension)`` and ``reopen(path, dimension)``.
+Adding a store adds one entry to ``FACTORIES``: ``create(path, dimension, uri)`` and
+``reopen(path, dimension, uri)``, where ``uri`` comes from the session fixture named in ``SERVICES``
+(a server on loopback, started once per session) or is empty.
 """
 
 from __future__ import annotations
@@ -19,13 +21,24 @@ from finesift.types import Chunk, DocumentInfo
 
 pytest.importorskip("lancedb")
 DIM = 16
-Factory = Callable[[Path, int], VectorStore]
+Factory = Callable[[Path, int, str], VectorStore]
 FACTORIES: dict[str, tuple[Factory, Factory]] = {
     "lancedb": (
-        lambda path, dim: open_store("lancedb", path, dimension=dim, create=True),
-        lambda path, dim: open_store("lancedb", path, dimension=dim),
+        lambda path, dim, uri: open_store("lancedb", path, dimension=dim, create=True),
+        lambda path, dim, uri: open_store("lancedb", path, dimension=dim),
+    ),
+    "milvus": (
+        lambda path, dim, uri: open_store(uri, path, dimension=dim, create=True),
+        lambda path, dim, uri: open_store(uri, path, dimension=dim),
+    ),
+    "pgvector": (
+        lambda path, dim, uri: open_store(uri, path, dimension=dim, create=True),
+        lambda path, dim, uri: open_store(uri, path, dimension=dim),
     ),
 }
+#: The session fixture that starts each server store's service (marked ``service``).
+SERVICES = {"milvus": "milvus_uri", "pgvector": "postgres_uri"}
+PARAMS = [pytest.param(n, marks=[pytest.mark.service] if n in SERVICES else []) for n in sorted(FACTORIES)]
 WORDS = [
     "alpha",
     "beta",
@@ -46,11 +59,12 @@ WORDS = [
 ]
 
 
-@pytest.fixture(params=sorted(FACTORIES))
+@pytest.fixture(params=PARAMS)
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[VectorStore, Callable[[], VectorStore]]:
     create, reopen = FACTORIES[request.param]
-    store = create(tmp_path / "store", DIM)
-    yield store, lambda: reopen(tmp_path / "store", DIM)
+    uri = request.getfixturevalue(SERVICES[request.param]) if request.param in SERVICES else ""
+    store = create(tmp_path / "store", DIM, uri)
+    yield store, lambda: reopen(tmp_path / "store", DIM, uri)
     store.close()
 
 

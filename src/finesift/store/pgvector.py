@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -29,7 +29,17 @@ from finesift.store.base import DocumentWrite, Filters, ScoredChunk, StoreSnapsh
 from finesift.types import Chunk, DocumentInfo
 
 CHUNK_COLS = "doc_id, idx, text, start_char AS start, end_char AS end, page, source, file_type"
+#: Rows per IVF list before the IVFFlat index is built (search is exact until then).
+IVF_ROWS_PER_LIST = 50
 INDEXES = {"hnsw": "hnsw", "ivf": "ivfflat", "ivfflat": "ivfflat", "none": ""}
+
+
+def _no_fault(step: str) -> None:
+    """The default :data:`fault_hook`: nothing happens."""
+
+
+#: Test seam: called with a step name at each point of the commit path (inside the transaction).
+fault_hook: Callable[[str], None] = _no_fault
 
 
 def _psycopg() -> Any:
@@ -114,6 +124,14 @@ class PgSnapshot:
         by_id = {c.chunk_id: c for c in found}
         return [ScoredChunk(by_id[cid], score) for cid, score in top if cid in by_id]
 
+    def export(self, doc_ids: Sequence[str]) -> list[DocumentWrite]:
+        known = [d for d in doc_ids if d in self._docs]
+        if not known:
+            return []
+        sql = f"SELECT {CHUNK_COLS}, terms, vector FROM {{chunks}} WHERE {self._visible} AND doc_id = ANY(%s)"
+        rows = self._store.fetch(sql, [known], rows_as_dict=True)
+        return g.export_writes([self._docs[d] for d in known], rows, self._store.dimension)
+
 
 def _filter_sql(filters: Filters | None) -> tuple[str, list[Any]]:
     if filters is None or filters.empty:
@@ -143,6 +161,7 @@ class PgVectorStore:
         self._open: list[Any] = []
         self._open_lock = threading.Lock()
         self._closed = False
+        self._ivf_ready = False
         self._snapshot: PgSnapshot | None = None
         rows = self.fetch("SELECT dim FROM {meta}")
         if not rows:
@@ -222,6 +241,7 @@ class PgVectorStore:
                         [seq, ids],
                     )
                 self._insert(cur, upserts, seq)
+                self._build_ivf(cur)
                 cur.execute(self.sql("UPDATE {meta} SET seq = %s, committed_at = %s"), [seq, time.time()])
                 self._purge(cur, seq)
         except psycopg.Error as exc:
@@ -239,10 +259,35 @@ class PgVectorStore:
                     r[k] for k in ("doc_id", "gen", "idx", "source", "file_type", "text", "start", "end")
                 ]
                 copy.write_row([*values, r["page"], r["terms"], _vector_text(r["vector"])])
+        fault_hook("chunks_added")
         cur.executemany(
             self.sql("INSERT INTO {docs} (doc_id, gen, info) VALUES (%s, %s, %s)"),
             [(w.info.doc_id, seq, g.info_json(w.info)) for w in upserts],
         )
+        fault_hook("documents_written")
+
+    def _build_ivf(self, cur: Any) -> None:
+        """Create the IVFFlat index once the table holds enough rows to train its lists on.
+
+        IVFFlat learns its centroids from the rows present when it is built, so an index built on
+        an empty table is useless; until the table holds ``IVF_ROWS_PER_LIST`` rows per list,
+        search is exact. Rebuild it (``REINDEX``) after the data has grown several times over.
+        """
+        if self._ivf_ready or INDEXES.get(self.options.get("index", "hnsw").lower()) != "ivfflat":
+            return
+        name = f"{self.location.prefix}_ivf"
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [f'"{name}"'])
+        if cur.fetchone()[0]:
+            self._ivf_ready = True
+            return
+        lists = int(self.options.get("lists", 100))
+        cur.execute(self.sql("SELECT count(*) FROM {chunks}"))
+        if int(cur.fetchone()[0]) >= IVF_ROWS_PER_LIST * lists:
+            cur.execute(
+                self.sql(f'CREATE INDEX "{name}" ON {{chunks}} USING ivfflat (vector vector_ip_ops) ')
+                + f"WITH (lists = {lists})"
+            )
+            self._ivf_ready = True
 
     def _purge(self, cur: Any, seq: int) -> None:
         """Delete versions superseded more than ``retention_s`` ago (tracked in the purge log)."""
@@ -322,9 +367,6 @@ def _ddl(dimension: int, options: dict[str, str]) -> list[str]:
             "CREATE INDEX ON {chunks} USING hnsw (vector vector_ip_ops) "
             f"WITH (m = {m}, ef_construction = {ef})"
         )
-    elif kind == "ivfflat":
-        lists = int(options.get("lists", 100))
-        ddl.append(f"CREATE INDEX ON {{chunks}} USING ivfflat (vector vector_ip_ops) WITH (lists = {lists})")
     return ddl
 
 

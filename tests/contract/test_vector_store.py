@@ -304,8 +304,8 @@ def test_concurrent_reads_during_writes_see_whole_versions(stores) -> None:
 
 #: The URI options that choose each server store's index type (ANN parameters at their defaults).
 INDEX_OPTIONS = {
-    "milvus": {"hnsw": "index=hnsw", "ivf": "index=ivf&nlist=100&nprobe=40"},
-    "pgvector": {"hnsw": "index=hnsw", "ivf": "index=ivf&lists=100&probes=40"},
+    "milvus": {"hnsw": "index=hnsw", "ivf": "index=ivf&nlist=100&nprobe=60"},
+    "pgvector": {"hnsw": "index=hnsw", "ivf": "index=ivf&lists=100&probes=60"},
 }
 
 

@@ -123,12 +123,14 @@ def index(
     """Index files into a knowledge base (created on first use); re-running is incremental."""
     from finesift.kb.indexing import collect_files
     from finesift.kb.knowledge_base import open_or_create
+    from finesift.store.registry import normalize_store_uri
 
     settings = _remote(_runtime(ctx, device, dtype), embedding_url, workers)
     collect_files(paths)  # a missing path fails before anything is created
     choices = {"embedding_model": embedding_model, "reranker_model": reranker_model, "dim": dim,
                "instruction": instruction, "chunk_size": chunk_size,
-               "chunk_overlap": chunk_overlap, "store": store}  # fmt: skip
+               "chunk_overlap": chunk_overlap,
+               "store": normalize_store_uri(store) if store else None}  # fmt: skip
     started = time.perf_counter()
     bar = _Bar(not as_json)
     with open_or_create(kb, settings=settings, choices=choices) as base:

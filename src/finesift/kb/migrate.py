@@ -23,7 +23,7 @@ from finesift.kb import manifest as mf
 from finesift.kb.knowledge_base import drop_server_data, store_token
 from finesift.settings import Settings
 from finesift.store.base import StoreSnapshot, VectorStore
-from finesift.store.registry import open_store, store_kind
+from finesift.store.registry import normalize_store_uri, open_store
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _remove_leftovers(path: Path, keep: Path) -> None:
 def migrate(name: str, *, to: str, settings: Settings | None = None) -> MigrationReport:
     """Copy KB ``name`` into the store ``to`` (a URI or ``lancedb``) and switch the KB to it."""
     settings = settings or Settings()
-    store_kind(to)  # an unknown URI fails before anything happens
+    to = normalize_store_uri(to)  # an unknown URI fails before anything happens
     path = mf.kb_dir(settings.home, name)
     manifest = mf.read_manifest(path, name)
     if to == manifest.store:

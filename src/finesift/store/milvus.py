@@ -408,7 +408,9 @@ def open_store(
         except (InvalidRequest, MissingDependency):
             raise
         except Exception as exc:
-            raise StoreError(f"cannot create the Milvus collections at {uri}: {exc}") from exc
+            raise StoreError(
+                f"cannot create the Milvus collections at {uri}: {exc}; check that Milvus runs there"
+            ) from exc
         g.write_location(path, location)
     store = MilvusStore(g.read_location(path), token=token)
     if store.dimension != dimension:

@@ -43,6 +43,14 @@ def store_kind(uri: str) -> str:
     )
 
 
+def normalize_store_uri(uri: str) -> str:
+    """``uri`` with a Milvus Lite file path made absolute (a KB must open from any directory)."""
+    parts = urlsplit(uri)
+    if store_kind(uri) == "milvus" and parts.scheme in ("", "file"):
+        return str(Path(parts.path).expanduser().resolve()) + (f"?{parts.query}" if parts.query else "")
+    return uri
+
+
 def open_store(
     kind: str, path: Path, *, dimension: int, create: bool = False, token: str | None = None
 ) -> VectorStore:

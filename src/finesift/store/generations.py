@@ -77,7 +77,8 @@ def chunk_rows(write: DocumentWrite, gen: int) -> list[dict[str, Any]]:
     key = f"{write.info.doc_id}@{gen}"
     return [
         {
-            "pk": f"{c.chunk_id}@{gen}", "doc_key": key, "doc_id": c.doc_id, "gen": gen, "idx": c.index,
+            "pk": f"{c.chunk_id}@{gen}", "doc_key": key, "doc_id": c.doc_id, "gen": gen, "superseded": 0,
+            "idx": c.index,
             "source": c.source, "file_type": c.file_type, "text": c.text, "start": c.start, "end": c.end,
             "page": -1 if c.page is None else c.page, "terms": json.dumps(list(t), ensure_ascii=False),
             "vector": np.asarray(v, dtype=np.float32),

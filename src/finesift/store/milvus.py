@@ -2,18 +2,20 @@
 
 Milvus has no multi-row transactions, so a commit is made atomic by *generations* (see
 :mod:`finesift.store.generations`): three collections per KB, ``<prefix>_chunks`` (one row per chunk
-version, tagged ``gen``), ``<prefix>_docs`` (one row per document version with ``gen`` and
-``superseded``) and ``<prefix>_commits`` (one row per commit). A commit with sequence number ``S``
+version) and ``<prefix>_docs`` (one row per document version), both with ``gen`` and ``superseded``,
+and ``<prefix>_commits`` (one row per commit). A commit with sequence number ``S``
 
 1. rolls back what a crashed writer left (rows with ``gen > V``; ``superseded > V`` reset to 0),
 2. inserts the new chunk and document rows with ``gen = S`` (invisible: readers filter ``gen <= V``),
-3. marks the replaced versions ``superseded = S`` (still visible to readers at ``V``),
+3. marks the replaced versions' rows ``superseded = S`` (still visible to readers at ``V``),
 4. inserts the commit row ``S``: the single-row insert that makes all of it visible at once,
-5. purges versions superseded more than ``retention_s`` ago (chunks first, then their doc rows).
+5. purges rows superseded more than ``retention_s`` ago.
 
-A reader pins ``V`` (the highest commit row) and filters every search with ``gen <= V`` and
-``doc_key not in [versions superseded at or before V]``, so a document's chunks appear all together
-or not at all, and a snapshot does not change while held (up to ``retention_s``).
+A reader pins ``V`` (the highest commit row) and filters every query with the constant-size
+expression ``gen <= V and (superseded == 0 or superseded > V)``, so a document's chunks appear all
+together or not at all, and a snapshot does not change while held (up to ``retention_s``). Marking
+rewrites the replaced chunk rows whole (Milvus Lite has no partial update): an update costs about
+twice the writes of a first insert.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from finesift.types import Chunk, DocumentInfo
 
 log = logging.getLogger(__name__)
 CHUNK_FIELDS = ["doc_id", "idx", "text", "start", "end", "page", "source", "file_type"]
-PAGE = 10_000
+PAGE = 4_000
+#: Every field of each collection (upserts rewrite whole rows).
+FIELDS = {
+    "chunks": ["pk", "doc_key", "doc_id", "gen", "superseded", "idx", "source", "file_type", "text", "start",
+               "end", "page", "terms", "vector"],
+    "docs": ["doc_key", "doc_id", "gen", "superseded", "info", "v"],
+}  # fmt: skip
 INDEX_TYPES = {"hnsw": "HNSW", "ivf": "IVF_FLAT", "ivf_flat": "IVF_FLAT", "flat": "FLAT"}
 
 
@@ -70,6 +78,11 @@ def in_list(field: str, values: Sequence[str], *, negate: bool = False) -> str:
     return f"{field} {'not in' if negate else 'in'} [{', '.join(quote(v) for v in values)}]"
 
 
+def visible_at(version: int) -> str:
+    """The rows a snapshot at commit ``version`` sees."""
+    return f"gen <= {version} and (superseded == 0 or superseded > {version})"
+
+
 def filter_expr(filters: Filters | None) -> list[str]:
     """Milvus expressions for ``filters`` (results are re-checked with :meth:`Filters.accepts`)."""
     if filters is None or filters.empty:
@@ -100,8 +113,7 @@ class MilvusSnapshot:
 
     def __init__(self, store: MilvusStore, version: int) -> None:
         self._store, self._version = store, version
-        live, self._hidden = store.doc_versions(version)
-        self._docs = {info.doc_id: (info, gen) for info, gen in live}
+        self._docs = {info.doc_id: (info, gen) for info, gen in store.doc_versions(version)}
         self._lexical: g.Lexical | None = None
 
     @property
@@ -109,9 +121,7 @@ class MilvusSnapshot:
         return self._version
 
     def _visible(self, extra: Sequence[str] = ()) -> str:
-        parts = [f"gen <= {self._version}", *extra]
-        if self._hidden:
-            parts.append(in_list("doc_key", self._hidden, negate=True))
+        parts = [visible_at(self._version), *extra]
         return " and ".join(f"({p})" for p in parts)
 
     def documents(self) -> list[DocumentInfo]:
@@ -209,16 +219,18 @@ class MilvusStore:
     # ---- reads ---------------------------------------------------------------------------------
 
     def query_all(self, part: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
-        """Every row of ``part`` matching ``expr`` (paged)."""
+        """Every row of ``part`` matching ``expr`` (through a query iterator: no 16,384-row cap)."""
         out: list[dict[str, Any]] = []
-        while True:
-            page = self._call(
-                "query", self._client.query, self.name(part), filter=expr, output_fields=fields,
-                limit=PAGE, offset=len(out), consistency_level="Strong",
-            )  # fmt: skip
-            out.extend(dict(r) for r in page)
-            if len(page) < PAGE:
-                return out
+        iterator = self._call(
+            "query", self._client.query_iterator, self.name(part), batch_size=PAGE, filter=expr,
+            output_fields=fields,
+        )  # fmt: skip
+        try:
+            while page := self._call("query", iterator.next):
+                out.extend(dict(r) for r in page)
+        finally:
+            iterator.close()
+        return out
 
     def vector_search(self, vector: np.ndarray, k: int, expr: str) -> list[tuple[dict[str, Any], float]]:
         params = {
@@ -237,17 +249,10 @@ class MilvusStore:
         rows = self.query_all("commits", "seq >= 0", ["seq"])
         return max((int(r["seq"]) for r in rows), default=0)
 
-    def doc_versions(self, version: int) -> tuple[list[tuple[DocumentInfo, int]], list[str]]:
-        """The document versions live at ``version`` and the keys of those hidden from it."""
-        rows = self.query_all("docs", f"gen <= {version}", ["doc_key", "gen", "superseded", "info"])
-        live, hidden = [], []
-        for r in rows:
-            sup = int(r["superseded"])
-            if sup == 0 or sup > version:
-                live.append((g.info_from_json(r["info"]), int(r["gen"])))
-            else:
-                hidden.append(r["doc_key"])
-        return live, hidden
+    def doc_versions(self, version: int) -> list[tuple[DocumentInfo, int]]:
+        """The document versions (info, gen) live at ``version``."""
+        rows = self.query_all("docs", visible_at(version), ["gen", "info"])
+        return [(g.info_from_json(r["info"]), int(r["gen"])) for r in rows]
 
     def snapshot(self) -> StoreSnapshot:
         version = self.committed()
@@ -272,14 +277,11 @@ class MilvusStore:
         for start in range(0, len(rows), 2000):
             self._call("insert", self._client.insert, self.name("chunks"), rows[start : start + 2000])
             fault_hook("chunks_added")
-        old = self.query_all(
-            "docs", f"superseded == 0 and {in_list('doc_id', ids)}", ["doc_key", "doc_id", "gen", "info"]
-        )
-        marked = [{**r, "superseded": seq, "v": [0.0, 0.0]} for r in old]
-        fresh = [self._doc_row(w.info, seq) for w in upserts]
-        if marked:
-            self._call("upsert", self._client.upsert, self.name("docs"), marked)
+        replaced = f"superseded == 0 and gen <= {version} and {in_list('doc_id', ids)}"
+        self._mark("chunks", replaced, seq)
+        self._mark("docs", replaced, seq)
         fault_hook("documents_superseded")
+        fresh = [self._doc_row(w.info, seq) for w in upserts]
         if fresh:
             self._call("insert", self._client.insert, self.name("docs"), fresh)
         fault_hook("documents_written")
@@ -288,6 +290,15 @@ class MilvusStore:
         ])  # fmt: skip
         self._purge(seq)
         return seq
+
+    def _mark(self, part: str, expr: str, superseded: int) -> int:
+        """Set ``superseded`` on the rows of ``part`` matching ``expr`` (whole-row upserts); how many."""
+        fields = [f for f in FIELDS[part] if f != "superseded"]
+        rows = self.query_all(part, expr, fields)
+        for start in range(0, len(rows), 1000):
+            batch = [{**r, "superseded": superseded} for r in rows[start : start + 1000]]
+            self._call("upsert", self._client.upsert, self.name(part), batch)
+        return len(rows)
 
     @staticmethod
     def _doc_row(info: DocumentInfo, gen: int) -> dict[str, Any]:
@@ -303,15 +314,9 @@ class MilvusStore:
 
     def _rollback(self, version: int) -> None:
         """Undo what a writer that stopped before its commit row left behind."""
-        stale = self.query_all("docs", f"superseded > {version}", ["doc_key", "doc_id", "gen", "info"])
-        if stale:
-            log.warning("Milvus store %s: rolling back an unfinished commit", self.location.prefix)
-            self._call(
-                "upsert",
-                self._client.upsert,
-                self.name("docs"),
-                [{**r, "superseded": 0, "v": [0.0, 0.0]} for r in stale],
-            )
+        for part in ("chunks", "docs"):
+            if self._mark(part, f"superseded > {version}", 0):
+                log.warning("Milvus store %s: rolled back an unfinished commit", self.location.prefix)
         self._call("delete", self._client.delete, self.name("docs"), filter=f"gen > {version}")
         self._call("delete", self._client.delete, self.name("chunks"), filter=f"gen > {version}")
 
@@ -323,12 +328,9 @@ class MilvusStore:
         if not old:
             return
         horizon = max(old)
-        dead = self.query_all("docs", f"superseded > 0 and superseded <= {horizon}", ["doc_key"])
-        keys = [r["doc_key"] for r in dead]
-        for start in range(0, len(keys), 500):
-            part = keys[start : start + 500]
-            self._call("purge", self._client.delete, self.name("chunks"), filter=in_list("doc_key", part))
-            self._call("purge", self._client.delete, self.name("docs"), filter=in_list("doc_key", part))
+        for part in ("chunks", "docs"):
+            dead = f"superseded > 0 and superseded <= {horizon}"
+            self._call("purge", self._client.delete, self.name(part), filter=dead)
         self._call("purge", self._client.delete, self.name("commits"), filter=f"seq < {horizon}")
 
     def close(self) -> None:
@@ -360,7 +362,8 @@ def _create_collections(client: Any, prefix: str, dimension: int, options: dict[
             ("pk", {"datatype": dt.VARCHAR, "max_length": 1024, "is_primary": True}),
             ("doc_key", {"datatype": dt.VARCHAR, "max_length": 1024}),
             ("doc_id", {"datatype": dt.VARCHAR, "max_length": 1024}),
-            ("gen", {"datatype": dt.INT64}), ("idx", {"datatype": dt.INT64}),
+            ("gen", {"datatype": dt.INT64}), ("superseded", {"datatype": dt.INT64}),
+            ("idx", {"datatype": dt.INT64}),
             ("source", text), ("file_type", {"datatype": dt.VARCHAR, "max_length": 256}),
             ("text", text), ("start", {"datatype": dt.INT64}), ("end", {"datatype": dt.INT64}),
             ("page", {"datatype": dt.INT64}), ("terms", text),

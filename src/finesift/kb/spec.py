@@ -12,6 +12,7 @@ from finesift.errors import Conflict, InvalidRequest
 from finesift.kb.manifest import Manifest
 from finesift.rerank.base import Reranker
 from finesift.settings import Settings
+from finesift.store.registry import normalize_store_uri
 
 #: A reranker model name that means "no reranker".
 NO_RERANKER = ("", "none")
@@ -47,6 +48,7 @@ class KBSpec:
             emb.max_length,
         )
         spec = dataclasses.replace(spec, **{k: v for k, v in choices.items() if v is not None})
+        spec = dataclasses.replace(spec, store=normalize_store_uri(spec.store))
         if spec.reranker_model is not None and spec.reranker_model.strip().lower() in NO_RERANKER:
             spec = dataclasses.replace(spec, reranker_model=None)
         if spec.chunk_size < 16 or not 0 <= spec.chunk_overlap < spec.chunk_size:

@@ -97,6 +97,10 @@ class StoreSnapshot(Protocol):
         """The ``k`` best BM25 matches for the query ``terms`` (positive scores only), best first."""
         ...
 
+    def export(self, doc_ids: Sequence[str]) -> list[DocumentWrite]:
+        """The stored documents ``doc_ids`` with chunks, vectors and terms, ready to commit elsewhere."""
+        ...
+
 
 @runtime_checkable
 class VectorStore(Protocol):

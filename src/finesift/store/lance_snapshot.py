@@ -16,7 +16,7 @@ import numpy as np
 
 from finesift.errors import InvalidRequest, StoreError
 from finesift.retrieval.lexical import BM25Index
-from finesift.store.base import Filters, ScoredChunk
+from finesift.store.base import DocumentWrite, Filters, ScoredChunk
 from finesift.types import Chunk, DocumentInfo
 
 CHUNK_COLUMNS = ["doc_id", "idx", "text", "start", "end", "page", "source", "file_type"]
@@ -72,9 +72,11 @@ class _Lexical:
 
         table = (
             chunks.search()
-            .select(["chunk_id", "doc_id", "source", "file_type", "terms"])
+            .select(["chunk_id", "doc_id", "idx", "source", "file_type", "terms"])
             .limit(None)
             .to_arrow()
+            # BM25 ties break by (doc_id, idx) in every store, whatever the storage order
+            .sort_by([("doc_id", "ascending"), ("idx", "ascending")])
         )
         terms = table.column("terms").combine_chunks()
         encoded = pc.dictionary_encode(terms.flatten()) if len(terms) else None
@@ -162,3 +164,28 @@ class LanceSnapshot:
         rows = self._chunks.search().where(where).select(["chunk_id", *CHUNK_COLUMNS]).limit(None).to_arrow()
         by_id = {r["chunk_id"]: chunk_of(r) for r in rows.to_pylist()}
         return [ScoredChunk(by_id[cid], score) for cid, score in top if cid in by_id]
+
+    def export(self, doc_ids: Sequence[str]) -> list[DocumentWrite]:
+        if not doc_ids:
+            return []
+        where = f"doc_id IN {sql_list(list(doc_ids))}"
+        infos = {
+            r["doc_id"]: DocumentInfo(**r)
+            for r in self._documents.search().where(where).limit(None).to_arrow().to_pylist()
+        }
+        rows = self._chunks.search().where(where).select([*CHUNK_COLUMNS, "terms", "vector"]).limit(None)
+        by_doc: dict[str, list[dict[str, Any]]] = {}
+        for row in rows.to_arrow().to_pylist():
+            by_doc.setdefault(row["doc_id"], []).append(row)
+        out = []
+        for doc_id in doc_ids:
+            if doc_id not in infos:
+                continue
+            part = sorted(by_doc.get(doc_id, []), key=lambda r: int(r["idx"]))
+            vectors = np.asarray([r["vector"] for r in part], np.float32).reshape(len(part), -1)
+            out.append(
+                DocumentWrite(
+                    infos[doc_id], [chunk_of(r) for r in part], vectors, [list(r["terms"]) for r in part]
+                )
+            )
+        return out

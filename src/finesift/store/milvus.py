@@ -1,0 +1,372 @@
+"""The Milvus store: Milvus Lite (a local ``.db``), ``milvus-lite server``, or Milvus standalone/cluster.
+
+Milvus has no multi-row transactions, so a commit is made atomic by *generations* (see
+:mod:`finesift.store.generations`): three collections per KB, ``<prefix>_chunks`` (one row per chunk
+version) and ``<prefix>_docs`` (one row per document version), both with ``gen`` and ``superseded``,
+and ``<prefix>_commits`` (one row per commit). A commit with sequence number ``S``
+
+1. rolls back what a crashed writer left (rows with ``gen > V``; ``superseded > V`` reset to 0),
+2. inserts the new chunk and document rows with ``gen = S`` (invisible: readers filter ``gen <= V``),
+3. marks the replaced versions' rows ``superseded = S`` (still visible to readers at ``V``),
+4. inserts the commit row ``S``: the single-row insert that makes all of it visible at once,
+5. purges rows superseded more than ``retention_s`` ago.
+
+A reader pins ``V`` (the highest commit row) and filters every query with the constant-size
+expression ``gen <= V and (superseded == 0 or superseded > V)``, so a document's chunks appear all
+together or not at all, and a snapshot does not change while held (up to ``retention_s``). Marking
+rewrites the replaced chunk rows whole (Milvus Lite has no partial update): an update costs about
+twice the writes of a first insert.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+
+from finesift.errors import InvalidRequest, MissingDependency, StoreError
+from finesift.store import generations as g
+from finesift.store.base import DocumentWrite, Filters, ScoredChunk, StoreSnapshot, validate_write
+from finesift.types import Chunk, DocumentInfo
+
+log = logging.getLogger(__name__)
+CHUNK_FIELDS = ["doc_id", "idx", "text", "start", "end", "page", "source", "file_type"]
+PAGE = 4_000
+#: Every field of each collection (upserts rewrite whole rows).
+FIELDS = {
+    "chunks": ["pk", "doc_key", "doc_id", "gen", "superseded", "idx", "source", "file_type", "text", "start",
+               "end", "page", "terms", "vector"],
+    "docs": ["doc_key", "doc_id", "gen", "superseded", "info", "v"],
+}  # fmt: skip
+
+
+def _no_fault(step: str) -> None:
+    """The default :data:`fault_hook`: nothing happens."""
+
+
+#: Test seam: called with a step name at each point of the commit path.
+fault_hook: Callable[[str], None] = _no_fault
+
+
+def quiet_client_logs() -> None:
+    """Silence pymilvus's RPC error logs (each error reaches the caller as a StoreError) and the
+    in-process Milvus Lite server's log of an RPC it does not implement (harmless, logged per call)."""
+    for name in ("pymilvus", "grpc._server"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _pymilvus() -> Any:
+    try:
+        import pymilvus
+    except ImportError as exc:
+        raise MissingDependency("pymilvus", "milvus", "needed by the Milvus store") from exc
+    return pymilvus
+
+
+def quote(value: str) -> str:
+    """A Milvus expression string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def in_list(field: str, values: Sequence[str], *, negate: bool = False) -> str:
+    return f"{field} {'not in' if negate else 'in'} [{', '.join(quote(v) for v in values)}]"
+
+
+def visible_at(version: int) -> str:
+    """The rows a snapshot at commit ``version`` sees."""
+    return f"gen <= {version} and (superseded == 0 or superseded > {version})"
+
+
+def filter_expr(filters: Filters | None) -> list[str]:
+    """Milvus expressions for ``filters`` (results are re-checked with :meth:`Filters.accepts`)."""
+    if filters is None or filters.empty:
+        return []
+    parts = []
+    if filters.source_prefix:
+        escaped = filters.source_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        parts.append(f"source like {quote(escaped + '%')}")
+    if filters.file_types:
+        parts.append(in_list("file_type", filters.file_types))
+    if filters.doc_ids:
+        parts.append(in_list("doc_id", filters.doc_ids))
+    return parts
+
+
+def parse_uri(uri: str) -> tuple[str, dict[str, str]]:
+    """``(connection uri, options)``: options are the URI's query (``index``, ``M``, ``nlist``, ``ef``...)."""
+    parts = urlsplit(uri)
+    options = dict(parse_qsl(parts.query))
+    if parts.scheme in ("", "file") or uri.endswith(".db"):
+        return str(Path(parts.path).expanduser().resolve()), options
+    scheme = {"milvus": "http", "milvuss": "https"}.get(parts.scheme, parts.scheme)
+    return parts._replace(scheme=scheme, query="").geturl(), options
+
+
+class MilvusSnapshot:
+    """A read view of a :class:`MilvusStore` pinned to commit ``version``."""
+
+    def __init__(self, store: MilvusStore, version: int) -> None:
+        self._store, self._version = store, version
+        self._docs = {info.doc_id: (info, gen) for info, gen in store.doc_versions(version)}
+        self._lexical: g.Lexical | None = None
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def _visible(self, extra: Sequence[str] = ()) -> str:
+        parts = [visible_at(self._version), *extra]
+        return " and ".join(f"({p})" for p in parts)
+
+    def documents(self) -> list[DocumentInfo]:
+        return sorted((i for i, _ in self._docs.values()), key=lambda d: (d.source, d.doc_id))
+
+    def count_chunks(self) -> int:
+        return sum(info.chunks for info, _ in self._docs.values())
+
+    def chunks(self, doc_id: str) -> list[Chunk]:
+        if doc_id not in self._docs:
+            return []
+        key = f"{doc_id}@{self._docs[doc_id][1]}"
+        rows = self._store.query_all("chunks", f"doc_key == {quote(key)}", CHUNK_FIELDS)
+        return sorted((g.chunk_from_row(r) for r in rows), key=lambda c: c.index)
+
+    def search(self, vector: np.ndarray, *, k: int, filters: Filters | None = None) -> list[ScoredChunk]:
+        if k < 1 or not self._docs:
+            return []
+        rows = self._store.vector_search(vector, k, self._visible(filter_expr(filters)))
+        hits = [ScoredChunk(g.chunk_from_row(r), score) for r, score in rows]
+        if filters is not None:
+            hits = [h for h in hits if filters.accepts(**_attrs(h.chunk))]
+        return g.sorted_hits(hits, k)
+
+    def lexical_search(
+        self, terms: Sequence[str], *, k: int, filters: Filters | None = None
+    ) -> list[ScoredChunk]:
+        if not terms or k < 1 or not self._docs:
+            return []
+        if self._lexical is None:
+            rows = self._store.query_all(
+                "chunks", self._visible(), ["doc_id", "idx", "source", "file_type", "terms"]
+            )
+            self._lexical = g.Lexical(sorted(rows, key=lambda r: (r["doc_id"], int(r["idx"]))))
+        top = self._lexical.top(terms, k, filters)
+        if not top:
+            return []
+        keys = [f"{cid}@{self._docs[cid.rsplit(':', 1)[0]][1]}" for cid, _ in top]
+        rows = self._store.query_all("chunks", in_list("pk", keys), CHUNK_FIELDS)
+        by_id = {c.chunk_id: c for c in map(g.chunk_from_row, rows)}
+        return [ScoredChunk(by_id[cid], score) for cid, score in top if cid in by_id]
+
+    def export(self, doc_ids: Sequence[str]) -> list[DocumentWrite]:
+        known = [d for d in doc_ids if d in self._docs]
+        if not known:
+            return []
+        keys = [f"{d}@{self._docs[d][1]}" for d in known]
+        rows = self._store.query_all("chunks", in_list("doc_key", keys), [*CHUNK_FIELDS, "terms", "vector"])
+        return g.export_writes([self._docs[d][0] for d in known], rows, self._store.dimension)
+
+
+def _attrs(chunk: Chunk) -> dict[str, str]:
+    return {"source": chunk.source, "file_type": chunk.file_type, "doc_id": chunk.doc_id}
+
+
+class MilvusStore:
+    """A :class:`~finesift.store.base.VectorStore` in three Milvus collections (see the module doc)."""
+
+    def __init__(
+        self, location: g.Location, *, token: str | None = None, retention_s: float = g.DEFAULT_RETENTION_S
+    ) -> None:
+        self.location = location
+        self.retention_s = retention_s
+        uri, self.options = parse_uri(location.uri)
+        quiet_client_logs()
+        try:
+            self._client = _pymilvus().MilvusClient(uri=uri, token=token or "")
+        except Exception as exc:
+            raise StoreError(f"cannot connect to Milvus at {location.uri}: {exc}; is it running?") from exc
+        self._snapshot: MilvusSnapshot | None = None
+        self._dimension = self._read_dimension()
+        for part in ("chunks", "docs", "commits"):  # a new process finds them released
+            self._call("load", self._client.load_collection, self.name(part))
+
+    def name(self, part: str) -> str:
+        return f"{self.location.prefix}_{part}"
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise StoreError(f"Milvus {what} failed on {self.location.uri}: {exc}") from exc
+
+    def _read_dimension(self) -> int:
+        if not self._client.has_collection(self.name("chunks")):
+            raise StoreError(f"Milvus at {self.location.uri} has no collection {self.name('chunks')}")
+        info = self._call("describe", self._client.describe_collection, self.name("chunks"))
+        field = next(f for f in info["fields"] if f["name"] == "vector")
+        return int(field["params"]["dim"])
+
+    # ---- reads ---------------------------------------------------------------------------------
+
+    def query_all(self, part: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        """Every row of ``part`` matching ``expr`` (through a query iterator: no 16,384-row cap)."""
+        out: list[dict[str, Any]] = []
+        iterator = self._call(
+            "query", self._client.query_iterator, self.name(part), batch_size=PAGE, filter=expr,
+            output_fields=fields,
+        )  # fmt: skip
+        try:
+            while page := self._call("query", iterator.next):
+                out.extend(dict(r) for r in page)
+        finally:
+            iterator.close()
+        return out
+
+    def vector_search(self, vector: np.ndarray, k: int, expr: str) -> list[tuple[dict[str, Any], float]]:
+        params = {
+            "ef": max(k, int(self.options.get("ef", 128))),
+            "nprobe": int(self.options.get("nprobe", 32)),
+        }
+        result = self._call(
+            "search", self._client.search, self.name("chunks"),
+            data=[np.asarray(vector, np.float32).tolist()],
+            anns_field="vector", limit=k, filter=expr, output_fields=CHUNK_FIELDS,
+            search_params={"metric_type": "IP", "params": params}, consistency_level="Strong",
+        )  # fmt: skip
+        return [(dict(hit["entity"]), float(hit["distance"])) for hit in result[0]]
+
+    def committed(self) -> int:
+        rows = self.query_all("commits", "seq >= 0", ["seq"])
+        return max((int(r["seq"]) for r in rows), default=0)
+
+    def doc_versions(self, version: int) -> list[tuple[DocumentInfo, int]]:
+        """The document versions (info, gen) live at ``version``."""
+        rows = self.query_all("docs", visible_at(version), ["gen", "info"])
+        return [(g.info_from_json(r["info"]), int(r["gen"])) for r in rows]
+
+    def snapshot(self) -> StoreSnapshot:
+        version = self.committed()
+        if self._snapshot is None or self._snapshot.version != version:
+            self._snapshot = MilvusSnapshot(self, version)
+        return self._snapshot
+
+    # ---- writes --------------------------------------------------------------------------------
+
+    def commit(self, *, upserts: Sequence[DocumentWrite] = (), deletes: Sequence[str] = ()) -> int:
+        """Atomically replace ``upserts`` and delete ``deletes`` (see the module doc); the new seq."""
+        for write in upserts:
+            validate_write(write, self._dimension)
+        ids = sorted({w.info.doc_id for w in upserts} | set(deletes))
+        g.check_doc_ids(ids)
+        version = self.committed()
+        if not ids:
+            return version
+        self._rollback(version)
+        seq = version + 1
+        rows = [row for w in upserts for row in g.chunk_rows(w, seq)]
+        for start in range(0, len(rows), 2000):
+            self._call("insert", self._client.insert, self.name("chunks"), rows[start : start + 2000])
+            fault_hook("chunks_added")
+        replaced = f"superseded == 0 and gen <= {version} and {in_list('doc_id', ids)}"
+        self._mark("chunks", replaced, seq)
+        self._mark("docs", replaced, seq)
+        fault_hook("documents_superseded")
+        fresh = [self._doc_row(w.info, seq) for w in upserts]
+        if fresh:
+            self._call("insert", self._client.insert, self.name("docs"), fresh)
+        fault_hook("documents_written")
+        self._call("commit", self._client.insert, self.name("commits"), [
+            {"seq": seq, "at": time.time(), "v": [0.0, 0.0]}
+        ])  # fmt: skip
+        self._purge(seq)
+        return seq
+
+    def _mark(self, part: str, expr: str, superseded: int) -> int:
+        """Set ``superseded`` on the rows of ``part`` matching ``expr`` (whole-row upserts); how many."""
+        fields = [f for f in FIELDS[part] if f != "superseded"]
+        rows = self.query_all(part, expr, fields)
+        for start in range(0, len(rows), 1000):
+            batch = [{**r, "superseded": superseded} for r in rows[start : start + 1000]]
+            self._call("upsert", self._client.upsert, self.name(part), batch)
+        return len(rows)
+
+    @staticmethod
+    def _doc_row(info: DocumentInfo, gen: int) -> dict[str, Any]:
+        key = f"{info.doc_id}@{gen}"
+        return {
+            "doc_key": key,
+            "doc_id": info.doc_id,
+            "gen": gen,
+            "superseded": 0,
+            "info": g.info_json(info),
+            "v": [0.0, 0.0],
+        }
+
+    def _rollback(self, version: int) -> None:
+        """Undo what a writer that stopped before its commit row left behind."""
+        for part in ("chunks", "docs"):
+            if self._mark(part, f"superseded > {version}", 0):
+                log.warning("Milvus store %s: rolled back an unfinished commit", self.location.prefix)
+        self._call("delete", self._client.delete, self.name("docs"), filter=f"gen > {version}")
+        self._call("delete", self._client.delete, self.name("chunks"), filter=f"gen > {version}")
+
+    def _purge(self, seq: int) -> None:
+        """Delete versions superseded by commits older than the retention time."""
+        cutoff = time.time() - self.retention_s
+        commits = self.query_all("commits", "seq >= 0", ["seq", "at"])
+        old = [int(r["seq"]) for r in commits if float(r["at"]) <= cutoff]
+        if not old:
+            return
+        horizon = max(old)
+        for part in ("chunks", "docs"):
+            dead = f"superseded > 0 and superseded <= {horizon}"
+            self._call("purge", self._client.delete, self.name(part), filter=dead)
+        self._call("purge", self._client.delete, self.name("commits"), filter=f"seq < {horizon}")
+
+    def close(self) -> None:
+        # The client stays open for snapshots taken before close (as on LanceDB); it closes when
+        # the last of them is garbage-collected.
+        self._snapshot = None
+
+    def destroy(self) -> None:
+        """Drop the KB's collections (used when the KB is dropped)."""
+        for part in ("chunks", "docs", "commits"):
+            self._call("drop", self._client.drop_collection, self.name(part))
+
+
+def open_store(
+    path: Path, *, dimension: int, create: bool = False, uri: str = "", token: str | None = None
+) -> MilvusStore:
+    """Registry factory: create (recording ``uri`` in ``path``) or open the KB's Milvus collections."""
+    if create:
+        location = g.Location(uri, g.new_prefix(path))
+        connect, options = parse_uri(uri)
+        if not connect.startswith(("http://", "https://", "tcp://", "unix:")):
+            Path(connect).parent.mkdir(parents=True, exist_ok=True)
+        quiet_client_logs()
+        try:
+            client = _pymilvus().MilvusClient(uri=connect, token=token or "")
+            from finesift.store.milvus_schema import create_collections
+
+            create_collections(client, location.prefix, dimension, options)
+            client.close()
+        except (InvalidRequest, MissingDependency):
+            raise
+        except Exception as exc:
+            raise StoreError(
+                f"cannot create the Milvus collections at {uri}: {exc}; check that Milvus runs there"
+            ) from exc
+        g.write_location(path, location)
+    store = MilvusStore(g.read_location(path), token=token)
+    if store.dimension != dimension:
+        raise StoreError(f"the Milvus store holds {store.dimension}-dim vectors, expected {dimension}")
+    return store

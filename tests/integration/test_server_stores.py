@@ -1,0 +1,60 @@
+"""Server-store specifics: superseded versions are purged after the retention time, and snapshots
+keep working while they are retained; URIs carry the index options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from finesift.store.registry import normalize_store_uri, open_store, store_kind
+from finesift.types import Chunk, DocumentInfo
+
+DIM = 8
+
+
+def write(doc_id: str, texts: list[str], rng: np.random.Generator):
+    from finesift.store.base import DocumentWrite
+
+    chunks = [Chunk(doc_id, i, t, 0, len(t), None, f"/{doc_id}.md", "md") for i, t in enumerate(texts)]
+    v = rng.standard_normal((len(texts), DIM)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    info = DocumentInfo(doc_id, f"/{doc_id}.md", "md", "h", "p", len(texts), 10)
+    return DocumentWrite(info, chunks, v, [t.split() for t in texts])
+
+
+def physical_rows(store) -> int:
+    if type(store).__name__ == "MilvusStore":
+        return len(store.query_all("chunks", "gen >= 0", ["pk"]))
+    return int(store.fetch("SELECT count(*) FROM {chunks}")[0][0])
+
+
+@pytest.mark.service
+@pytest.mark.parametrize("service", ["milvus_uri", "postgres_uri"])
+def test_superseded_versions_are_kept_for_readers_then_purged(request, tmp_path: Path, service: str) -> None:
+    uri = request.getfixturevalue(service)
+    store = open_store(uri, tmp_path / "store", dimension=DIM, create=True)
+    rng = np.random.default_rng(0)
+    store.commit(upserts=[write("a", ["one", "two", "three"], rng)])
+    held = store.snapshot()
+    store.commit(upserts=[write("a", ["uno"], rng)])
+    assert [c.text for c in held.chunks("a")] == ["one", "two", "three"], "retained for the held snapshot"
+    assert physical_rows(store) == 4
+    store.retention_s = 0.0
+    store.commit(upserts=[write("b", ["bee"], rng)])
+    assert physical_rows(store) == 2, "the replaced version is gone from the store"
+    snap = store.snapshot()
+    assert [c.text for c in snap.chunks("a")] == ["uno"] and snap.count_chunks() == 2
+    store.commit(deletes=["a"])
+    store.commit(deletes=["b"])
+    assert physical_rows(store) == 0 and store.snapshot().documents() == []
+    store.close()
+
+
+def test_store_uris_map_to_backends() -> None:
+    assert store_kind("lancedb") == "lancedb"
+    assert store_kind("./kb.db") == store_kind("http://h:19530") == store_kind("milvus://h") == "milvus"
+    assert store_kind("postgresql://u@h/db") == store_kind("postgres://h/db") == "pgvector"
+    assert normalize_store_uri("kb.db?index=ivf").endswith("/kb.db?index=ivf")
+    assert normalize_store_uri("kb.db").startswith("/")

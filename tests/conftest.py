@@ -87,6 +87,7 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_cross_encoder(tmp_path_factory.mktemp("tiny-ce") / "model")
 
 
+@pytest.fixture(scope="session")
 def milvus_uri(tmp_path_factory: pytest.TempPathFactory):
     """A ``milvus-lite server`` on loopback for the session: its ``http://127.0.0.1:PORT`` URI."""
     pytest.importorskip("pymilvus")

@@ -77,7 +77,10 @@ def test_filters_and_modes(kb_settings: Settings, corpus: Path) -> None:
     only_py = kb.search("user cache", SearchOptions(filters=Filters(file_types=("py",)), rerank=False))
     assert only_py and all(h.source.endswith(".py") for h in only_py)
     for mode in ("dense", "bm25", "hybrid"):
-        assert kb.search("getUserName", SearchOptions(mode=mode, rerank=False))[0].source.endswith("code.py")
+        found = kb.search("getUserName", SearchOptions(mode=mode, rerank=False))
+        # The fake embedder can tie two documents exactly; the tie order follows path-derived ids.
+        best = [h.source for h in found if h.score == found[0].score]
+        assert any(source.endswith("code.py") for source in best), (mode, found)
     high = kb.search("getUserName", SearchOptions(threshold=0.99))
     assert all(h.score >= 0.99 for h in high)
     with pytest.raises(InvalidRequest, match="empty"):

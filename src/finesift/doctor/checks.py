@@ -132,7 +132,7 @@ class RerankChecker:
         if self._hypotheses is None:
             backend = self.reference.backend
             self._hypotheses = {}
-            if hasattr(backend, "build") and hasattr(backend, "_forward"):
+            if hasattr(backend, "build") and hasattr(backend, "score_ids"):
                 replay = Reranker(
                     faults.TemplateDriftReranker(backend), instruction=self.reference.default_instruction
                 )

@@ -178,7 +178,7 @@ class _RerankFault:
 
     def score(self, query: str, documents: Sequence[str], *, instruction: str) -> RerankOutput:
         rows = self.rows(query, documents, instruction=instruction)
-        scores = [float(s) for row in rows for s in self.base._forward([row])]
+        scores = [float(s) for s in self.base.score_ids(rows)]
         return RerankOutput(self.transform(scores), [len(r) for r in rows], 0)
 
     def rows(self, query: str, documents: Sequence[str], *, instruction: str) -> list[list[int]]:

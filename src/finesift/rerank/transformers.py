@@ -114,6 +114,12 @@ class TransformersReranker:
         self._score_whole({i: rows[i] for i in whole}, scores)
         return RerankOutput(scores, [len(r) for r in rows], truncated)
 
+    def score_ids(self, rows: Sequence[list[int]]) -> list[float]:
+        """Scores of already built prompt ids, run whole (no prefix reuse), in input order."""
+        scores = [0.0] * len(rows)
+        self._score_whole(dict(enumerate(rows)), scores)
+        return scores
+
     def _score_whole(self, rows: dict[int, list[int]], scores: list[float]) -> None:
         keys = list(rows)
         for batch in plan_batches([len(rows[k]) for k in keys], token_budget=self.token_budget):

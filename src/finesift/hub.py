@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from finesift.errors import InvalidRequest, MissingDependency, NotFound
+
+if TYPE_CHECKING:
+    from finesift.settings import HubSettings, ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,17 @@ def resolve_model(
     if hub == "modelscope":
         return _from_modelscope(model, revision=revision, cache_dir=cache_dir, offline=offline)
     return _from_huggingface(model, revision=revision, cache_dir=cache_dir, offline=offline)
+
+
+def resolve_for(settings: ModelSettings, hub: HubSettings) -> Path:
+    """:func:`resolve_model` for a model section (model, revision) and the hub section."""
+    return resolve_model(
+        settings.model,
+        hub=hub.source,
+        revision=settings.revision,
+        cache_dir=hub.cache_dir,
+        offline=hub.offline,
+    )
 
 
 def _missing_message(model: str, hub: str, reason: str) -> str:

@@ -117,14 +117,11 @@ def local_token_counter(
         from finesift.embedding.fake import create
 
         return create(settings, hub).count_tokens
-    from finesift.hub import resolve_model
+    from finesift.hub import resolve_for
     from finesift.runtime import hf
 
     try:
-        path = resolve_model(
-            settings.model, hub=hub.source, revision=settings.revision, cache_dir=hub.cache_dir,
-            offline=hub.offline,
-        )  # fmt: skip
+        path = resolve_for(settings, hub)
         tokenizer = hf.load_tokenizer(path)
     except (BackendError, InvalidRequest) as exc:
         raise InvalidRequest(

@@ -11,7 +11,7 @@ import numpy as np
 
 from finesift.embedding.base import EmbeddingOutput, QueryFormat
 from finesift.errors import BackendError
-from finesift.hub import resolve_model
+from finesift.hub import resolve_for
 from finesift.runtime import forward, hf
 from finesift.runtime.batching import default_token_budget, plan_batches
 from finesift.runtime.options import EngineOptions
@@ -132,13 +132,7 @@ class TransformersEmbedder:
 
 def create(settings: EmbeddingSettings, hub: HubSettings) -> TransformersEmbedder:
     """Registry factory: resolve the model through the hub, then load it."""
-    path = resolve_model(
-        settings.model,
-        hub=hub.source,
-        revision=settings.revision,
-        cache_dir=hub.cache_dir,
-        offline=hub.offline,
-    )
+    path = resolve_for(settings, hub)
     return TransformersEmbedder(
         path,
         model_id=settings.model,

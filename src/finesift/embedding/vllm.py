@@ -15,7 +15,7 @@ import numpy as np
 from finesift.embedding.base import EmbeddingOutput, QueryFormat
 from finesift.embedding.transformers import check_eos
 from finesift.errors import BackendError, MissingDependency
-from finesift.hub import resolve_model
+from finesift.hub import resolve_for
 from finesift.runtime import hf
 from finesift.settings import EmbeddingSettings, HubSettings
 
@@ -117,11 +117,5 @@ class VllmEmbedder:
 def create(settings: EmbeddingSettings, hub: HubSettings) -> VllmEmbedder:
     """Registry factory: resolve the model through the hub, then start vLLM on it."""
     import_vllm()
-    path = resolve_model(
-        settings.model,
-        hub=hub.source,
-        revision=settings.revision,
-        cache_dir=hub.cache_dir,
-        offline=hub.offline,
-    )
+    path = resolve_for(settings, hub)
     return VllmEmbedder(path, model_id=settings.model, max_length=settings.max_length, dtype=settings.dtype)

@@ -20,7 +20,7 @@ from finesift.embedding.sentence_transformers import (
     read_json,
 )
 from finesift.errors import BackendError, InvalidRequest
-from finesift.hub import resolve_model
+from finesift.hub import resolve_for
 from finesift.rerank.base import RerankOutput
 from finesift.runtime import hf
 from finesift.runtime.batching import default_token_budget
@@ -130,13 +130,7 @@ def _load(cls: Any, path: Path, device: str, dtype: Any) -> Any:
 
 def create(settings: RerankSettings, hub: HubSettings) -> CrossEncoderReranker:
     """Registry factory: resolve the model, then load it with sentence-transformers."""
-    path = resolve_model(
-        settings.model,
-        hub=hub.source,
-        revision=settings.revision,
-        cache_dir=hub.cache_dir,
-        offline=hub.offline,
-    )
+    path = resolve_for(settings, hub)
     if is_causal_lm(path):
         raise InvalidRequest(
             f"{settings.model} is a causal language model (like Qwen3-Reranker), not a cross-encoder; "

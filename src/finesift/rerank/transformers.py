@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from finesift.hub import resolve_model
+from finesift.hub import resolve_for
 from finesift.rerank.base import RerankOutput
 from finesift.rerank.prompts import PromptTokens, head, pair_ids
 from finesift.runtime import forward, hf
@@ -161,13 +161,7 @@ class TransformersReranker:
 
 def create(settings: RerankSettings, hub: HubSettings) -> TransformersReranker:
     """Registry factory: resolve the model through the hub, then load it."""
-    path = resolve_model(
-        settings.model,
-        hub=hub.source,
-        revision=settings.revision,
-        cache_dir=hub.cache_dir,
-        offline=hub.offline,
-    )
+    path = resolve_for(settings, hub)
     return TransformersReranker(
         path,
         model_id=settings.model,

@@ -13,7 +13,7 @@ from typing import Any
 
 from finesift.embedding.vllm import import_vllm
 from finesift.errors import BackendError
-from finesift.hub import resolve_model
+from finesift.hub import resolve_for
 from finesift.rerank.base import RerankOutput
 from finesift.rerank.prompts import PromptTokens, pair_ids
 from finesift.runtime import hf
@@ -96,11 +96,5 @@ def _classifier(vllm: Any, path: Path, *, max_length: int, dtype: str) -> Any:
 def create(settings: RerankSettings, hub: HubSettings) -> VllmReranker:
     """Registry factory: resolve the original checkpoint, then start vLLM with the reranker overrides."""
     import_vllm()
-    path = resolve_model(
-        settings.model,
-        hub=hub.source,
-        revision=settings.revision,
-        cache_dir=hub.cache_dir,
-        offline=hub.offline,
-    )
+    path = resolve_for(settings, hub)
     return VllmReranker(path, model_id=settings.model, max_length=settings.max_length, dtype=settings.dtype)

@@ -22,17 +22,24 @@ def _config_digest(config: dict[str, Any]) -> str:
     return json.dumps(config, sort_keys=True)
 
 
-def ensure_model(source: Path, target: Path, kind: str, *, config_path: Path | None = None) -> Path:
+#: Random initialisations: "spread" (std 0.08, as the tests' tiny models) or "hf" (transformers' own).
+INITS = ("spread", "hf")
+
+
+def ensure_model(
+    source: Path, target: Path, kind: str, *, config_path: Path | None = None, init: str = "spread"
+) -> Path:
     """Build ``target`` from ``source``'s config and tokenizer unless an identical build exists."""
     config: dict[str, Any] = json.loads((config_path or source / "config.json").read_text(encoding="utf-8"))
     stamp = target / ".finesift-bench-config"
-    if stamp.is_file() and stamp.read_text(encoding="utf-8") == _config_digest(config):
+    digest = _config_digest(config) + ("" if init == "spread" else f"\ninit={init}")
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") == digest:
         return target
     from finesift.testing.models import build_model
 
     if target.exists():
         shutil.rmtree(target)
-    build_model(target, kind, config=config, dtype="bfloat16")  # type: ignore[arg-type]
+    build_model(target, kind, config=config, dtype="bfloat16", spread=init == "spread")  # type: ignore[arg-type]
     for name in TOKENIZER_FILES:
         shutil.copyfile(source / name, target / name)
     if kind == "embedding":
@@ -41,17 +48,28 @@ def ensure_model(source: Path, target: Path, kind: str, *, config_path: Path | N
                 (target / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source / name, target / name)
         (target / "2_Normalize").mkdir(exist_ok=True)
-    stamp.write_text(_config_digest(config), encoding="utf-8")
+    stamp.write_text(digest, encoding="utf-8")
     return target
 
 
 def ensure_models(
-    shared: Path, cache: Path, *, embedding_config: Path | None, reranker_config: Path | None
+    shared: Path,
+    cache: Path,
+    *,
+    embedding_config: Path | None,
+    reranker_config: Path | None,
+    init: str = "spread",
 ) -> tuple[Path, Path]:
     """(embedding dir, reranker dir) of true-shape random models built from ``shared/models``."""
     root = shared / "models" / "qwen3-0.6b"
-    emb = ensure_model(root / EMBEDDING_DIR, cache / EMBEDDING_DIR, "embedding", config_path=embedding_config)
-    rer = ensure_model(root / RERANKER_DIR, cache / RERANKER_DIR, "reranker", config_path=reranker_config)
+    if init != "spread":
+        cache = cache / f"init-{init}"
+    emb = ensure_model(
+        root / EMBEDDING_DIR, cache / EMBEDDING_DIR, "embedding", config_path=embedding_config, init=init
+    )
+    rer = ensure_model(
+        root / RERANKER_DIR, cache / RERANKER_DIR, "reranker", config_path=reranker_config, init=init
+    )
     return emb, rer
 
 

@@ -38,8 +38,14 @@ def shape_from(config_path: str | None, layers: int | None) -> dict:
     if config_path is None:
         return {}
     cfg = json.loads(Path(config_path).read_text(encoding="utf-8"))
-    keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-            "head_dim")
+    keys = (
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "head_dim",
+    )
     shape = {k: cfg[k] for k in keys}
     if layers:
         shape["num_hidden_layers"] = layers
@@ -59,7 +65,10 @@ def main() -> None:
         ref = ReferenceEmbedder(str(emb_dir), dtype=torch.float32)
         full = emb.dimension
         for dim in sorted({32, min(256, full), full}):
-            for name, task in (("query_default", DEFAULT_TASK), ("query_custom", "Given a question, find code")):
+            for name, task in (
+                ("query_default", DEFAULT_TASK),
+                ("query_custom", "Given a question, find code"),
+            ):
                 ours = emb.embed_queries(QUERIES, instruction=task, dim=dim)
                 theirs = ref.embed([get_detailed_instruct(task, q) for q in QUERIES], dim=dim)
                 out[f"cos_min_{name}_dim{dim}"] = float((ours * theirs).sum(1).min())

@@ -58,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--embedding-config", type=Path, help="config.json for the embedding model (default: shared)"
     )
     p.add_argument("--reranker-config", type=Path, help="config.json for the reranker (default: shared)")
+    p.add_argument(
+        "--init",
+        choices=models.INITS,
+        default="spread",
+        help="random weights: spread (std 0.08, the test models') or hf (transformers' init, std 0.02)",
+    )
     p.add_argument("--task", nargs="+", choices=("embed", "rerank"), default=["embed", "rerank"])
     p.add_argument("--texts", type=int, default=32, help="embedding texts in the mixed workload")
     p.add_argument("--queries", type=int, default=1, help="rerank queries (alternating Chinese / code)")
@@ -217,6 +223,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.models_dir,
         embedding_config=args.embedding_config,
         reranker_config=args.reranker_config,
+        init=args.init,
     )
     shape = models.model_shape(emb_path)
     ceiling_spec = {
@@ -231,6 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine(),
         "load_avg_start": load_average(),
         "shape": shape,
+        "init": args.init,
     }
     report["ceiling_start"] = run_worker(ceiling_spec)
     ceiling = report["ceiling_start"].get("bf16_gflops", float("nan"))

@@ -42,6 +42,25 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+#: Name parts of a finesift system and the settings they set ("finesift-fp32-nocache", ...).
+FINESIFT_VARIANTS: dict[str, dict[str, Any]] = {
+    "int8": {"quantize": "int8"},
+    "fp32": {"dtype": "float32"},
+    "nocache": {"prefix_cache": False},
+    "transformers": {"forward": "transformers"},
+}
+
+
+def finesift_options(system: str) -> dict[str, Any]:
+    """Settings of a finesift system name: every part after "finesift" names one variant."""
+    opts: dict[str, Any] = {}
+    for part in system.split("-")[1:]:
+        if part not in FINESIFT_VARIANTS:
+            raise SystemExit(f"unknown finesift variant {part!r} in {system!r}")
+        opts.update(FINESIFT_VARIANTS[part])
+    return opts
+
+
 def embed_runner(spec: dict[str, Any]) -> Callable[[list[str]], Any]:
     import numpy as np
     import torch
@@ -50,10 +69,7 @@ def embed_runner(spec: dict[str, Any]) -> Callable[[list[str]], Any]:
     if system.startswith("finesift"):
         from finesift import load_embedder
 
-        opts = {"finesift": {}, "finesift-int8": {"quantize": "int8"}, "finesift-fp32": {"dtype": "float32"}}[
-            system
-        ]
-        emb = load_embedder(path, device="cpu", max_length=spec["max_length"], **opts)
+        emb = load_embedder(path, device="cpu", max_length=spec["max_length"], **finesift_options(system))
         return lambda texts: emb.embed_documents(texts)
     if system.startswith("reference"):
         from finesift.testing.reference import ReferenceEmbedder
@@ -77,14 +93,7 @@ def rerank_runner(spec: dict[str, Any]) -> Callable[[list[dict[str, Any]]], Any]
     if system.startswith("finesift"):
         from finesift import load_reranker
 
-        opts: dict[str, Any] = {}
-        if "int8" in system:
-            opts["quantize"] = "int8"
-        if "fp32" in system:
-            opts["dtype"] = "float32"
-        if "nocache" in system:
-            opts["prefix_cache"] = False
-        rr = load_reranker(path, device="cpu", max_length=spec["max_length"], **opts)
+        rr = load_reranker(path, device="cpu", max_length=spec["max_length"], **finesift_options(system))
         return lambda jobs: [rr.score(j["query"], j["documents"], instruction=j["instruction"]) for j in jobs]
     if system.startswith("reference"):
         from finesift.testing.reference import ReferenceReranker

@@ -41,8 +41,11 @@ class ModelSettings(_Section):
     token_budget: int | None = Field(None, ge=16, description="padded tokens per forward pass")
     #: auto: flash-attention 2 with padding-free packing on CUDA when flash-attn is installed, else SDPA.
     attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
-    #: int8: dynamic int8 linear layers (CPU only; fidelity measured in docs/speed.md).
+    #: int8: dynamic int8 linear layers (CPU only; fidelity measured in README, Performance).
     quantize: Literal["none", "int8"] = "none"
+    #: auto: finesift's packed Qwen3 forward on CPU (no padding, fp32 residual stream), transformers
+    #: on GPU; "packed" or "transformers" force one (int8 and non-Qwen3 models run on transformers).
+    forward: Literal["auto", "packed", "transformers"] = "auto"
     instruction: str | None = None
     url: str | None = Field(None, description="endpoint of a remote backend")
     api_key: SecretStr | None = None

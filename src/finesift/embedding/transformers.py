@@ -66,6 +66,7 @@ class TransformersEmbedder:
             attn_implementation=self.attention,
         )
         self.model = hf.maybe_quantize(model, self.options.quantize)
+        self.packed = hf.packed_forward(self.model, self.options, self.device)
         self.token_budget = token_budget or default_token_budget(self.device)
         self._torch = torch
         self._revision = hf.revision_of(self.path)
@@ -114,13 +115,15 @@ class TransformersEmbedder:
     def embed(self, texts: Sequence[str]) -> EmbeddingOutput:
         ids, counts, truncated = self.tokenize(texts)
         out = np.zeros((len(ids), self.dimension), dtype=np.float32)
-        for batch in plan_batches(counts, token_budget=self.token_budget):
+        for batch in plan_batches(counts, token_budget=self.token_budget, packed=self.packed is not None):
             out[batch] = self._forward([ids[i] for i in batch])
         return EmbeddingOutput(out, counts, truncated)
 
     def _forward(self, rows: list[list[int]]) -> np.ndarray:
         """(n, dim) float32 last-token states; every row ends with its EOS."""
-        if self.attention == "flash_attention_2":
+        if self.packed is not None:
+            pooled = self.packed.last_hidden(rows)
+        elif self.attention == "flash_attention_2":
             pooled = forward.last_hidden_packed(self.model, rows, device=self.device)
         else:
             pooled = forward.last_hidden_padded(
@@ -140,5 +143,7 @@ def create(settings: EmbeddingSettings, hub: HubSettings) -> TransformersEmbedde
         dtype=settings.dtype,
         max_length=settings.max_length,
         token_budget=settings.token_budget,
-        options=EngineOptions(attention=settings.attention, quantize=settings.quantize),
+        options=EngineOptions(
+            attention=settings.attention, quantize=settings.quantize, forward=settings.forward
+        ),
     )

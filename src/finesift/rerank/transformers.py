@@ -59,6 +59,7 @@ class TransformersReranker:
         with torch.no_grad():
             self.w_diff = (out[self.tokens.yes_id].float() - out[self.tokens.no_id].float()).contiguous()
         self.model = hf.maybe_quantize(lm.get_decoder(), self.options.quantize)
+        self.packed = hf.packed_forward(self.model, self.options, self.device)
         self.token_budget = token_budget or default_token_budget(self.device)
         self._torch = torch
         self._revision = hf.revision_of(self.path)
@@ -122,9 +123,14 @@ class TransformersReranker:
 
     def _score_whole(self, rows: dict[int, list[int]], scores: list[float]) -> None:
         keys = list(rows)
-        for batch in plan_batches([len(rows[k]) for k in keys], token_budget=self.token_budget):
+        packed = self.packed is not None
+        for batch in plan_batches(
+            [len(rows[k]) for k in keys], token_budget=self.token_budget, packed=packed
+        ):
             ids = [rows[keys[j]] for j in batch]
-            if self.attention == "flash_attention_2":
+            if self.packed is not None:
+                hidden = self.packed.last_hidden(ids)
+            elif self.attention == "flash_attention_2":
                 hidden = forward.last_hidden_packed(self.model, ids, device=self.device)
             else:
                 hidden = forward.last_hidden_padded(
@@ -136,6 +142,9 @@ class TransformersReranker:
     def _score_after_prefix(
         self, prefix: list[int], tails: dict[int, list[int]], scores: list[float]
     ) -> None:
+        if self.packed is not None:
+            self._score_packed_after_prefix(prefix, tails, scores)
+            return
         cached = forward.SharedPrefix(self.model, prefix, device=self.device)
         keys = list(tails)
         # The budget counts the prefix too: every row attends to it, so memory grows with it.
@@ -148,6 +157,18 @@ class TransformersReranker:
                 pad_id=self.tokenizer.pad_token_id,
                 device=self.device,
             )
+            for j, s in zip(batch, self._head(hidden), strict=True):
+                scores[keys[j]] = s
+
+    def _score_packed_after_prefix(
+        self, prefix: list[int], tails: dict[int, list[int]], scores: list[float]
+    ) -> None:
+        """Packed tails after a prefix computed once; attention memory is per row, so the budget
+        counts tail tokens only."""
+        cached = self.packed.prefix(prefix)
+        keys = list(tails)
+        for batch in plan_batches([len(tails[k]) for k in keys], token_budget=self.token_budget, packed=True):
+            hidden = self.packed.last_hidden_after(cached, [tails[keys[j]] for j in batch])
             for j, s in zip(batch, self._head(hidden), strict=True):
                 scores[keys[j]] = s
 
@@ -170,6 +191,9 @@ def create(settings: RerankSettings, hub: HubSettings) -> TransformersReranker:
         max_length=settings.max_length,
         token_budget=settings.token_budget,
         options=EngineOptions(
-            attention=settings.attention, quantize=settings.quantize, prefix_cache=settings.prefix_cache
+            attention=settings.attention,
+            quantize=settings.quantize,
+            prefix_cache=settings.prefix_cache,
+            forward=settings.forward,
         ),
     )

@@ -20,26 +20,29 @@ def default_token_budget(device: str) -> int:
 
 
 def plan_batches(
-    lengths: Sequence[int], *, token_budget: int, max_batch: int = DEFAULT_MAX_BATCH
+    lengths: Sequence[int], *, token_budget: int, max_batch: int = DEFAULT_MAX_BATCH, packed: bool = False
 ) -> list[list[int]]:
     """Group input indices into batches, longest first.
 
-    Each batch satisfies ``len(batch) * max(lengths[i] for i in batch) <= token_budget`` unless a
-    single input is longer than the budget, in which case it forms a batch alone.
+    Each batch satisfies ``len(batch) * max(lengths[i] for i in batch) <= token_budget`` (padded
+    batches) or ``sum(lengths[i] for i in batch) <= token_budget`` (``packed``, no padding) unless
+    a single input is longer than the budget, in which case it forms a batch alone.
     """
     if token_budget < 1 or max_batch < 1:
         raise ValueError("token_budget and max_batch must be positive")
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     batches: list[list[int]] = []
     current: list[int] = []
-    widest = 0
+    widest = total = 0
     for i in order:
-        width = max(widest, lengths[i], 1)
-        if current and (width * (len(current) + 1) > token_budget or len(current) >= max_batch):
+        size = max(lengths[i], 1)
+        width = max(widest, size)
+        cost = total + size if packed else width * (len(current) + 1)
+        if current and (cost > token_budget or len(current) >= max_batch):
             batches.append(current)
-            current, width = [], max(lengths[i], 1)
+            current, width, total = [], size, 0
         current.append(i)
-        widest = width
+        widest, total = width, total + size
     if current:
         batches.append(current)
     return batches

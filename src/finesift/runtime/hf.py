@@ -138,3 +138,23 @@ def maybe_quantize(model: Any, quantize: str) -> Any:
     from finesift.runtime.quantize import quantize_linear_int8
 
     return quantize_linear_int8(model)
+
+
+def packed_forward(decoder: Any, options: EngineOptions, device: str) -> Any:
+    """finesift's packed Qwen3 forward over ``decoder``'s weights when it applies, else None.
+
+    "auto" uses it on CPU for unquantized Qwen3 models; "packed" insists and names the reason when
+    the model cannot run on it.
+    """
+    if options.forward == "transformers" or options.quantize != "none":
+        return None
+    if options.forward == "auto" and device != "cpu":
+        return None
+    from finesift.runtime.qwen3 import PackedQwen3, unsupported_reason
+
+    reason = unsupported_reason(decoder)
+    if reason is None:
+        return PackedQwen3(decoder)
+    if options.forward == "packed":
+        raise InvalidRequest(f"forward 'packed' cannot run this model ({reason}); use forward 'auto'")
+    return None

@@ -10,8 +10,10 @@ from finesift.errors import InvalidRequest
 
 AttentionName = Literal["auto", "sdpa", "eager", "flash_attention_2"]
 QuantizeName = Literal["none", "int8"]
+ForwardName = Literal["auto", "packed", "transformers"]
 ATTENTIONS: tuple[str, ...] = ("auto", "sdpa", "eager", "flash_attention_2")
 QUANTIZE: tuple[str, ...] = ("none", "int8")
+FORWARDS: tuple[str, ...] = ("auto", "packed", "transformers")
 
 
 @dataclass(frozen=True)
@@ -21,11 +23,14 @@ class EngineOptions:
     ``attention``: "auto" picks flash-attention 2 with padding-free packing on CUDA when the
     ``flash_attn`` package is installed, SDPA otherwise. ``quantize="int8"``: dynamic int8 linear
     layers on CPU. ``prefix_cache``: rerankers compute the shared prompt prefix of a query once.
+    ``forward``: "auto" runs Qwen3 on finesift's packed forward (:mod:`finesift.runtime.qwen3`) on
+    CPU and on transformers elsewhere; "packed" and "transformers" force one.
     """
 
     attention: AttentionName = "auto"
     quantize: QuantizeName = "none"
     prefix_cache: bool = True
+    forward: ForwardName = "auto"
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTIONS:
@@ -34,6 +39,12 @@ class EngineOptions:
             )
         if self.quantize not in QUANTIZE:
             raise InvalidRequest(f"unknown quantize {self.quantize!r}; choose one of {', '.join(QUANTIZE)}")
+        if self.forward not in FORWARDS:
+            raise InvalidRequest(f"unknown forward {self.forward!r}; choose one of {', '.join(FORWARDS)}")
+        if self.forward == "packed" and self.quantize != "none":
+            raise InvalidRequest(
+                "forward 'packed' runs unquantized weights; use forward 'auto' with quantize"
+            )
 
 
 def flash_attn_installed() -> bool:

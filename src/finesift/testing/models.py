@@ -60,8 +60,13 @@ def build_model(
     config: dict[str, Any] | None = None,
     seed: int = 0,
     dtype: str = "float32",
+    spread: bool = True,
 ) -> Path:
-    """Save a random-weight Qwen3 of ``kind`` (config default: tiny) with the real tokenizer."""
+    """Save a random-weight Qwen3 of ``kind`` (config default: tiny) with the real tokenizer.
+
+    ``spread`` widens every matrix to std 0.08 so tiny models separate inputs; without it the
+    weights keep transformers' own initialisation (std ``initializer_range``, 0.02 for Qwen3).
+    """
     import torch
     from transformers import AutoModel, AutoModelForCausalLM, Qwen3Config
 
@@ -74,7 +79,8 @@ def build_model(
     )
     auto = AutoModel if kind == "embedding" else AutoModelForCausalLM
     model = auto.from_config(qcfg, dtype=getattr(torch, dtype))
-    _spread_weights(model, seed)
+    if spread:
+        _spread_weights(model, seed)
     model.save_pretrained(str(path), safe_serialization=True)
     (path / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
     save_tokenizer(path, kind)

@@ -1,4 +1,7 @@
-"""Shared-prefix reuse in the transformers reranker: cached scores equal uncached ones (fp32)."""
+"""Shared-prefix reuse in the transformers reranker: cached scores equal uncached ones (fp32).
+
+Every test runs on both forwards: finesift's packed one (the CPU default) and transformers'.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +28,23 @@ DOCS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def engines(tiny_reranker_model: Path) -> tuple[TransformersReranker, TransformersReranker]:
+@pytest.fixture(scope="module", params=["packed", "transformers"])
+def engines(
+    tiny_reranker_model: Path, request: pytest.FixtureRequest
+) -> tuple[TransformersReranker, TransformersReranker]:
     """(prefix-cached with a small budget so several batches run, uncached), both fp32 on CPU."""
-    cached = TransformersReranker(tiny_reranker_model, device="cpu", dtype="float32", token_budget=256)
+    cached = TransformersReranker(
+        tiny_reranker_model,
+        device="cpu",
+        dtype="float32",
+        token_budget=256,
+        options=EngineOptions(forward=request.param),
+    )
     plain = TransformersReranker(
-        tiny_reranker_model, device="cpu", dtype="float32", options=EngineOptions(prefix_cache=False)
+        tiny_reranker_model,
+        device="cpu",
+        dtype="float32",
+        options=EngineOptions(prefix_cache=False, forward=request.param),
     )
     return cached, plain
 
@@ -57,13 +71,22 @@ def test_prefix_is_computed_once_per_query(
 ) -> None:
     cached, _ = engines
     built: list[int] = []
-    real = forward.SharedPrefix
+    if cached.packed is not None:
+        real_prefix = cached.packed.prefix
 
-    def spy(model: object, prefix: list[int], *, device: str) -> forward.SharedPrefix:
-        built.append(len(prefix))
-        return real(model, prefix, device=device)
+        def spy_packed(ids: list[int]) -> object:
+            built.append(len(ids))
+            return real_prefix(ids)
 
-    monkeypatch.setattr(forward, "SharedPrefix", spy)
+        monkeypatch.setattr(cached.packed, "prefix", spy_packed)
+    else:
+        real = forward.SharedPrefix
+
+        def spy(model: object, prefix: list[int], *, device: str) -> forward.SharedPrefix:
+            built.append(len(prefix))
+            return real(model, prefix, device=device)
+
+        monkeypatch.setattr(forward, "SharedPrefix", spy)
     cached.score(QUERY, DOCS, instruction=DEFAULT_INSTRUCTION)
     assert len(built) == 1
 
@@ -76,6 +99,8 @@ def test_pairs_that_do_not_split_fall_back_to_whole(
     # A prefix no pair starts with (as when a tokenizer merges across the split) must not be used.
     monkeypatch.setattr(cached, "shared_prefix", lambda query, *, instruction: [*cached.tokens.prefix, 0, 0])
     monkeypatch.setattr(forward, "SharedPrefix", None)
+    if cached.packed is not None:
+        monkeypatch.setattr(cached.packed, "prefix", None)
     got = cached.score(QUERY, DOCS, instruction=DEFAULT_INSTRUCTION).scores
     assert max(abs(x - y) for x, y in zip(got, expected, strict=True)) <= 1e-6
 
@@ -90,14 +115,21 @@ def test_score_alone_equals_score_among_others(
         assert abs(alone - together[i]) <= 1e-5
 
 
-def test_truncated_documents_keep_the_prefix(tiny_reranker_model: Path) -> None:
-    cached = TransformersReranker(tiny_reranker_model, device="cpu", dtype="float32", max_length=128)
+@pytest.mark.parametrize("forward_name", ["packed", "transformers"])
+def test_truncated_documents_keep_the_prefix(tiny_reranker_model: Path, forward_name: str) -> None:
+    cached = TransformersReranker(
+        tiny_reranker_model,
+        device="cpu",
+        dtype="float32",
+        max_length=128,
+        options=EngineOptions(forward=forward_name),  # type: ignore[arg-type]
+    )
     plain = TransformersReranker(
         tiny_reranker_model,
         device="cpu",
         dtype="float32",
         max_length=128,
-        options=EngineOptions(prefix_cache=False),
+        options=EngineOptions(prefix_cache=False, forward=forward_name),  # type: ignore[arg-type]
     )
     docs = ["很长的文档。" * 200, "another long document " * 100, "short"]
     a = cached.score("q", docs, instruction=DEFAULT_INSTRUCTION)

@@ -38,7 +38,9 @@ class ModelSettings(_Section):
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_length: int = Field(8192, ge=16)
-    token_budget: int | None = Field(None, ge=16, description="padded tokens per forward pass")
+    token_budget: int | None = Field(
+        None, ge=16, description="tokens per forward pass (padded tokens on the transformers forward)"
+    )
     #: auto: flash-attention 2 with padding-free packing on CUDA when flash-attn is installed, else SDPA.
     attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
     #: int8: dynamic int8 linear layers (CPU only; fidelity measured in README, Performance).

@@ -66,8 +66,8 @@ class TransformersEmbedder:
             attn_implementation=self.attention,
         )
         self.model = hf.maybe_quantize(model, self.options.quantize)
-        self.packed = hf.packed_forward(self.model, self.options, self.device)
         self.token_budget = token_budget or default_token_budget(self.device)
+        self.packed = hf.packed_forward(self.model, self.options, self.device, chunk_tokens=self.token_budget)
         self._torch = torch
         self._revision = hf.revision_of(self.path)
 

@@ -59,8 +59,8 @@ class TransformersReranker:
         with torch.no_grad():
             self.w_diff = (out[self.tokens.yes_id].float() - out[self.tokens.no_id].float()).contiguous()
         self.model = hf.maybe_quantize(lm.get_decoder(), self.options.quantize)
-        self.packed = hf.packed_forward(self.model, self.options, self.device)
         self.token_budget = token_budget or default_token_budget(self.device)
+        self.packed = hf.packed_forward(self.model, self.options, self.device, chunk_tokens=self.token_budget)
         self._torch = torch
         self._revision = hf.revision_of(self.path)
 

@@ -140,7 +140,7 @@ def maybe_quantize(model: Any, quantize: str) -> Any:
     return quantize_linear_int8(model)
 
 
-def packed_forward(decoder: Any, options: EngineOptions, device: str) -> Any:
+def packed_forward(decoder: Any, options: EngineOptions, device: str, *, chunk_tokens: int = 8192) -> Any:
     """finesift's packed Qwen3 forward over ``decoder``'s weights when it applies, else None.
 
     "auto" uses it on CPU for unquantized Qwen3 models; "packed" insists and names the reason when
@@ -154,7 +154,7 @@ def packed_forward(decoder: Any, options: EngineOptions, device: str) -> Any:
 
     reason = unsupported_reason(decoder)
     if reason is None:
-        return PackedQwen3(decoder)
+        return PackedQwen3(decoder, chunk_tokens=chunk_tokens)
     if options.forward == "packed":
         raise InvalidRequest(f"forward 'packed' cannot run this model ({reason}); use forward 'auto'")
     return None

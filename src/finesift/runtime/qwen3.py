@@ -68,7 +68,7 @@ class PackedQwen3:
     of them, so the model is held once and the transformers module still runs (doctor replays).
     """
 
-    def __init__(self, decoder: Any) -> None:
+    def __init__(self, decoder: Any, *, chunk_tokens: int = 8192) -> None:
         import torch
 
         reason = unsupported_reason(decoder)
@@ -79,6 +79,9 @@ class PackedQwen3:
         self.kv_heads = int(cfg.num_key_value_heads)
         self.head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads)
         self.eps = float(cfg.rms_norm_eps)
+        #: Token-wise stages (projections, norms, RoPE, MLP) run in slices of this many tokens, so a
+        #: single long row costs activation memory of one slice, not of its whole length.
+        self.chunk_tokens = max(1, int(chunk_tokens))
         self.embed = decoder.embed_tokens.weight
         self.dtype = self.embed.dtype
         self.device = self.embed.device
@@ -171,16 +174,33 @@ class PackedQwen3:
         import torch
         from torch.nn import functional as F
 
-        h = F.rms_norm(x, (x.shape[-1],), w.ln1, self.eps).to(self.dtype)
-        q, k, v = self._qkv(F.linear(h, w.qkv), w, step.cos, step.sin)
+        q, k, v = self._project(w, x, step)
         if keep is not None:
             keep.append((k.transpose(0, 1).contiguous(), v.transpose(0, 1).contiguous()))
         if step.only_last:
             x = x[torch.tensor(step.plan.ends(), device=x.device) - 1]
         x = x + F.linear(self._attention(q, k, v, step), w.o)
-        h = F.rms_norm(x, (x.shape[-1],), w.ln2, self.eps).to(self.dtype)
-        gate, up = F.linear(h, w.gate_up).chunk(2, dim=-1)
-        return x + F.linear(F.silu(gate).mul_(up), w.down)
+        for start in range(0, x.shape[0], self.chunk_tokens):
+            part = x[start : start + self.chunk_tokens]
+            h = F.rms_norm(part, (part.shape[-1],), w.ln2, self.eps).to(self.dtype)
+            gate, up = F.linear(h, w.gate_up).chunk(2, dim=-1)
+            part.add_(F.linear(F.silu(gate).mul_(up), w.down))
+        return x
+
+    def _project(self, w: _Layer, x: Any, step: _Step) -> tuple[Any, Any, Any]:
+        """q, k (normed, rotated) and v of every token, computed slice by slice."""
+        import torch
+        from torch.nn import functional as F
+
+        parts = []
+        for start in range(0, x.shape[0], self.chunk_tokens):
+            end = start + self.chunk_tokens
+            h = F.rms_norm(x[start:end], (x.shape[-1],), w.ln1, self.eps).to(self.dtype)
+            parts.append(self._qkv(F.linear(h, w.qkv), w, step.cos[start:end], step.sin[start:end]))
+        if len(parts) == 1:
+            return parts[0]
+        q, k, v = (torch.cat(list(group)) for group in zip(*parts, strict=True))
+        return q, k, v
 
     def _qkv(self, qkv: Any, w: _Layer, cos: Any, sin: Any) -> tuple[Any, Any, Any]:
         """Split the fused projection; q and k get their per-head RMSNorm and RoPE together, in fp32."""

@@ -82,6 +82,25 @@ def test_transformers_module_still_runs_on_the_fused_weights(
     )
 
 
+def test_slices_of_a_long_row_equal_the_whole(
+    tiny_reranker_model: Path, models: tuple[object, object]
+) -> None:
+    """Token-wise stages run in slices of ``chunk_tokens``: memory per slice, same numbers."""
+    from transformers import AutoModelForCausalLM
+
+    from finesift.runtime.qwen3 import PackedQwen3
+
+    lm = AutoModelForCausalLM.from_pretrained(str(tiny_reranker_model), dtype=torch.float32)
+    sliced = PackedQwen3(lm.get_decoder().eval(), chunk_tokens=7)
+    rows = _rows(LENGTHS, seed=6)
+    want = forward.last_hidden_padded(models[0], rows, pad_id=0, device="cpu")
+    assert (sliced.last_hidden(rows) - want).abs().max().item() <= 1e-5
+    prefix = _rows([23], seed=7)[0]
+    whole = forward.last_hidden_padded(models[0], [prefix + r for r in rows], pad_id=0, device="cpu")
+    got = sliced.last_hidden_after(sliced.prefix(prefix), rows)
+    assert (got - whole).abs().max().item() <= 1e-5
+
+
 def test_empty_rows_are_refused(packed: object) -> None:
     with pytest.raises(ValueError, match="at least one token"):
         packed.last_hidden([[1, 2], []])  # type: ignore[attr-defined]

@@ -75,6 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fidelity-docs", type=int, default=8, help="candidates per query for fp32 fidelity runs")
     p.add_argument("--max-length", type=int, default=8192)
     p.add_argument("--threads", type=int, default=0, help="torch threads per system (0: torch default)")
+    p.add_argument(
+        "--no-profile",
+        action="store_true",
+        help="skip the profiled pass that splits finesift's time into matmul / attention / other",
+    )
     p.add_argument("--out", type=Path, help="also write the JSON here")
     return p.parse_args(argv)
 
@@ -156,6 +161,7 @@ def bench_embed(args: argparse.Namespace, path: Path, ceiling_gflops: float) -> 
         "ref_batch": args.ref_batch,
         "st_batch": args.st_batch,
         "threads": args.threads,
+        "profile": not args.no_profile,
     }
     names = [s for s in args.embed_systems.split(",") if s]
     results = run_systems("embed", names, base, lambda name: texts)
@@ -190,6 +196,7 @@ def bench_rerank(args: argparse.Namespace, path: Path) -> dict[str, Any]:
         "max_length": args.max_length,
         "ref_batch": args.ref_batch,
         "threads": args.threads,
+        "profile": not args.no_profile,
     }
     names = [s for s in args.rerank_systems.split(",") if s]
     results = run_systems("rerank", names, base, lambda name: subset if name in SUBSET_SYSTEMS else jobs)
@@ -213,6 +220,19 @@ def bench_rerank(args: argparse.Namespace, path: Path) -> dict[str, Any]:
         "ratios": flops.ratios(results, "pairs_per_s"),
         "fidelity": flops.rerank_fidelity(results, args.fidelity_docs),
     }
+
+
+def limits(report: dict[str, Any]) -> dict[str, Any]:
+    """The measurements that bound the ratios: bf16 vs fp32 matmul speed, where finesift's time goes."""
+    start = report.get("ceiling_start", {})
+    out: dict[str, Any] = {}
+    if start.get("bf16_gflops") and start.get("fp32_gflops"):
+        out["bf16_over_fp32_matmul_ceiling"] = round(start["bf16_gflops"] / start["fp32_gflops"], 2)
+    for part in ("embed", "rerank"):
+        shares = report.get(part, {}).get("systems", {}).get(flops.FINESIFT, {}).get("time_shares")
+        if shares:
+            out[f"{part}_finesift_time_shares"] = shares
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -249,6 +269,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["ceiling_end"] = run_worker(ceiling_spec)
     report["load_avg_end"] = load_average()
     report["targets"] = flops.targets(report)
+    report["limits"] = limits(report)
     for part in ("embed", "rerank"):
         for res in report.get(part, {}).get("systems", {}).values():
             res.pop("values", None)

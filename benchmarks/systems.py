@@ -155,7 +155,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         values = np.asarray(getattr(result, "vectors", result), dtype=np.float32).tolist()
     else:
         values = [list(getattr(r, "scores", r)) for r in result]
-    return {
+    out = {
         "seconds": seconds,
         "load_seconds": round(load_s, 1),
         "peak_rss_mib": round(_rss_mb("VmHWM"), 1),
@@ -164,6 +164,46 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "values": values,
     }
+    if spec.get("profile") and spec["system"].startswith("finesift"):
+        out["time_shares"] = time_shares(runner, _profile_items(spec))
+    return out
+
+
+def _profile_items(spec: dict[str, Any]) -> list[Any]:
+    """A slice of the workload for the profiled pass (profiling a whole run would double its time)."""
+    items = spec["items"]
+    if spec["task"] == "embed":
+        return list(items[:8])
+    return [{**items[0], "documents": items[0]["documents"][:4]}]
+
+
+#: torch profiler op names by kind of work.
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear")
+
+
+def time_shares(runner: Callable[[Any], Any], items: list[Any]) -> dict[str, float]:
+    """Share of self CPU time in matmuls, attention kernels and everything else, on a profiled pass.
+
+    This is what explains a gap to the ceiling: matmuls already run near it, attention and element-wise
+    kernels do not.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        runner(items)
+    totals = {"matmul": 0.0, "attention": 0.0, "other": 0.0}
+    for event in prof.key_averages():
+        name = event.key
+        kind = (
+            "matmul"
+            if name in MATMUL_OPS
+            else "attention"
+            if "attention" in name and name.startswith("aten::_")
+            else "other"
+        )
+        totals[kind] += float(event.self_cpu_time_total)
+    whole = sum(totals.values()) or 1.0
+    return {k: round(v / whole, 3) for k, v in totals.items()}
 
 
 def main() -> None:

@@ -251,32 +251,39 @@ class _Step:
 
 
 class _Plan:
-    """Where each packed row starts and ends, and the prefix length all rows continue."""
+    """Where each packed row starts and ends, and the prefix length all rows continue.
+
+    Built once per forward and read by every layer, so spans and masks are computed once, not per layer.
+    """
 
     def __init__(self, lengths: Sequence[int], offset: int) -> None:
         self.lengths = list(lengths)
         self.offset = offset
+        self._spans: list[tuple[int, int]] = []
+        start = 0
+        for n in self.lengths:
+            self._spans.append((start, start + n))
+            start += n
+        self._masks: dict[int, Any] = {}
 
     def spans(self) -> list[tuple[int, int]]:
-        out, start = [], 0
-        for n in self.lengths:
-            out.append((start, start + n))
-            start += n
-        return out
+        return self._spans
 
     def ends(self) -> list[int]:
-        return [end for _, end in self.spans()]
+        return [end for _, end in self._spans]
 
     def positions(self) -> list[int]:
         return [self.offset + i for n in self.lengths for i in range(n)]
 
     def mask(self, length: int, device: Any) -> Any:
         """(length, offset + length) boolean mask: token i sees the prefix and tail tokens <= i."""
-        import torch
+        if length not in self._masks:
+            import torch
 
-        cols = torch.arange(self.offset + length, device=device)
-        rows = torch.arange(length, device=device)[:, None] + self.offset
-        return cols[None, :] <= rows
+            cols = torch.arange(self.offset + length, device=device)
+            rows = torch.arange(length, device=device)[:, None] + self.offset
+            self._masks[length] = cols[None, :] <= rows
+        return self._masks[length]
 
 
 def _fuse_rows(torch: Any, linears: list[Any]) -> Any:

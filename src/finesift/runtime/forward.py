@@ -7,6 +7,7 @@ right-padded tails that attend to a shared prefix whose key/value cache was comp
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -59,13 +60,20 @@ class SharedPrefix:
         self.length = len(prefix)
         with torch.inference_mode():
             out = model(input_ids=torch.tensor([list(prefix)], device=device), use_cache=True)
-        self.layers = [(keys, values) for keys, values, *_ in out.past_key_values]
+        cache = out["cache"] if "cache" in out else out["past_key_values"]
+        self.layers = [(layer.keys, layer.values) for layer in cache.layers]
 
     def cache(self) -> Any:
         """A transformers ``Cache`` that returns prefix + new states without storing them."""
         from transformers.cache_utils import Cache
 
         return Cache(layers=[_frozen_layer(k, v) for k, v in self.layers])
+
+
+def cache_argument(model: Any) -> str:
+    """The name under which ``model.forward`` takes a KV cache: ``cache`` from transformers 5.24 on
+    (``past_key_values`` is deprecated there and removed in 5.40), ``past_key_values`` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 @lru_cache(maxsize=1)
@@ -112,8 +120,8 @@ def last_hidden_after_prefix(
         out = model(
             input_ids=torch.tensor(ids, device=device),
             attention_mask=torch.tensor(full_mask, device=device),
-            past_key_values=prefix.cache(),
             use_cache=True,
+            **{cache_argument(model): prefix.cache()},
         )
         hidden = out.last_hidden_state
         return hidden[torch.arange(len(tails), device=device), last]

@@ -11,6 +11,7 @@ import pytest
 from finesift import load_embedder
 from finesift.errors import MissingDependency
 from finesift.eval.mteb import MTEBEncoder
+from numerics import sum_tolerance
 
 TASK = SimpleNamespace(name="SciFact", type="Retrieval")
 
@@ -42,8 +43,9 @@ def test_dim_empty_texts_and_similarity() -> None:
     vectors = model.encode([{"text": ["x", ""]}], task_metadata=TASK, hf_split="t", hf_subset="d")
     assert vectors.shape == (2, 32)
     assert model.similarity(vectors, vectors).shape == (2, 2)
-    assert float(model.similarity(vectors[0], vectors[0])) == pytest.approx(1.0, abs=1e-6)
-    np.testing.assert_allclose(model.similarity_pairwise(vectors, vectors), [1.0, 1.0], atol=1e-6)
+    tol = sum_tolerance(32)  # a cosine of 32-dim float32 vectors
+    assert float(model.similarity(vectors[0], vectors[0])) == pytest.approx(1.0, abs=tol)
+    np.testing.assert_allclose(model.similarity_pairwise(vectors, vectors), [1.0, 1.0], atol=tol)
 
 
 def test_missing_mteb_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ from finesift.errors import InvalidRequest
 from finesift.eval import search
 from finesift.eval.cache import EmbeddingCache, cache_key
 from finesift.eval.search import exact_search
+from numerics import sum_tolerance
 
 
 def _unit(rows: int, dim: int, seed: int) -> np.ndarray:
@@ -26,8 +27,15 @@ def test_exact_search_equals_full_sort(k: int, monkeypatch: pytest.MonkeyPatch) 
     full = queries @ docs.T
     expected = np.argsort(-full, axis=1, kind="stable")[:, : min(k, 50)]
     assert idx.shape == (20, min(k, 50))
-    np.testing.assert_array_equal(idx, expected)
-    np.testing.assert_allclose(scores, np.take_along_axis(full, expected, axis=1), rtol=1e-6)
+    # Blocked and whole GEMMs add the 16 products in different orders: scores agree within the
+    # float32 bound for unit vectors, and the ranking is the full sort's up to pairs closer than that.
+    tol = sum_tolerance(16)
+    chosen = np.take_along_axis(full, idx, axis=1)
+    np.testing.assert_allclose(chosen, np.take_along_axis(full, expected, axis=1), rtol=0, atol=tol)
+    np.testing.assert_allclose(scores, chosen, rtol=0, atol=tol)
+    apart = np.abs(np.diff(np.take_along_axis(full, expected, axis=1), axis=1)) > 2 * tol
+    clear = np.concatenate([apart[:, :1], apart[:, 1:] & apart[:, :-1]], axis=1)
+    assert (idx[:, :-1][clear] == expected[:, :-1][clear]).all()  # no near-tie: the same document
 
 
 def test_ties_go_to_the_lower_index() -> None:

@@ -75,7 +75,8 @@ def test_transformers_module_still_runs_on_the_fused_weights(
     ref, fused = models
     want = forward.last_hidden_padded(ref, rows, pad_id=0, device="cpu")
     got = forward.last_hidden_padded(fused, rows, pad_id=0, device="cpu")
-    assert (got - want).abs().max().item() <= 1e-6
+    # Fused and separate projections may block their fp32 sums differently: the file's parity bound.
+    assert (got - want).abs().max().item() <= 1e-5 * max(1.0, want.abs().max().item())
     layer = fused.layers[0]  # type: ignore[attr-defined]
     assert layer.self_attn.q_proj.weight.untyped_storage().data_ptr() == (
         packed.layers[0].qkv.untyped_storage().data_ptr()  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ import typer
 from finesift import __version__
 from finesift.cli.common import Context, configure_logging
 from finesift.cli.errors import exit_code, one_line
+from finesift.cli.quiet import quiet_library_warnings
 from finesift.errors import FinesiftError, InvalidRequest
 from finesift.settings import Settings
 
@@ -75,6 +76,7 @@ for _name in COMMAND_MODULES:
 
 def main() -> None:
     """Console entry point: run the app; finesift errors become one line and an exit code."""
+    quiet_library_warnings()
     try:
         app()
     except FinesiftError as exc:

@@ -52,6 +52,9 @@ def _type(param: Any, ctx: Any) -> str:
     if getattr(param, "is_flag", False):
         return "flag"
     label = param.display_type(ctx).strip("<>")
+    if label.startswith("list[") and label.endswith("]"):
+        label = label[5:-1]
+    label = {"Path": "path", "str": "text", "int": "integer", "float": "number"}.get(label, label)
     if "|" in label:
         return " \\| ".join(f"`{c}`" for c in label.split("|"))
     return label
@@ -76,7 +79,8 @@ def _table(params: list[Any], ctx: Any) -> list[str]:
         return []
     rows = ["| argument / option | type | default | help |", "|---|---|---|---|"]
     for p in shown:
-        multiple = " (repeatable)" if getattr(p, "multiple", False) else ""
+        repeatable = getattr(p, "multiple", False) or getattr(p, "nargs", 1) == -1
+        multiple = " (repeatable)" if repeatable and "repeatable" not in (p.help or "") else ""
         help_text = _escape(getattr(p, "help", None) or "") + multiple
         rows.append(f"| {_names(p)} | {_type(p, ctx)} | {_default(p)} | {help_text} |")
     return ["", *rows]
@@ -87,7 +91,8 @@ def _usage(path: str, cmd: Any) -> str:
     for p in cmd.params:
         if getattr(p, "param_type_name", "") == "argument":
             name = (p.metavar or p.name).upper()
-            pieces.append(f"{name}..." if p.nargs == -1 else name)
+            name = f"{name}..." if p.nargs == -1 else name
+            pieces.append(name if p.required else f"[{name}]")
     if any(getattr(p, "param_type_name", "") == "option" for p in cmd.params):
         pieces.append("[OPTIONS]")
     if hasattr(cmd, "commands"):

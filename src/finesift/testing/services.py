@@ -35,6 +35,24 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.
     raise StoreError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
 
 
+def wait_for_milvus(uri: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    """Until the server answers a request: its port opens before it serves, and a loaded machine
+    can take many seconds in between (clients that connect then fail with 'server unavailable')."""
+    from pymilvus import MilvusClient
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client = MilvusClient(uri=uri, timeout=10)
+            client.list_collections()
+            client.close()
+            return
+        except Exception as exc:  # any failure to answer: not ready yet
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise StoreError(f"Milvus at {uri} did not answer within {timeout:.0f}s: {exc}") from exc
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def milvus_server(data_dir: Path) -> Iterator[str]:
     """Run ``milvus-lite server`` on a free loopback port; yields ``http://127.0.0.1:PORT``."""
@@ -44,6 +62,7 @@ def milvus_server(data_dir: Path) -> Iterator[str]:
     proc = subprocess.Popen([*cmd, "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=log)
     try:
         wait_for_port(port, proc)
+        wait_for_milvus(f"http://127.0.0.1:{port}", proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

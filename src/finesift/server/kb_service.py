@@ -1,12 +1,15 @@
-"""Knowledge bases inside the server: opened once with the server's models, one writer per KB.
+"""Knowledge bases inside the server: one registry per app, the server's models, one writer per KB.
 
-Every KB is opened with the server's embedder (a KB built with another model answers 409 with the
-fingerprint difference) and, if it records a reranker, the server's reranker. Writes to one KB
-(create, upload, index, delete, drop) queue behind one ``asyncio.Lock`` and run in a thread, so
-concurrent clients never race for the KB's file lock; at most ``server.kb_write_queue`` writes wait
-per KB, the next gets 429. A writer outside the server (``finesift index``) still makes a write
-fail with 409. Searches read committed snapshots in threads and never wait for writers; at most
-``server.queue_size`` reads run or wait at once (429 beyond), each within ``request_timeout`` (503).
+Search, ask and chat all read through the registry (made and closed in the app's lifespan). Every KB
+is opened with the server's embedder (a KB built with another model answers 409 with the
+fingerprint difference) and, if it records a reranker, the server's reranker; the KB's recorded
+instruction reaches both. Writes to one KB (create, upload, index, delete, drop) queue behind one
+``asyncio.Lock`` and run in a thread, so concurrent clients never race for the KB's file lock; at
+most ``server.kb_write_queue`` writes wait per KB, the next gets 429. A writer outside the server
+(``finesift index``) still makes a write fail with 409. Searches read committed snapshots in threads
+and never wait for writers; at most ``server.queue_size`` reads run or wait at once (429 beyond),
+each within ``request_timeout`` (503). A drop waits for the reads that hold the KB and answers new
+ones 404; a KB re-created (or dropped) outside the server is noticed by its manifest's inode.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from finesift.errors import DeadlineExceeded, NotFound, Overloaded
+from finesift.errors import DeadlineExceeded, FinesiftError, NotFound, Overloaded, StoreError
 from finesift.kb.manifest import MANIFEST, kb_dir, read_manifest, validate_name
 from finesift.server.state import ServerState
 from finesift.settings import Settings
@@ -48,6 +48,11 @@ class _Entry:
 class _WriteSlot:
     lock: asyncio.Lock
     waiting: int = 0
+
+
+def _store_failure(exc: Exception) -> bool:
+    """Whether ``exc`` may come from a store whose files went away (not a request's own error)."""
+    return isinstance(exc, StoreError) or not isinstance(exc, FinesiftError)
 
 
 class KBRegistry:
@@ -106,6 +111,11 @@ class KBRegistry:
             entry.readers += 1
         try:
             yield entry.kb
+        except Exception as exc:
+            # Dropped or re-created behind the server's back (``finesift kb drop``) while being read.
+            if _store_failure(exc) and self._stamp(name) != entry.stamp:
+                raise NotFound(f"knowledge base {name!r} was dropped or replaced while it was read") from exc
+            raise
         finally:
             with self._guard:
                 entry.readers -= 1

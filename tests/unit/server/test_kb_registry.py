@@ -13,10 +13,11 @@ pytest.importorskip("fastapi")
 pytest.importorskip("lancedb")
 
 from finesift import load_embedder, load_reranker
-from finesift.errors import NotFound
+from finesift.errors import InvalidRequest, NotFound
 from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.server.kb_service import KBRegistry
 from finesift.settings import Settings
+from finesift.types import Document
 
 
 @pytest.fixture
@@ -84,3 +85,21 @@ def test_a_drop_waits_for_readers_and_refuses_new_ones(registry) -> None:
     assert done.is_set() and len(closed) == 1
     with kbs.lease("k") as kb:  # the drop's block is over (here nothing was deleted): readable again
         assert kb.name == "k"
+
+
+def test_a_kb_dropped_outside_the_server_while_read_is_404(registry) -> None:
+    kbs, _ = registry
+    with kbs.lease("k") as kb:
+        kb.add_documents([Document("a.md", "alpha beta gamma", "md")])
+    with pytest.raises(NotFound, match="dropped or replaced"), kbs.lease("k") as kb:
+        KnowledgeBase.drop("k", settings=kbs.settings)  # as `finesift kb drop` in another process
+        kb.search("alpha")
+    with pytest.raises(NotFound):
+        kbs.open("k")
+
+
+def test_a_request_error_stays_itself(registry) -> None:
+    kbs, _ = registry
+    with pytest.raises(InvalidRequest, match="bad option"), kbs.lease("k"):
+        KnowledgeBase.drop("k", settings=kbs.settings)
+        raise InvalidRequest("bad option")

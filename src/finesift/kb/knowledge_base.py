@@ -75,7 +75,10 @@ class KnowledgeBase:
         self.store = store
         self.settings = settings
         self._models = models
-        self._pipeline = RetrievalPipeline(embed_query=self._embed_query, reranker=self._get_reranker)
+        # The task recorded at creation reaches both models, whatever their own defaults are.
+        self._pipeline = RetrievalPipeline(
+            embed_query=self._embed_query, reranker=self._get_reranker, instruction=manifest.instruction
+        )
 
     @property
     def name(self) -> str:
@@ -204,7 +207,9 @@ class KnowledgeBase:
         return reranker
 
     def _embed_query(self, query: str) -> np.ndarray:
-        vectors: np.ndarray = self.embedder.embed_queries([query], dim=self.manifest.dim)
+        vectors: np.ndarray = self.embedder.embed_queries(
+            [query], instruction=self.manifest.instruction, dim=self.manifest.dim
+        )
         return vectors[0]
 
     def _embed_documents(self, texts: list[str]) -> np.ndarray:

@@ -73,13 +73,22 @@ def _hit(chunk: Chunk, score: float) -> Hit:
 
 
 class RetrievalPipeline:
-    """Recall, fusion and reranking over a store snapshot; models are called only when a mode needs them."""
+    """Recall, fusion and reranking over a store snapshot; models are called only when a mode needs them.
+
+    ``instruction`` is the task the query was embedded for; the reranker judges with the same one
+    (``None``: the reranker's own default).
+    """
 
     def __init__(
-        self, *, embed_query: Callable[[str], np.ndarray], reranker: Callable[[], Reranker | None]
+        self,
+        *,
+        embed_query: Callable[[str], np.ndarray],
+        reranker: Callable[[], Reranker | None],
+        instruction: str | None = None,
     ) -> None:
         self._embed_query = embed_query
         self._reranker = reranker
+        self._instruction = instruction
 
     def recall(self, snapshot: StoreSnapshot, query: str, options: SearchOptions) -> list[ScoredChunk]:
         """Candidates before reranking, best first, scored by the mode's own score (RRF for hybrid)."""
@@ -108,7 +117,7 @@ class RetrievalPipeline:
         reranker = self._reranker() if options.rerank and candidates else None
         if reranker is not None:
             head = candidates[: max(options.rerank_top_n, options.top_k)]
-            ranked = reranker.rerank(query, [c.chunk.text for c in head])
+            ranked = reranker.rerank(query, [c.chunk.text for c in head], instruction=self._instruction)
             candidates = [ScoredChunk(head[r.index].chunk, r.score) for r in ranked]
         hits = [_hit(c.chunk, c.score) for c in candidates[: options.top_k]]
         if options.threshold is not None:

@@ -1,7 +1,8 @@
-"""What the ask routes share: one :class:`Answerer` per knowledge base, and the streaming plumbing.
+"""What the ask routes share: admission, the chat client, answers over the server's open KBs, streaming.
 
-Knowledge bases are opened on first use and kept. When the server already serves the model a KB
-records (same id and fingerprint), the KB uses the loaded model instead of loading a second copy.
+Knowledge bases come from the server's one :class:`~finesift.server.kb_service.KBRegistry`, as for
+search: the server's models, 409 for a KB built with another embedder, 404 for one that is gone or
+being dropped. A KB is held only while its passages are retrieved; the chat model's answer needs no KB.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from starlette.responses import Response, StreamingResponse
 
 from finesift.answer.llm import ChatClient
 from finesift.answer.service import Answerer, Prepared, primed
-from finesift.errors import BackendError, Conflict, FinesiftError, InvalidRequest, Overloaded
+from finesift.errors import BackendError, FinesiftError, InvalidRequest, Overloaded
 from finesift.server.errors import classify, error_body
-from finesift.server.state import ServerState
+from finesift.server.kb_service import KBRegistry
 
 log = logging.getLogger(__name__)
 NO_LLM = (
@@ -29,18 +30,18 @@ NO_LLM = (
 
 
 class Answerers:
-    """Answerers by KB name for one app (thread-safe; KBs are opened in worker threads)."""
+    """Answers over the KBs of one app's registry (thread-safe), at most ``answer.max_concurrent`` at once."""
 
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
+    def __init__(self, kbs: KBRegistry) -> None:
+        self.kbs = kbs
+        self.settings = kbs.settings
         self._lock = threading.Lock()
-        self._by_name: dict[str, Answerer] = {}
         self._llm: ChatClient | None = None
         self._in_flight = 0
 
     def acquire(self) -> None:
         """Admit one answer, or raise :class:`Overloaded` (429) when ``answer.max_concurrent`` are running."""
-        limit = self.state.settings.answer.max_concurrent
+        limit = self.settings.answer.max_concurrent
         with self._lock:
             if self._in_flight >= limit:
                 raise Overloaded(f"{limit} answers are already in progress; retry shortly")
@@ -51,79 +52,36 @@ class Answerers:
             self._in_flight -= 1
 
     def llm(self) -> ChatClient:
-        if self._llm is None:
-            try:
-                self._llm = ChatClient(self.state.settings.llm)
-            except InvalidRequest as exc:
-                raise BackendError(NO_LLM) from exc
-        return self._llm
-
-    def get(self, name: str) -> Answerer:
-        """The answerer of KB ``name`` (NotFound if there is none; a dropped KB is forgotten)."""
-        from finesift.kb.knowledge_base import KnowledgeBase
-
-        settings = self.state.settings
-        if not KnowledgeBase.exists(name, settings=settings):
-            with self._lock:
-                self._by_name.pop(name, None)
-            KnowledgeBase.open(name, settings=settings)  # raises the one-line NotFound
-        llm = self.llm()
         with self._lock:
-            answerer = self._by_name.get(name)
-            if answerer is None:
-                answerer = Answerer(self._open(name), llm, settings)
-                self._by_name[name] = answerer
-            return answerer
+            if self._llm is None:
+                try:
+                    self._llm = ChatClient(self.settings.llm)
+                except InvalidRequest as exc:
+                    raise BackendError(NO_LLM) from exc
+            return self._llm
 
-    def _open(self, name: str) -> Any:
-        from finesift.kb.knowledge_base import KnowledgeBase
-
-        settings, state = self.state.settings, self.state
-        kb = KnowledgeBase.open(name, settings=settings)
-        if state.phase != "ready" or state.embeddings is None or state.rerank is None:
-            return kb
-        embedder, reranker = state.embeddings.embedder, state.rerank.reranker
-        shared_reranker = reranker if reranker.model_id == kb.manifest.reranker_model else None
-        if embedder.model_id != kb.manifest.embedding_model:
-            return (
-                KnowledgeBase.open(name, settings=settings, reranker=shared_reranker)
-                if shared_reranker
-                else kb
-            )
-        try:
-            return KnowledgeBase.open(name, settings=settings, embedder=embedder, reranker=shared_reranker)
-        except Conflict:
-            return kb  # same name, other vectors: the KB loads its own recorded model
+    def prepare(self, name: str, prepare: Callable[[Answerer], Prepared]) -> tuple[Answerer, Prepared]:
+        """``prepare`` on an answerer over KB ``name``, leased meanwhile (blocking: run it in a thread)."""
+        with self.kbs.lease(name) as kb:
+            answerer = Answerer(kb, self.llm(), self.settings)
+            return answerer, prepare(answerer)
 
     def close(self) -> None:
         with self._lock:
-            for answerer in self._by_name.values():
-                answerer.kb.close()
-            self._by_name.clear()
             if self._llm is not None:
                 self._llm.close()
                 self._llm = None
 
 
-def answerers_of(app_state: Any, state: ServerState) -> Answerers:
-    """The app's :class:`Answerers`, created on first use."""
-    existing = getattr(app_state, "finesift_answerers", None)
-    if existing is None:
-        existing = Answerers(state)
-        app_state.finesift_answerers = existing
-    answerers: Answerers = existing
-    return answerers
-
-
 async def prepare_stream(
-    answerer: Answerer, prepare: Callable[[], Prepared]
-) -> tuple[Prepared, Iterator[str]]:
+    answerers: Answerers, name: str, prepare: Callable[[Answerer], Prepared]
+) -> tuple[Answerer, Prepared, Iterator[str]]:
     """Retrieve and start the model's stream in a worker thread, so that failures to reach the
     model (or a bad question) become an HTTP error before the response starts."""
 
-    def run() -> tuple[Prepared, Iterator[str]]:
-        prepared = prepare()
-        return prepared, primed(answerer.stream(prepared))
+    def run() -> tuple[Answerer, Prepared, Iterator[str]]:
+        answerer, prepared = answerers.prepare(name, prepare)
+        return answerer, prepared, primed(answerer.stream(prepared))
 
     return await asyncio.to_thread(run)
 

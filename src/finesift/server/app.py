@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from finesift import __version__
+from finesift.server.answering import Answerers
 from finesift.server.errors import install
 from finesift.server.kb_service import KBRegistry
 from finesift.server.metrics import Metrics, MetricsMiddleware
@@ -58,20 +59,23 @@ def create_app(settings: Settings | None = None, services: ModelServices | None 
 
         services = build_services(settings)
     state = ServerState(settings, services, Metrics())
-    kbs = KBRegistry(settings, state)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One registry of open KBs per run of the app: search, ask and chat all read through it.
+        kbs = KBRegistry(settings, state)
+        answerers = Answerers(kbs)
+        app.state.finesift_kbs, app.state.finesift_answerers = kbs, answerers
         state.start()
         try:
             yield
         finally:
             await state.stop()
+            answerers.close()
             kbs.close()
 
     app = FastAPI(title="finesift", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.finesift = state
-    app.state.finesift_kbs = kbs
     install(app, retry_after=settings.server.retry_after)
     for name in ROUTE_MODULES:
         app.include_router(import_module(name).router)

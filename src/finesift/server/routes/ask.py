@@ -10,31 +10,26 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from finesift.answer.prompt import Citation, estimate_tokens
 from finesift.answer.service import Answerer, AnswerResult, citation_dict
 from finesift.errors import InvalidRequest
-from finesift.server.answering import Answerers, admitted, answerers_of, events, prepare_stream, sse
-from finesift.server.routes.common import MODEL_ERRORS, State
+from finesift.server.answering import Answerers, admitted, events, prepare_stream, sse
+from finesift.server.routes.common import MODEL_ERRORS
 
 
-@asynccontextmanager
-async def _lifespan(app: Any) -> AsyncIterator[None]:
-    """Close the knowledge bases and the chat client when the server stops."""
-    yield
-    answerers = getattr(app.state, "finesift_answerers", None)
-    if answerers is not None:
-        answerers.close()
+def get_answerers(request: Request) -> Answerers:
+    answerers: Answerers = request.app.state.finesift_answerers
+    return answerers
 
 
-router = APIRouter(tags=["answer"], lifespan=_lifespan)
+router = APIRouter(tags=["answer"])
+AnswerersDep = Annotated[Answerers, Depends(get_answerers)]
 KBName = Annotated[str, Path(description="Knowledge base name", max_length=64)]
 ERRORS = {
     **MODEL_ERRORS,
@@ -76,22 +71,20 @@ class ChatRequest(BaseModel):
 
 
 @router.post("/v1/kbs/{kb}/ask", response_model=AskResponse, responses=ERRORS)
-async def ask(kb: KBName, body: AskRequest, state: State, request: Request) -> Any:
+async def ask(kb: KBName, body: AskRequest, answerers: AnswerersDep) -> Any:
     """Answer `query` from the knowledge base with numbered citations; SSE when `stream` is true."""
-    answerers = answerers_of(request.app.state, state)
     return await admitted(answerers, lambda: _ask(answerers, kb, body))
 
 
 async def _ask(answerers: Answerers, kb: str, body: AskRequest) -> Response:
-    answerer = await asyncio.to_thread(answerers.get, kb)
-
-    def prepare() -> Any:
+    def prepare(answerer: Answerer) -> Any:
         return answerer.prepare(body.query, top_k=body.top_k, threshold=body.threshold, mode=body.mode)
 
     if not body.stream:
-        result = await asyncio.to_thread(lambda: answerer.complete(prepare()))
+        answerer, prepared = await asyncio.to_thread(answerers.prepare, kb, prepare)
+        result = await asyncio.to_thread(answerer.complete, prepared)
         return JSONResponse(result.to_dict())
-    prepared, pieces = await prepare_stream(answerer, prepare)
+    answerer, prepared, pieces = await prepare_stream(answerers, kb, prepare)
 
     def tail(text: str) -> list[bytes]:
         result = answerer.finish(prepared, text)
@@ -138,26 +131,24 @@ def _chunk(base: dict[str, Any], delta: dict[str, Any], finish: str | None = Non
 
 
 @router.post("/v1/chat/completions", responses=ERRORS)
-async def chat_completions(body: ChatRequest, state: State, request: Request) -> Any:
+async def chat_completions(body: ChatRequest, answerers: AnswerersDep) -> Any:
     """OpenAI chat completions over a knowledge base: `model` is the KB's name; the answer cites passages
     and ends with its sources; `citations` and `refused` are added to the response (and the last chunk)."""
-    answerers = answerers_of(request.app.state, state)
     return await admitted(answerers, lambda: _chat(answerers, body))
 
 
 async def _chat(answerers: Answerers, body: ChatRequest) -> Response:
     question, history, system = _split(body.messages)
-    answerer = await asyncio.to_thread(answerers.get, body.model)
 
-    def prepare() -> Any:
+    def prepare(answerer: Answerer) -> Any:
         return answerer.prepare(question, history=history, system=system)
 
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
     if not body.stream:
-        prepared = await asyncio.to_thread(prepare)
+        answerer, prepared = await asyncio.to_thread(answerers.prepare, body.model, prepare)
         result = await asyncio.to_thread(answerer.complete, prepared)
         return JSONResponse(_completion(base, result, answerer, prepared))
-    prepared, pieces = await prepare_stream(answerer, prepare)
+    answerer, prepared, pieces = await prepare_stream(answerers, body.model, prepare)
 
     def tail(text: str) -> list[bytes]:
         result = answerer.finish(prepared, text)

@@ -128,8 +128,8 @@ async def drop_kb(kb: KBName, kbs: KBs) -> Any:
     from finesift.kb.knowledge_base import KnowledgeBase
 
     def drop() -> None:
-        kbs.forget(kb)
-        KnowledgeBase.drop(kb, settings=kbs.settings)
+        with kbs.dropping(kb):  # reads in flight finish first; new ones get 404
+            KnowledgeBase.drop(kb, settings=kbs.settings)
 
     await kbs.write(kb, drop)
     return {"name": kb, "dropped": True}
@@ -173,19 +173,22 @@ async def upload_documents(kb: KBName, request: Request, kbs: KBs) -> Any:
     Re-uploading a name replaces that document (unchanged content costs nothing). Files that cannot
     be parsed are listed in `failures`; if no file could be read the answer is 422.
     """
-    base = await kbs.get(kb)
+    await kbs.get(kb)  # 404/409 before reading the body
     uploads = await read_uploads(request, kbs.settings.server)
     if not uploads.documents:
         first = uploads.failures[0].reason if uploads.failures else "no file in the request"
         raise InvalidRequest(f"nothing to index: {first}")
-    report = await kbs.write(kb, lambda: base.add_documents(uploads.documents))
-    report = dataclasses.replace(
-        report,
-        documents_failed=report.documents_failed + len(uploads.failures),
-        failures=tuple(uploads.failures) + report.failures,
-    )
-    sources = {d.source for d in uploads.documents}
-    return await kbs.read(lambda: _index_result(report, base, sources))
+
+    def add(base: KnowledgeBase) -> Any:
+        report = base.add_documents(uploads.documents)
+        report = dataclasses.replace(
+            report,
+            documents_failed=report.documents_failed + len(uploads.failures),
+            failures=tuple(uploads.failures) + report.failures,
+        )
+        return _index_result(report, base, {d.source for d in uploads.documents})
+
+    return await kbs.write_kb(kb, add)
 
 
 @router.post(
@@ -197,11 +200,11 @@ async def index_paths(kb: KBName, body: IndexPaths, kbs: KBs) -> Any:
     Symlinks are resolved before the check; `..`, paths outside the roots, NUL bytes and device
     files are refused with 403/422; links inside a folder that lead outside are skipped and listed.
     """
-    base = await kbs.get(kb)
+    await kbs.get(kb)  # 404/409 before any path is looked at
     roots = resolve_roots(kbs.settings.server.index_roots)
     targets = [confine(raw, roots) for raw in body.paths]
 
-    def index() -> dict[str, Any]:
+    def index(base: KnowledgeBase) -> dict[str, Any]:
         found = collect(targets, roots)
         report = base.add(found.files) if found.files else _empty_report()
         removed = _prune(base, targets, {str(f) for f in found.files}) if body.prune else 0
@@ -213,7 +216,7 @@ async def index_paths(kb: KBName, body: IndexPaths, kbs: KBs) -> Any:
         )
         return _index_result(report, base, {str(f) for f in found.files})
 
-    return await kbs.write(kb, index)
+    return await kbs.write_kb(kb, index)
 
 
 def _empty_report() -> IndexReport:
@@ -236,8 +239,7 @@ def _prune(base: KnowledgeBase, targets: list[Any], seen: set[str]) -> int:
 @router.delete("/v1/kbs/{kb}/documents/{doc_id}", response_model=Deleted, responses=WRITE)
 async def delete_document(kb: KBName, doc_id: DocId, kbs: KBs) -> Any:
     """Delete one document by id; it is gone from results at once."""
-    base = await kbs.get(kb)
-    deleted = await kbs.write(kb, lambda: base.delete([doc_id]))
+    deleted = await kbs.write_kb(kb, lambda base: base.delete([doc_id]))
     return {"deleted": deleted}
 
 
@@ -248,9 +250,7 @@ async def search(kb: KBName, body: SearchRequest, kbs: KBs) -> Any:
     from finesift.retrieval.pipeline import validate_query
 
     query = validate_query(body.query)
-    base = await kbs.get(kb)
-    options = _options(kbs, body)
-    hits = await kbs.read(lambda: base.search(query, options))
+    hits = await kbs.read_kb(kb, lambda base: base.search(query, _options(kbs, body)))
     terms = list(dict.fromkeys(tokenize(query)))
     return JSONResponse({"hits": [dataclasses.asdict(h) for h in hits], "query_terms": terms})
 

@@ -71,9 +71,11 @@ class CrossEncoderReranker:
             raise BackendError(
                 f"{path} is a cross-encoder with {self.model.num_labels} labels; a reranker needs exactly one"
             )
-        model_max = int(self.model.max_seq_length or DEFAULT_MAX_LENGTH)
+        # sentence-transformers 6 calls it max_seq_length, 5 max_length.
+        limit = "max_seq_length" if hasattr(self.model, "max_seq_length") else "max_length"
+        model_max = int(getattr(self.model, limit) or DEFAULT_MAX_LENGTH)
         self._max_length = min(max_length, model_max) if max_length else model_max
-        self.model.max_seq_length = self._max_length
+        setattr(self.model, limit, self._max_length)
         self.batch_size = max(1, (token_budget or default_token_budget(self.device)) // self._max_length)
         self._identity = torch.nn.Identity()
         self._revision = hf.revision_of(self.path)

@@ -58,7 +58,7 @@ class TransformersReranker:
         out = lm.get_output_embeddings().weight
         with torch.no_grad():
             self.w_diff = (out[self.tokens.yes_id].float() - out[self.tokens.no_id].float()).contiguous()
-        self.model = hf.maybe_quantize(lm.get_decoder(), self.options.quantize)
+        self.model = hf.maybe_quantize(lm.base_model, self.options.quantize)
         self.token_budget = token_budget or default_token_budget(self.device)
         self.packed = hf.packed_forward(self.model, self.options, self.device, chunk_tokens=self.token_budget)
         self._torch = torch

@@ -98,8 +98,9 @@ def _frozen_layer_class() -> Any:
 
 def _frozen_layer(keys: Any, values: Any) -> Any:
     layer = _frozen_layer_class()()
-    layer.lazy_initialization(keys, values)
+    layer.dtype, layer.device = keys.dtype, keys.device
     layer.keys, layer.values = keys, values
+    layer.is_initialized = True  # read from transformers 5 on; 4.x looks at the keys themselves
     return layer
 
 

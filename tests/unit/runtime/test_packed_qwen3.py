@@ -28,7 +28,7 @@ def models(tiny_reranker_model: Path) -> tuple[object, object]:
 
     def load() -> object:
         lm = AutoModelForCausalLM.from_pretrained(str(tiny_reranker_model), dtype=torch.float32)
-        return lm.get_decoder().eval()
+        return lm.base_model.eval()
 
     return load(), load()
 
@@ -92,7 +92,7 @@ def test_slices_of_a_long_row_equal_the_whole(
     from finesift.runtime.qwen3 import PackedQwen3
 
     lm = AutoModelForCausalLM.from_pretrained(str(tiny_reranker_model), dtype=torch.float32)
-    sliced = PackedQwen3(lm.get_decoder().eval(), chunk_tokens=7)
+    sliced = PackedQwen3(lm.base_model.eval(), chunk_tokens=7)
     rows = _rows(LENGTHS, seed=6)
     want = forward.last_hidden_padded(models[0], rows, pad_id=0, device="cpu")
     assert (sliced.last_hidden(rows) - want).abs().max().item() <= 1e-5
@@ -113,7 +113,7 @@ def test_bf16_stays_close_to_fp32(tiny_reranker_model: Path, models: tuple[objec
     from finesift.runtime.qwen3 import PackedQwen3
 
     lm = AutoModelForCausalLM.from_pretrained(str(tiny_reranker_model), dtype=torch.bfloat16)
-    bf16 = PackedQwen3(lm.get_decoder().eval())
+    bf16 = PackedQwen3(lm.base_model.eval())
     rows = _rows(LENGTHS, seed=5)
     want = forward.last_hidden_padded(models[0], rows, pad_id=0, device="cpu")
     got = bf16.last_hidden(rows)

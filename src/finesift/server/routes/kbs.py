@@ -244,7 +244,7 @@ async def delete_document(kb: KBName, doc_id: DocId, kbs: KBs) -> Any:
 @router.post("/v1/kbs/{kb}/search", response_model=SearchResponse, responses=READ)
 async def search(kb: KBName, body: SearchRequest, kbs: KBs) -> Any:
     """Hybrid recall, then rerank: the hits of `finesift search --json`, plus the query's terms."""
-    from finesift.retrieval.lexical import tokenize
+    from finesift.lexical import tokenize
     from finesift.retrieval.pipeline import validate_query
 
     query = validate_query(body.query)

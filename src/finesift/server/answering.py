@@ -18,6 +18,7 @@ from starlette.responses import Response, StreamingResponse
 from finesift.answer.llm import ChatClient
 from finesift.answer.service import Answerer, Prepared, primed
 from finesift.errors import BackendError, Conflict, FinesiftError, InvalidRequest, Overloaded
+from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.server.errors import classify, error_body
 from finesift.server.state import ServerState
 
@@ -60,8 +61,6 @@ class Answerers:
 
     def get(self, name: str) -> Answerer:
         """The answerer of KB ``name`` (NotFound if there is none; a dropped KB is forgotten)."""
-        from finesift.kb.knowledge_base import KnowledgeBase
-
         settings = self.state.settings
         if not KnowledgeBase.exists(name, settings=settings):
             with self._lock:
@@ -76,8 +75,6 @@ class Answerers:
             return answerer
 
     def _open(self, name: str) -> Any:
-        from finesift.kb.knowledge_base import KnowledgeBase
-
         settings, state = self.state.settings, self.state
         kb = KnowledgeBase.open(name, settings=settings)
         if state.phase != "ready" or state.embeddings is None or state.rerank is None:

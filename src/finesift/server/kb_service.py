@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from finesift.errors import DeadlineExceeded, NotFound, Overloaded
+from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.kb.manifest import MANIFEST, kb_dir, read_manifest, validate_name
 from finesift.server.state import ServerState
 from finesift.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-
-    from finesift.kb.knowledge_base import KnowledgeBase
 
 T = TypeVar("T")
 
@@ -58,14 +57,10 @@ class KBRegistry:
     # ---- reading -----------------------------------------------------------------------------
 
     def names(self) -> list[str]:
-        from finesift.kb.knowledge_base import KnowledgeBase
-
         return KnowledgeBase.names(settings=self.settings)
 
     def require(self, name: str) -> str:
         """``name`` if such a KB exists; otherwise a 404 that names the API's way to create it."""
-        from finesift.kb.knowledge_base import KnowledgeBase
-
         if not KnowledgeBase.exists(validate_name(name), settings=self.settings):
             raise NotFound(
                 f"no knowledge base named {name!r}; create it with POST /v1/kbs (or `finesift index "
@@ -83,8 +78,6 @@ class KBRegistry:
 
     def open(self, name: str) -> KnowledgeBase:
         """The KB ``name`` with the server's models (NotFound, Conflict on a fingerprint mismatch)."""
-        from finesift.kb.knowledge_base import KnowledgeBase
-
         self.require(name)
         services = self.state.require_embeddings()
         stamp = self._stamp(name)
@@ -109,8 +102,6 @@ class KBRegistry:
 
     def open_plain(self, name: str) -> KnowledgeBase:
         """The KB without models (info, documents): works while models load and for any fingerprint."""
-        from finesift.kb.knowledge_base import KnowledgeBase
-
         return KnowledgeBase.open(self.require(name), settings=self.settings)
 
     def forget(self, name: str) -> None:

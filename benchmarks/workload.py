@@ -51,7 +51,7 @@ def embedding_texts(data: Path, n: int, *, seed: int = 0) -> list[str]:
 
 def rerank_jobs(data: Path, queries: int, candidates: int, *, seed: int = 0) -> list[dict[str, Any]]:
     """``queries`` jobs {query, instruction, documents}: each query's top BM25 candidates."""
-    from finesift.retrieval.lexical import BM25Index
+    from finesift.lexical import BM25Index
 
     rng = random.Random(seed)
     sets = load_sets(data)

@@ -1,4 +1,8 @@
-"""Composition root: turn :class:`Settings` into ready objects. The CLI and the server both use it."""
+"""Composition root: turn :class:`Settings` into ready objects. The CLI and the server both use it.
+
+``build_embedder`` and ``build_reranker`` live in :mod:`finesift.embedding.factory` and
+:mod:`finesift.rerank.factory` (so lower layers can build models too) and are re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from finesift.embedding.embedder import Embedder
+from finesift.embedding.factory import build_embedder
 from finesift.rerank.base import Reranker
+from finesift.rerank.factory import build_reranker
 from finesift.settings import EmbeddingSettings, HubSettings, RerankSettings, Settings
 
-
-def build_embedder(settings: EmbeddingSettings, hub: HubSettings | None = None) -> Embedder:
-    """An :class:`Embedder` over the backend that ``settings`` name."""
-    from finesift.embedding.registry import create_backend
-
-    return Embedder(
-        create_backend(settings, hub), instruction=settings.instruction, on_overflow=settings.on_overflow
-    )
-
-
-def build_reranker(settings: RerankSettings, hub: HubSettings | None = None) -> Reranker:
-    """A :class:`Reranker` over the backend that ``settings`` name."""
-    from finesift.rerank.registry import create_backend
-
-    return Reranker(create_backend(settings, hub), instruction=settings.instruction)
+__all__ = ["Services", "build_embedder", "build_reranker", "build_services", "load_embedder", "load_reranker"]
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from finesift.errors import InvalidRequest
-from finesift.retrieval.lexical import BM25Index, tokenize
+from finesift.lexical import BM25Index, tokenize
 from finesift.store.base import DocumentWrite, Filters, StoreSnapshot, VectorStore
 from finesift.store.registry import open_store
 from finesift.types import Chunk, DocumentInfo

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from finesift.cli.common import read_texts, settings_of, with_role, write_jsonl
+from finesift.embedding.instructions import DEFAULT_TASK, INSTRUCTIONS
 from finesift.errors import InvalidRequest
 from finesift.services import build_services
 
@@ -115,8 +116,6 @@ def _record(index: int, item: Any, **value: Any) -> dict[str, Any]:
 
 def instructions() -> None:
     """List the named query instructions."""
-    from finesift.embedding.instructions import DEFAULT_TASK, INSTRUCTIONS
-
     for name, text in INSTRUCTIONS.items():
         mark = " (default)" if text == DEFAULT_TASK else ""
         typer.echo(f"{name}{mark}: {text}")

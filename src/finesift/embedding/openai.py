@@ -16,7 +16,7 @@ import numpy as np
 from finesift.embedding.base import EmbeddingOutput, QueryFormat
 from finesift.errors import BackendError, InvalidRequest
 from finesift.runtime.http import HttpClient, RetryPolicy, endpoint_url, in_batches, ordered_by_index
-from finesift.settings import EmbeddingSettings, HubSettings
+from finesift.settings import EmbeddingSettings
 
 DEFAULT_BATCH_SIZE = 256
 DIMENSION_PROBE = "dimension probe"
@@ -167,16 +167,3 @@ class OpenAIEmbedder(RemoteEmbedderBase):
         tokens = split_tokens(chunk, usage.get("prompt_tokens") if isinstance(usage, dict) else None)
         return [(decode_embedding(row.get("embedding")), n) for row, n in zip(rows, tokens, strict=True)]
 
-
-def create(settings: EmbeddingSettings, hub: HubSettings) -> Any:
-    """Registry factory: ``settings.url`` is the server, ``settings.model`` the name it serves.
-
-    Several comma-separated URLs, or ``workers`` set, give a parallel
-    :class:`~finesift.embedding.pool.PooledEmbedder` over them.
-    """
-    if "," in (settings.url or "") or settings.workers is not None:
-        from finesift.embedding.pool import PooledEmbedder
-
-        workers = settings.workers or 2 * len((settings.url or "").split(","))
-        return PooledEmbedder(settings, hub, workers=workers)
-    return OpenAIEmbedder(settings)

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from finesift.embedding import fake
 from finesift.embedding.base import EmbeddingOutput, QueryFormat
 from finesift.embedding.openai import OpenAIEmbedder, stack_rows
 from finesift.errors import BackendError, InvalidRequest
+from finesift.hub import resolve_for
+from finesift.runtime import hf
 from finesift.runtime.parallel import BoundedPool
 from finesift.settings import EmbeddingSettings, HubSettings
 
@@ -114,12 +118,7 @@ def local_token_counter(
 ) -> Callable[[Sequence[str]], list[int]]:
     """Count tokens as the served model does, without loading its weights (only the tokenizer)."""
     if settings.model == "fake" or settings.model.startswith("fake:"):
-        from finesift.embedding.fake import create
-
-        return create(settings, hub).count_tokens
-    from finesift.hub import resolve_for
-    from finesift.runtime import hf
-
+        return fake.create(settings, hub).count_tokens
     try:
         path = resolve_for(settings, hub)
         tokenizer = hf.load_tokenizer(path)
@@ -129,3 +128,15 @@ def local_token_counter(
             "hub id or local directory as --embedding-model"
         ) from exc
     return lambda texts: [len(ids) for ids in tokenizer(list(texts))["input_ids"]]
+
+
+def create(settings: EmbeddingSettings, hub: HubSettings) -> Any:
+    """Registry factory: ``settings.url`` is the server, ``settings.model`` the name it serves.
+
+    Several comma-separated URLs, or ``workers`` set, give a parallel
+    :class:`PooledEmbedder` over them.
+    """
+    if "," in (settings.url or "") or settings.workers is not None:
+        workers = settings.workers or 2 * len((settings.url or "").split(","))
+        return PooledEmbedder(settings, hub, workers=workers)
+    return OpenAIEmbedder(settings)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from finesift.embedding.base import EmbeddingBackend
+from finesift.embedding.sentence_transformers import is_sentence_transformers_model
 from finesift.registry import Entry, load_factory
 from finesift.settings import EmbeddingSettings, HubSettings
 
 BACKENDS: dict[str, Entry] = {
     "transformers": Entry("finesift.embedding.transformers:create", "transformers"),
     "fake": Entry("finesift.embedding.fake:create"),
-    "openai": Entry("finesift.embedding.openai:create", "openai"),
+    "openai": Entry("finesift.embedding.pool:create", "openai"),
     "ollama": Entry("finesift.embedding.ollama:create", "ollama"),
     "llamacpp": Entry("finesift.embedding.llamacpp:create", "llamacpp"),
     "vllm": Entry("finesift.embedding.vllm:create", "vllm"),
@@ -23,8 +24,6 @@ def choose_backend(settings: EmbeddingSettings) -> str:
     """Resolve ``backend="auto"``: fake; ``.gguf`` files (llamacpp); a URL (openai); a local
     sentence-transformers directory whose pooling is not last-token, e.g. all-MiniLM-L6-v2
     (sentence-transformers); else transformers."""
-    from finesift.embedding.sentence_transformers import is_sentence_transformers_model
-
     if settings.backend != "auto":
         return settings.backend
     if settings.model == "fake" or settings.model.startswith("fake:"):

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from finesift.embedding.registry import choose_backend as embedding_backend
 from finesift.errors import InvalidRequest
+from finesift.rerank.registry import choose_backend as reranker_backend
 from finesift.settings import EmbeddingSettings, RerankSettings
 
 Mode = Literal["dense", "bm25", "hybrid", "rerank"]
@@ -47,9 +49,6 @@ class EvalConfig:
 
     def describe(self) -> dict[str, Any]:
         """The options that matter for this mode, JSON-safe; ``auto`` backends are shown resolved."""
-        from finesift.embedding.registry import choose_backend as embedding_backend
-        from finesift.rerank.registry import choose_backend as reranker_backend
-
         out: dict[str, Any] = {"mode": self.mode}
         if self.uses_embedder:
             out.update(

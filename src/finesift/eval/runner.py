@@ -1,6 +1,6 @@
 """Run one or several evaluation configurations over a BEIR data set.
 
-Modes: ``dense`` (exact cosine search), ``bm25`` (:class:`finesift.retrieval.lexical.BM25Index`),
+Modes: ``dense`` (exact cosine search), ``bm25`` (:class:`finesift.lexical.BM25Index`),
 ``hybrid`` (RRF of the dense and BM25 top-100), ``rerank`` (dense top-``rerank_top``, reranked: the
 published protocol). Every run returns the top 100 per query in the system's own order.
 """
@@ -17,16 +17,19 @@ import numpy as np
 from tqdm import tqdm
 
 from finesift.embedding.embedder import Embedder, slice_and_normalise, validate_dim
+from finesift.embedding.factory import build_embedder
 from finesift.embedding.instructions import resolve_instruction
+from finesift.embedding.registry import choose_backend
 from finesift.eval.cache import EmbeddingCache
 from finesift.eval.config import RETRIEVE_DEPTH, EvalConfig
 from finesift.eval.datasets import BeirDataset
 from finesift.eval.encode import EncodeRequest, encode_cached
 from finesift.eval.metrics import DEFAULT_METRICS, evaluate
 from finesift.eval.search import exact_search
+from finesift.lexical import BM25Index
 from finesift.rerank.base import Reranker
+from finesift.rerank.factory import build_reranker
 from finesift.retrieval.fusion import rrf
-from finesift.retrieval.lexical import BM25Index
 from finesift.settings import EmbeddingSettings, HubSettings, RerankSettings
 
 Ranking = list[str]
@@ -102,16 +105,12 @@ class Evaluator:
     def embedder(self, settings: EmbeddingSettings) -> Embedder:
         key = settings.model_dump_json()
         if key not in self._embedders:
-            from finesift.services import build_embedder
-
             self._embedders[key] = build_embedder(settings, self.hub)
         return self._embedders[key]
 
     def reranker(self, settings: RerankSettings) -> Reranker:
         key = settings.model_dump_json()
         if key not in self._rerankers:
-            from finesift.services import build_reranker
-
             self._rerankers[key] = build_reranker(settings, self.hub)
         return self._rerankers[key]
 
@@ -240,8 +239,6 @@ class _Run:
 
     def _settings_key(self) -> dict[str, Any]:
         """Settings that change vectors but may be missing from a backend's fingerprint."""
-        from finesift.embedding.registry import choose_backend
-
         emb = self.config.embedding
         return {
             "backend": choose_backend(emb),

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from finesift.errors import InvalidRequest
+from finesift.ingest.loaders import CODE_TYPES
 from finesift.types import Chunk, Document
 
 #: Token counts of texts, without special tokens.
@@ -155,8 +156,6 @@ def chunk_document(
         raise InvalidRequest(
             f"chunk size must be >= 16 and 0 <= overlap < size, not size={size} overlap={overlap}"
         )
-    from finesift.ingest.loaders import CODE_TYPES
-
     text = document.text
     segments = split_segments(text, code=document.file_type in CODE_TYPES)
     segments = measure(text, _page_boundaries(segments, document.page_starts), size, count)

@@ -22,13 +22,11 @@ import numpy as np
 from finesift.errors import FinesiftError, InvalidRequest
 from finesift.ingest.chunking import TokenCounter, chunk_document
 from finesift.ingest.loaders import load_bytes
-from finesift.retrieval.lexical import tokenize
+from finesift.lexical import tokenize
 from finesift.store.base import DocumentWrite, VectorStore
 from finesift.types import Chunk, Document, DocumentInfo, Failure, IndexReport
 
 log = logging.getLogger(__name__)
-#: Bump when loaders or chunking change what a file turns into: every document is then re-indexed.
-PIPELINE_VERSION = 1
 #: Called after each source with (done, total, source).
 Progress = Callable[[int, int, str], None]
 

@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from finesift.errors import Conflict, InvalidRequest, NotFound, StoreError
+from finesift.fsutil import write_json_atomic
 
 FORMAT = 1
 MANIFEST = "kb.json"
+#: Bump when loaders or chunking change what a file turns into: every document is then re-indexed.
+PIPELINE_VERSION = 1
 LOCK = ".lock"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: Fingerprint keys that identify a model only by how the user named it (a moved directory keeps its
@@ -77,8 +80,6 @@ class Manifest:
     @property
     def pipeline(self) -> str:
         """A digest of everything that shapes stored chunks and vectors (compared per document)."""
-        from finesift.kb.indexing import PIPELINE_VERSION
-
         key = {
             "fp": self.fingerprint,
             "size": self.chunk_size,
@@ -111,8 +112,6 @@ def read_manifest(path: Path, name: str) -> Manifest:
 
 
 def write_manifest(path: Path, manifest: Manifest) -> None:
-    from finesift.store.lancedb import write_json_atomic
-
     write_json_atomic(path / MANIFEST, asdict(manifest))
 
 

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from finesift.embedding.embedder import Embedder
+from finesift.embedding.factory import build_embedder
 from finesift.embedding.instructions import DEFAULT_TASK, resolve_instruction
 from finesift.errors import Conflict, InvalidRequest
 from finesift.kb.manifest import Manifest
 from finesift.rerank.base import Reranker
+from finesift.rerank.factory import build_reranker
 from finesift.settings import Settings
 from finesift.store.registry import normalize_store_uri
 
@@ -104,8 +106,6 @@ def check_choices(m: Manifest, choices: dict[str, Any]) -> None:
 
 def build_kb_embedder(spec: KBSpec, settings: Settings) -> Embedder:
     """The spec's embedding model with the runtime options (device, dtype, backend) of ``settings``."""
-    from finesift.services import build_embedder
-
     options = {
         "model": spec.embedding_model,
         "revision": spec.embedding_revision,
@@ -118,7 +118,5 @@ def build_kb_embedder(spec: KBSpec, settings: Settings) -> Embedder:
 
 def build_kb_reranker(model: str, settings: Settings) -> Reranker:
     """The KB's reranker with the runtime options of ``settings``."""
-    from finesift.services import build_reranker
-
     section = settings.reranker.model_validate({**settings.reranker.model_dump(), "model": model})
     return build_reranker(section, settings.hub)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from finesift.registry import Entry, load_factory
 from finesift.rerank.base import RerankBackend
+from finesift.rerank.cross_encoder import is_cross_encoder_model
 from finesift.settings import HubSettings, RerankSettings
 
 BACKENDS: dict[str, Entry] = {
@@ -19,8 +20,6 @@ BACKENDS: dict[str, Entry] = {
 def choose_backend(settings: RerankSettings) -> str:
     """Resolve ``backend="auto"``: fake; ``.gguf`` files (llamacpp); a URL (remote); a local
     cross-encoder directory (sentence-transformers); else transformers."""
-    from finesift.rerank.cross_encoder import is_cross_encoder_model
-
     if settings.backend != "auto":
         return settings.backend
     if settings.model == "fake":

@@ -14,9 +14,9 @@ from typing import Literal
 import numpy as np
 
 from finesift.errors import InvalidRequest
+from finesift.lexical import tokenize
 from finesift.rerank.base import Reranker
 from finesift.retrieval.fusion import RRF_K, rrf
-from finesift.retrieval.lexical import tokenize
 from finesift.store.base import Filters, ScoredChunk, StoreSnapshot
 from finesift.types import Chunk, Hit
 

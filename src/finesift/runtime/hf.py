@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from finesift.errors import BackendError, InvalidRequest, MissingDependency
+from finesift.runtime.device import torch_device_and_dtype
 from finesift.runtime.options import EngineOptions, resolve_attention, resolve_quantized_dtype
+from finesift.runtime.quantize import quantize_linear_int8
+from finesift.runtime.qwen3 import PackedQwen3, unsupported_reason
 
 
 def import_torch_stack() -> tuple[Any, Any]:
@@ -119,8 +122,6 @@ def load_weights(
 
 def placement(device: str, dtype: str, options: EngineOptions) -> tuple[str, Any, str]:
     """(device, torch dtype, attention implementation) for a model run with ``options``."""
-    from finesift.runtime.device import torch_device_and_dtype
-
     dev, _ = torch_device_and_dtype(device, "float32")
     dev, torch_dtype = torch_device_and_dtype(
         dev, resolve_quantized_dtype(options.quantize, device=dev, dtype=dtype)
@@ -135,8 +136,6 @@ def maybe_quantize(model: Any, quantize: str) -> Any:
     """``model`` with int8 dynamic linear layers when ``quantize == "int8"``, else unchanged."""
     if quantize != "int8":
         return model
-    from finesift.runtime.quantize import quantize_linear_int8
-
     return quantize_linear_int8(model)
 
 
@@ -150,8 +149,6 @@ def packed_forward(decoder: Any, options: EngineOptions, device: str, *, chunk_t
         return None
     if options.forward == "auto" and device != "cpu":
         return None
-    from finesift.runtime.qwen3 import PackedQwen3, unsupported_reason
-
     reason = unsupported_reason(decoder)
     if reason is None:
         return PackedQwen3(decoder, chunk_tokens=chunk_tokens)

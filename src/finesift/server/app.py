@@ -30,6 +30,7 @@ from finesift.server.security import (
     is_public,
 )
 from finesift.server.state import ModelServices, ServerState
+from finesift.services import build_services
 from finesift.settings import Settings
 
 #: Route modules; each exposes ``router``.
@@ -55,8 +56,6 @@ def create_app(settings: Settings | None = None, services: ModelServices | None 
     settings = settings or Settings()
     check_bind(settings.server)
     if services is None:
-        from finesift.services import build_services
-
         services = build_services(settings)
     state = ServerState(settings, services, Metrics())
 

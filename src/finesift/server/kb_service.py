@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from finesift.errors import DeadlineExceeded, FinesiftError, NotFound, Overloaded, StoreError
+from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.kb.manifest import MANIFEST, kb_dir, read_manifest, validate_name
 from finesift.server.state import ServerState
 from finesift.settings import Settings
@@ -30,7 +31,6 @@ from finesift.settings import Settings
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from finesift.kb.knowledge_base import KnowledgeBase
 
 T = TypeVar("T")
 
@@ -75,14 +75,10 @@ class KBRegistry:
     # ---- reading -----------------------------------------------------------------------------
 
     def names(self) -> list[str]:
-        from finesift.kb.knowledge_base import KnowledgeBase
-
         return KnowledgeBase.names(settings=self.settings)
 
     def require(self, name: str) -> str:
         """``name`` if such a KB exists; otherwise a 404 that names the API's way to create it."""
-        from finesift.kb.knowledge_base import KnowledgeBase
-
         if name in self._dropping or not KnowledgeBase.exists(validate_name(name), settings=self.settings):
             raise NotFound(
                 f"no knowledge base named {name!r}; create it with POST /v1/kbs (or `finesift index "
@@ -128,8 +124,6 @@ class KBRegistry:
 
     def _entry(self, name: str) -> _Entry:
         """The current handle of ``name``, opened if needed (call with the guard held)."""
-        from finesift.kb.knowledge_base import KnowledgeBase
-
         self.require(name)
         services = self.state.require_embeddings()
         stamp = self._stamp(name)
@@ -152,8 +146,6 @@ class KBRegistry:
 
     def open_plain(self, name: str) -> KnowledgeBase:
         """The KB without models (info, documents): works while models load and for any fingerprint."""
-        from finesift.kb.knowledge_base import KnowledgeBase
-
         return KnowledgeBase.open(self.require(name), settings=self.settings)
 
     def _retire(self, name: str) -> None:

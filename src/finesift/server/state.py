@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
+from finesift.doctor import self_test
 from finesift.embedding.embedder import Embedder
 from finesift.errors import BackendError, FinesiftError
 from finesift.rerank.base import Reranker
@@ -93,8 +94,6 @@ class ServerState:
 
     def _self_test(self, embedder: Embedder, reranker: Reranker) -> None:
         """The doctor's probe against transformers fp32; a failing row stops the server."""
-        from finesift.doctor import self_test
-
         report = self_test(self.settings, embedder=embedder, reranker=reranker)
         log.info("self-test:\n%s", report.table())
         if not report.ok:

@@ -16,6 +16,7 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 
 from finesift.errors import FinesiftError, InvalidRequest
+from finesift.ingest.loaders import load_bytes
 from finesift.settings import ServerSettings
 from finesift.types import Document, Failure
 
@@ -65,8 +66,6 @@ async def read_uploads(request: Request, settings: ServerSettings) -> Uploads:
 
 
 async def _parse(files: list[UploadFile]) -> Uploads:
-    from finesift.ingest.loaders import load_bytes
-
     out = Uploads()
     names = [safe_name(f.filename) for f in files]
     if len(set(names)) != len(names):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from finesift.errors import InvalidRequest, StoreError
-from finesift.retrieval.lexical import BM25Index
+from finesift.lexical import BM25Index
 from finesift.store.base import DocumentWrite, Filters, ScoredChunk
 from finesift.types import Chunk, DocumentInfo
 

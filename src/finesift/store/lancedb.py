@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from finesift.errors import MissingDependency, StoreError
+from finesift.fsutil import write_json_atomic
 from finesift.store.base import DocumentWrite, StoreSnapshot, validate_write
 from finesift.store.lance_snapshot import LanceSnapshot, sql_list
 from finesift.types import DocumentInfo
@@ -73,21 +73,6 @@ class Pointer:
     seq: int
     documents: int
     chunks: int
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class LanceStore:

@@ -32,6 +32,7 @@ import numpy as np
 from finesift.errors import InvalidRequest, MissingDependency, StoreError
 from finesift.store import generations as g
 from finesift.store.base import DocumentWrite, Filters, ScoredChunk, StoreSnapshot, validate_write
+from finesift.store.milvus_schema import create_collections
 from finesift.types import Chunk, DocumentInfo
 
 log = logging.getLogger(__name__)
@@ -355,8 +356,6 @@ def open_store(
         quiet_client_logs()
         try:
             client = _pymilvus().MilvusClient(uri=connect, token=token or "")
-            from finesift.store.milvus_schema import create_collections
-
             create_collections(client, location.prefix, dimension, options)
             client.close()
         except (InvalidRequest, MissingDependency):

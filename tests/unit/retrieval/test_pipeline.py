@@ -13,7 +13,7 @@ from finesift.embedding.embedder import Embedder
 from finesift.embedding.fake import FakeEmbedder
 from finesift.errors import InvalidRequest
 from finesift.kb.knowledge_base import KnowledgeBase
-from finesift.retrieval.lexical import BM25Index, tokenize
+from finesift.lexical import BM25Index, tokenize
 from finesift.retrieval.pipeline import SearchOptions, validate_options
 from finesift.settings import Settings
 from finesift.types import Document

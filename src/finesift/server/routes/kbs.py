@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from finesift.errors import InvalidRequest
+from finesift.kb.knowledge_base import KnowledgeBase
+from finesift.kb.spec import KBSpec
+from finesift.lexical import tokenize
+from finesift.retrieval.pipeline import SearchOptions, validate_options, validate_query
 from finesift.server.kb_schemas import (
     CreateKB,
     Deleted,
@@ -26,11 +30,8 @@ from finesift.server.kb_service import KBRegistry
 from finesift.server.paths import collect, confine, resolve_roots
 from finesift.server.routes.common import State, _error
 from finesift.server.uploads import read_uploads
-
-if TYPE_CHECKING:
-    from finesift.kb.knowledge_base import KnowledgeBase
-    from finesift.retrieval.pipeline import SearchOptions
-    from finesift.types import IndexReport
+from finesift.store.base import Filters
+from finesift.types import IndexReport
 
 router = APIRouter(tags=["knowledge bases"])
 
@@ -83,9 +84,6 @@ async def list_kbs(kbs: KBs) -> Any:
 @router.post("/v1/kbs", status_code=201, response_model=KBInfo, responses=WRITE)
 async def create_kb(body: CreateKB, kbs: KBs, state: State) -> Any:
     """Create an empty knowledge base with the server's models; 409 if the name is taken."""
-    from finesift.kb.knowledge_base import KnowledgeBase
-    from finesift.kb.spec import KBSpec
-
     service = state.require_embeddings()
     settings = kbs.settings
     spec = KBSpec.from_settings(
@@ -125,8 +123,6 @@ async def kb_info(kb: KBName, kbs: KBs) -> Any:
 @router.delete("/v1/kbs/{kb}", response_model=Dropped, responses=WRITE)
 async def drop_kb(kb: KBName, kbs: KBs) -> Any:
     """Delete a knowledge base and all its files."""
-    from finesift.kb.knowledge_base import KnowledgeBase
-
     def drop() -> None:
         with kbs.dropping(kb):  # reads in flight finish first; new ones get 404
             KnowledgeBase.drop(kb, settings=kbs.settings)
@@ -220,8 +216,6 @@ async def index_paths(kb: KBName, body: IndexPaths, kbs: KBs) -> Any:
 
 
 def _empty_report() -> IndexReport:
-    from finesift.types import IndexReport
-
     return IndexReport()
 
 
@@ -246,9 +240,6 @@ async def delete_document(kb: KBName, doc_id: DocId, kbs: KBs) -> Any:
 @router.post("/v1/kbs/{kb}/search", response_model=SearchResponse, responses=READ)
 async def search(kb: KBName, body: SearchRequest, kbs: KBs) -> Any:
     """Hybrid recall, then rerank: the hits of `finesift search --json`, plus the query's terms."""
-    from finesift.retrieval.lexical import tokenize
-    from finesift.retrieval.pipeline import validate_query
-
     query = validate_query(body.query)
     hits = await kbs.read_kb(kb, lambda base: base.search(query, _options(kbs, body)))
     terms = list(dict.fromkeys(tokenize(query)))
@@ -256,9 +247,6 @@ async def search(kb: KBName, body: SearchRequest, kbs: KBs) -> Any:
 
 
 def _options(kbs: KBRegistry, body: SearchRequest) -> SearchOptions:
-    from finesift.retrieval.pipeline import SearchOptions, validate_options
-    from finesift.store.base import Filters
-
     s = kbs.settings.search
     pick = lambda value, default: default if value is None else value  # noqa: E731
     filters = Filters(

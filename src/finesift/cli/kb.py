@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,6 +16,9 @@ from finesift.cli.common import settings_of, with_role
 from finesift.errors import InvalidRequest
 from finesift.settings import Settings
 from finesift.types import Hit
+
+if TYPE_CHECKING:
+    from finesift.retrieval.options import SearchOptions
 
 KBOpt = Annotated[str, typer.Option("--kb", help="Knowledge base name (letters, digits, _ . -).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -206,20 +209,15 @@ def print_hits(hits: Sequence[Hit]) -> None:
         typer.echo(f"   {excerpt[:240]}{'…' if len(excerpt) > 240 else ''}")
 
 
-def search_options(settings: Settings, *, source: str | None, file_types: list[str]) -> Any:
+def search_options(settings: Settings, *, source: str | None, file_types: list[str]) -> SearchOptions:
     """:class:`SearchOptions` from the ``search`` settings section and the filter flags."""
-    from finesift.retrieval.pipeline import SearchOptions
+    from finesift.retrieval.options import SearchOptions
     from finesift.store.base import Filters
 
-    s = settings.search
     filters = Filters(
         source_prefix=_prefix(source), file_types=tuple(t.lower().lstrip(".") for t in file_types)
     )
-    return SearchOptions(
-        top_k=s.top_k, mode=s.mode, candidates=s.candidates, rerank=s.rerank, rerank_top_n=s.rerank_top_n,
-        threshold=s.threshold, dense_weight=s.dense_weight, lexical_weight=s.bm25_weight, rrf_k=s.rrf_k,
-        filters=filters,
-    )  # fmt: skip
+    return SearchOptions.of(settings.search, filters=filters)
 
 
 def _prefix(source: str | None) -> str | None:

@@ -29,7 +29,7 @@ from finesift.server.uploads import read_uploads
 
 if TYPE_CHECKING:
     from finesift.kb.knowledge_base import KnowledgeBase
-    from finesift.retrieval.pipeline import SearchOptions
+    from finesift.retrieval.options import SearchOptions
     from finesift.types import IndexReport
 
 router = APIRouter(tags=["knowledge bases"])
@@ -256,21 +256,11 @@ async def search(kb: KBName, body: SearchRequest, kbs: KBs) -> Any:
 
 
 def _options(kbs: KBRegistry, body: SearchRequest) -> SearchOptions:
-    from finesift.retrieval.pipeline import SearchOptions, validate_options
+    from finesift.retrieval.options import SearchOptions
     from finesift.store.base import Filters
 
-    s = kbs.settings.search
-    pick = lambda value, default: default if value is None else value  # noqa: E731
     filters = Filters(
         source_prefix=body.source or None,
         file_types=tuple(t.lower().lstrip(".") for t in body.file_types if t.strip()),
     )
-    return validate_options(
-        SearchOptions(
-            top_k=pick(body.top_k, s.top_k), mode=pick(body.mode, s.mode),
-            candidates=pick(body.candidates, s.candidates), rerank=pick(body.rerank, s.rerank),
-            rerank_top_n=pick(body.rerank_top_n, s.rerank_top_n), threshold=pick(body.threshold, s.threshold),
-            dense_weight=pick(body.dense_weight, s.dense_weight),
-            lexical_weight=pick(body.bm25_weight, s.bm25_weight), rrf_k=s.rrf_k, filters=filters,
-        )
-    )  # fmt: skip
+    return SearchOptions.of(kbs.settings.search, filters=filters, **body.overrides())

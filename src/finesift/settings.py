@@ -15,6 +15,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finesift.errors import InvalidRequest
 
+#: The choices of settings that are also CLI flags: commands annotate their flags with these.
+HubSource = Literal["huggingface", "modelscope"]
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+OnOverflow = Literal["truncate", "error"]
+SearchMode = Literal["dense", "bm25", "hybrid"]
+MAX_TOP_K = 1000
+
 DEFAULT_EMBEDDING_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 DEFAULT_RERANKER_MODEL = "Qwen/Qwen3-Reranker-0.6B"
 
@@ -26,9 +33,7 @@ class _Section(BaseModel):
 class HubSettings(_Section):
     """Where hub ids are downloaded from."""
 
-    source: Literal["huggingface", "modelscope"] = Field(
-        default="huggingface", description="where hub ids are downloaded from"
-    )
+    source: HubSource = Field(default="huggingface", description="where hub ids are downloaded from")
     cache_dir: str | None = None
     offline: bool = Field(default=False, description="never download; use cached or local models only")
 
@@ -39,8 +44,8 @@ class ModelSettings(_Section):
     model: str = Field(description="hub id, local directory, or fake")
     backend: str = Field(default="auto", description="backend name (auto: chosen from the model)")
     revision: str | None = None
-    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+    device: str = Field(default="auto", description="where the model runs: auto, cpu, cuda or cuda:N")
+    dtype: Dtype = Field(
         default="auto", description="weights' floating-point type (auto: bfloat16 on GPU, float32 on CPU)"
     )
     max_length: int = Field(8192, ge=16, description="tokens per text (or pair) before truncation")
@@ -67,7 +72,7 @@ class EmbeddingSettings(ModelSettings):
     """The embedding model."""
 
     model: str = Field(default=DEFAULT_EMBEDDING_MODEL, description="hub id, local directory, or fake")
-    on_overflow: Literal["truncate", "error"] = Field(
+    on_overflow: OnOverflow = Field(
         default="truncate", description="a text longer than max_length: truncate it, or refuse it"
     )
     workers: int | None = Field(
@@ -100,10 +105,6 @@ class KBSettings(_Section):
     commit_chunks: int = Field(default=256, ge=1, description="chunks per commit")
     max_file_mb: float = Field(default=64.0, gt=0, description="larger files are skipped")
     optimize_versions: int = Field(default=200, ge=2, description="compact after N versions")
-
-
-MAX_TOP_K = 1000
-SearchMode = Literal["dense", "bm25", "hybrid"]
 
 
 class SearchSettings(_Section):
@@ -177,11 +178,11 @@ class AnswerSettings(_Section):
 class ServerSettings(_Section):
     """The HTTP server (``finesift serve``): binding, security, limits, batching."""
 
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", description="address to bind")
     self_test: bool = Field(
         default=False, description="probe the loaded models against transformers fp32 before serving"
     )
-    port: int = Field(default=8000, ge=0, le=65535)
+    port: int = Field(default=8000, ge=0, le=65535, description="port to listen on")
     api_key: SecretStr | None = Field(
         default=None, description="Bearer token required on every route but /health"
     )
@@ -269,11 +270,11 @@ def validated(model: type[_Model], data: dict[str, Any], *, prefix: str = "") ->
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRequest(describe(exc, prefix=prefix)) from exc
+        raise InvalidRequest(f"invalid option {describe(exc, prefix=prefix)}") from exc
 
 
 def describe(exc: ValidationError, *, prefix: str = "") -> str:
-    """One line per pydantic error, joined: ``invalid option <field>: <why> (got <value>)``."""
+    """The pydantic errors on one line: ``<section.field>: <why> (got <value>); ...``."""
     parts = []
     for error in exc.errors(include_url=False):
         loc = (prefix, *error["loc"]) if prefix else error["loc"]
@@ -281,4 +282,4 @@ def describe(exc: ValidationError, *, prefix: str = "") -> str:
         got = error.get("input")
         shown = f" (got {got!r})" if error["type"] != "missing" and not isinstance(got, dict) else ""
         parts.append(f"{where or 'options'}: {error['msg'].removeprefix('Value error, ')}{shown}")
-    return "invalid option " + "; ".join(parts)
+    return "; ".join(parts)

@@ -90,7 +90,7 @@ class OneLineErrors(TyperGroup):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except ClickError as exc:
-            if not getattr(exc, "message", True):  # no_args_is_help: the help is already printed
+            if not getattr(exc, "format_message", str)().strip():  # no_args_is_help: help already printed
                 sys.exit(getattr(exc, "exit_code", 2))
             _fail(usage_line(exc), getattr(exc, "exit_code", 2))
         except typer.Abort:

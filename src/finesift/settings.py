@@ -44,9 +44,9 @@ class ModelSettings(_Section):
     model: str = Field(description="hub id, local directory, or fake")
     backend: str = Field(default="auto", description="backend name (auto: chosen from the model)")
     revision: str | None = None
-    device: str = Field(default="auto", description="where the model runs: auto, cpu, cuda or cuda:N")
+    device: str = Field(default="auto", description="where the model runs: auto, cpu, cuda, cuda:N or mps")
     dtype: Dtype = Field(
-        default="auto", description="weights' floating-point type (auto: bfloat16 on GPU, float32 on CPU)"
+        default="auto", description="weights' floating-point type (auto: bfloat16 on CUDA and bf16 CPUs)"
     )
     max_length: int = Field(8192, ge=16, description="tokens per text (or pair) before truncation")
     token_budget: int | None = Field(

@@ -20,6 +20,7 @@ from finesift.errors import (
     Overloaded,
     StoreError,
 )
+from finesift.settings import describe
 
 # Most specific first: the first matching class decides.
 EXIT_CODES: list[tuple[type[FinesiftError], int]] = [
@@ -98,7 +99,5 @@ class OneLineErrors(TyperGroup):
         except FinesiftError as exc:
             _fail(one_line(exc), exit_code(exc))
         except ValidationError as exc:
-            from finesift.settings import describe
-
             _fail(one_line(InvalidRequest(f"invalid option {describe(exc)}")), exit_code(InvalidRequest()))
         sys.exit(code if isinstance(code, int) else 0)

@@ -63,9 +63,9 @@ def bounds(field: FieldInfo) -> dict[str, Any]:
 
 def _shown_default(field: FieldInfo) -> str:
     default = field.get_default(call_default_factory=False)
-    if default is None or field.default_factory is not None or isinstance(default, tuple | bool):
+    if default is None or field.default_factory is not None or isinstance(default, tuple):
         return ""
-    return str(default)
+    return ("on" if default else "off") if isinstance(default, bool) else str(default)
 
 
 def setting(*decls: str, path: str, note: str = "", help: str | None = None, **kwargs: Any) -> Any:

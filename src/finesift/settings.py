@@ -7,11 +7,20 @@ Nested sections read from ``FINESIFT_<SECTION>__<FIELD>``, e.g. ``FINESIFT_EMBED
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from platformdirs import user_data_dir
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from finesift.errors import InvalidRequest
+
+#: The choices of settings that are also CLI flags: commands annotate their flags with these.
+HubSource = Literal["huggingface", "modelscope"]
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+OnOverflow = Literal["truncate", "error"]
+SearchMode = Literal["dense", "bm25", "hybrid"]
+MAX_TOP_K = 1000
 
 DEFAULT_EMBEDDING_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 DEFAULT_RERANKER_MODEL = "Qwen/Qwen3-Reranker-0.6B"
@@ -24,20 +33,22 @@ class _Section(BaseModel):
 class HubSettings(_Section):
     """Where hub ids are downloaded from."""
 
-    source: Literal["huggingface", "modelscope"] = "huggingface"
+    source: HubSource = Field(default="huggingface", description="where hub ids are downloaded from")
     cache_dir: str | None = None
-    offline: bool = False
+    offline: bool = Field(default=False, description="never download; use cached or local models only")
 
 
 class ModelSettings(_Section):
     """What every model role shares: which model, which backend, where it runs."""
 
-    model: str
-    backend: str = "auto"
+    model: str = Field(description="hub id, local directory, or fake")
+    backend: str = Field(default="auto", description="backend name (auto: chosen from the model)")
     revision: str | None = None
-    device: str = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    max_length: int = Field(8192, ge=16)
+    device: str = Field(default="auto", description="where the model runs: auto, cpu, cuda, cuda:N or mps")
+    dtype: Dtype = Field(
+        default="auto", description="weights' floating-point type (auto: bfloat16 on CUDA and bf16 CPUs)"
+    )
+    max_length: int = Field(8192, ge=16, description="tokens per text (or pair) before truncation")
     token_budget: int | None = Field(
         None, ge=16, description="tokens per forward pass (padded tokens on the transformers forward)"
     )
@@ -60,8 +71,10 @@ class ModelSettings(_Section):
 class EmbeddingSettings(ModelSettings):
     """The embedding model."""
 
-    model: str = DEFAULT_EMBEDDING_MODEL
-    on_overflow: Literal["truncate", "error"] = "truncate"
+    model: str = Field(default=DEFAULT_EMBEDDING_MODEL, description="hub id, local directory, or fake")
+    on_overflow: OnOverflow = Field(
+        default="truncate", description="a text longer than max_length: truncate it, or refuse it"
+    )
     workers: int | None = Field(
         default=None, ge=1, le=256, description="openai: parallel requests over the URLs (default 2 per URL)"
     )
@@ -73,7 +86,7 @@ class EmbeddingSettings(ModelSettings):
 class RerankSettings(ModelSettings):
     """The reranking model."""
 
-    model: str = DEFAULT_RERANKER_MODEL
+    model: str = Field(default=DEFAULT_RERANKER_MODEL, description="hub id, local directory, or fake")
     #: Compute the prompt prefix (system, instruction, query) shared by a query's documents once.
     prefix_cache: bool = True
 
@@ -95,17 +108,41 @@ class KBSettings(_Section):
 
 
 class SearchSettings(_Section):
-    """Knowledge-base search defaults (each is also a ``finesift search`` flag)."""
+    """How a knowledge-base search runs: the one declaration of every search option.
 
-    top_k: int = Field(default=5, ge=1, le=1000)
-    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
-    candidates: int = Field(default=50, ge=1, le=1000, description="dense top-K and BM25 top-K before fusion")
-    rerank: bool = True
-    rerank_top_n: int = Field(default=20, ge=1, le=1000, description="fused candidates the reranker scores")
-    threshold: float | None = None
-    dense_weight: float = Field(default=1.0, ge=0)
-    bm25_weight: float = Field(default=1.0, ge=0)
-    rrf_k: int = Field(default=60, ge=0)
+    The defaults of ``finesift search`` (each field is also its flag), of ``/v1/kbs/{kb}/search`` (each is
+    also a request field) and of ``ask``; a search overrides them with :meth:`with_overrides`.
+    """
+
+    top_k: int = Field(default=5, ge=1, le=MAX_TOP_K, description="hits to return")
+    mode: SearchMode = Field(default="hybrid", description="recall by dense vectors, BM25, or both (RRF)")
+    candidates: int = Field(
+        default=50, ge=1, le=MAX_TOP_K, description="dense top-K and BM25 top-K before fusion"
+    )
+    rerank: bool = Field(default=True, description="rerank the top candidates")
+    rerank_top_n: int = Field(
+        default=20, ge=1, le=MAX_TOP_K, description="fused candidates the reranker scores"
+    )
+    threshold: float | None = Field(
+        default=None, allow_inf_nan=False, description="drop hits scoring below this"
+    )
+    dense_weight: float = Field(
+        default=1.0, ge=0, allow_inf_nan=False, description="RRF weight of dense recall"
+    )
+    bm25_weight: float = Field(
+        default=1.0, ge=0, allow_inf_nan=False, description="RRF weight of BM25 recall"
+    )
+    rrf_k: int = Field(default=60, ge=0, description="RRF constant: score 1 / (rrf_k + rank)")
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> Self:
+        if self.dense_weight + self.bm25_weight <= 0:
+            raise ValueError("dense_weight and bm25_weight (the RRF weights) must not both be 0")
+        return self
+
+    def with_overrides(self, **overrides: Any) -> Self:
+        """A copy with these fields replaced (``None`` keeps the setting); bad values raise InvalidRequest."""
+        return override(self, **overrides)
 
 
 class LLMSettings(_Section):
@@ -141,11 +178,11 @@ class AnswerSettings(_Section):
 class ServerSettings(_Section):
     """The HTTP server (``finesift serve``): binding, security, limits, batching."""
 
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", description="address to bind")
     self_test: bool = Field(
         default=False, description="probe the loaded models against transformers fp32 before serving"
     )
-    port: int = Field(default=8000, ge=0, le=65535)
+    port: int = Field(default=8000, ge=0, le=65535, description="port to listen on")
     api_key: SecretStr | None = Field(
         default=None, description="Bearer token required on every route but /health"
     )
@@ -211,3 +248,38 @@ class Settings(BaseSettings):
     eval: EvalSettings = EvalSettings()
     llm: LLMSettings = LLMSettings()
     answer: AnswerSettings = AnswerSettings()
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def override(section: _Model, /, **changes: Any) -> _Model:
+    """``section`` with ``changes`` applied and validated (``None`` keeps a field); errors are InvalidRequest.
+
+    Unlike ``model_copy(update=...)``, the result is validated: a per-request override cannot slip an
+    out-of-range value past the declaration.
+    """
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return section
+    return validated(type(section), {**dict(section), **changes})
+
+
+def validated(model: type[_Model], data: dict[str, Any], *, prefix: str = "") -> _Model:
+    """``model`` built from ``data``; a pydantic error becomes one InvalidRequest line naming each field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(f"invalid option {describe(exc, prefix=prefix)}") from exc
+
+
+def describe(exc: ValidationError, *, prefix: str = "") -> str:
+    """The pydantic errors on one line: ``<section.field>: <why> (got <value>); ...``."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        loc = (prefix, *error["loc"]) if prefix else error["loc"]
+        where = ".".join(str(part) for part in loc)
+        got = error.get("input")
+        shown = f" (got {got!r})" if error["type"] != "missing" and not isinstance(got, dict) else ""
+        parts.append(f"{where or 'options'}: {error['msg'].removeprefix('Value error, ')}{shown}")
+    return "; ".join(parts)

@@ -111,11 +111,9 @@ class Answerer:
     def search_options(self, *, top_k: int | None = None, mode: str | None = None) -> SearchOptions:
         s = self.settings.search
         k = top_k or self.settings.answer.top_k
-        return SearchOptions(
-            top_k=k, mode=mode or s.mode, candidates=max(s.candidates, k), rerank=s.rerank,  # type: ignore[arg-type]
-            rerank_top_n=max(s.rerank_top_n, k), dense_weight=s.dense_weight,
-            lexical_weight=s.bm25_weight, rrf_k=s.rrf_k,
-        )  # fmt: skip
+        return SearchOptions.of(
+            s, top_k=k, mode=mode, candidates=max(s.candidates, k), rerank_top_n=max(s.rerank_top_n, k)
+        )
 
     @property
     def budget(self) -> int:

@@ -8,15 +8,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from finesift import __version__
-from finesift.cli.common import Context, configure_logging
-from finesift.cli.errors import exit_code, one_line
+from finesift.cli.common import Context, configure_logging, with_role
+from finesift.cli.errors import OneLineErrors
+from finesift.cli.options import setting
 from finesift.cli.quiet import quiet_library_warnings
-from finesift.errors import FinesiftError, InvalidRequest
-from finesift.settings import Settings
+from finesift.errors import InvalidRequest
+from finesift.settings import HubSource, Settings, describe
 
 app = typer.Typer(
+    cls=OneLineErrors,
     name="finesift",
     help="Faithful, fast two-stage retrieval with Qwen3-Embedding and Qwen3-Reranker.",
     no_args_is_help=True,
@@ -46,27 +49,21 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    home: Annotated[Path | None, typer.Option(help="Where knowledge bases live (env FINESIFT_HOME).")] = None,
-    hub: Annotated[
-        str | None, typer.Option(help="huggingface | modelscope (env FINESIFT_HUB__SOURCE).")
-    ] = None,
-    offline: Annotated[bool, typer.Option(help="Never download; use cached or local models only.")] = False,
+    home: Annotated[Path | None, setting(path="home")] = None,
+    hub: Annotated[HubSource | None, setting(path="hub.source")] = None,
+    offline: Annotated[bool, setting(path="hub.offline")] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v info, -vv debug.")] = 0,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:
     """Faithful, fast two-stage retrieval with Qwen3-Embedding and Qwen3-Reranker."""
     configure_logging(verbose)
     try:
-        base = Settings()
-        hub_update = {k: v for k, v in {"source": hub, "offline": offline or None}.items() if v is not None}
-        settings = base.model_copy(
-            update={
-                "hub": base.hub.model_validate({**base.hub.model_dump(), **hub_update}),
-                **({"home": home} if home is not None else {}),
-            }
-        )
-    except ValueError as exc:
-        raise InvalidRequest(f"invalid option or FINESIFT_* setting: {exc}") from exc
+        settings = Settings()
+    except ValidationError as exc:
+        raise InvalidRequest(f"invalid FINESIFT_* setting {describe(exc)}") from exc
+    settings = with_role(settings, "hub", source=hub, offline=offline or None)
+    if home is not None:
+        settings = settings.model_copy(update={"home": home})
     ctx.obj = Context(settings)
 
 
@@ -75,13 +72,10 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Console entry point: run the app; finesift errors become one line and an exit code."""
+    """Console entry point: run the app (errors become one line and an exit code, see OneLineErrors)."""
     quiet_library_warnings()
     try:
         app()
-    except FinesiftError as exc:
-        typer.echo(one_line(exc), err=True)
-        sys.exit(exit_code(exc))
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from finesift.cli.common import settings_of, with_role
-from finesift.errors import InvalidRequest
-from finesift.settings import Settings
+from finesift.cli.options import setting
+from finesift.settings import SearchMode, Settings
 
 if TYPE_CHECKING:
     from finesift.answer.prompt import Citation
@@ -22,14 +22,9 @@ Opt = typer.Option
 def _settings(
     ctx: typer.Context, llm: dict[str, Any], answer: dict[str, Any], search: dict[str, Any]
 ) -> Settings:
-    try:
-        settings = with_role(settings_of(ctx), "llm", **llm)
-        settings = with_role(settings, "answer", **answer)
-        return with_role(settings, "search", **search)
-    except ValueError as exc:
-        errors: list[Any] = getattr(exc, "errors", list)()
-        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors) or str(exc)
-        raise InvalidRequest(f"invalid option: {detail}") from exc
+    settings = with_role(settings_of(ctx), "llm", **llm)
+    settings = with_role(settings, "answer", **answer)
+    return with_role(settings, "search", **search)
 
 
 def print_citations(citations: list[Citation]) -> None:
@@ -49,19 +44,13 @@ def ask(
     ctx: typer.Context,
     question: Annotated[str, typer.Argument(help="The question.", show_default=False)],
     kb: Annotated[str, Opt("--kb", help="Knowledge base to answer from.")],
-    llm_url: Annotated[
-        str | None, Opt("--llm-url", help="OpenAI-compatible base URL (env FINESIFT_LLM__URL).")
-    ] = None,
-    llm_model: Annotated[
-        str | None, Opt("--llm-model", help="Chat model name (env FINESIFT_LLM__MODEL).")
-    ] = None,
-    top_k: Annotated[int | None, Opt("--top-k", "-k", help="Passages retrieved for the prompt.")] = None,
-    threshold: Annotated[
-        float | None, Opt(help="Refuse when the best reranker score is below this (0..1).")
-    ] = None,
-    mode: Annotated[str | None, Opt(help="dense | bm25 | hybrid")] = None,
-    context_tokens: Annotated[int | None, Opt(help="The chat model's context window (tokens).")] = None,
-    max_tokens: Annotated[int | None, Opt(help="Tokens reserved for the answer.")] = None,
+    llm_url: Annotated[str | None, setting("--llm-url", path="llm.url")] = None,
+    llm_model: Annotated[str | None, setting("--llm-model", path="llm.model")] = None,
+    top_k: Annotated[int | None, setting("--top-k", "-k", path="answer.top_k")] = None,
+    threshold: Annotated[float | None, setting(path="answer.threshold")] = None,
+    mode: Annotated[SearchMode | None, setting(path="search.mode")] = None,
+    context_tokens: Annotated[int | None, setting(path="llm.context_tokens")] = None,
+    max_tokens: Annotated[int | None, setting(path="llm.max_tokens")] = None,
     stream: Annotated[bool, Opt("--stream/--no-stream", help="Print the answer as it is written.")] = True,
     as_json: Annotated[bool, Opt("--json", help="Print {answer, citations, refused} as JSON.")] = False,
 ) -> None:

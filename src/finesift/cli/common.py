@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import typer
 
 from finesift.errors import InvalidRequest
-from finesift.settings import Settings
+from finesift.settings import Settings, validated
 
 
 @dataclass
@@ -29,10 +29,17 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def with_role(settings: Settings, role: str, **flags: Any) -> Settings:
-    """``settings`` with the given fields of section ``role`` replaced (``None`` flags are ignored)."""
+    """``settings`` with the given fields of section ``role`` replaced (``None`` flags are ignored).
+
+    The section is validated again; a bad value raises a one-line InvalidRequest naming ``role.field``.
+    """
     section = getattr(settings, role)
     changes = {k: v for k, v in flags.items() if v is not None}
-    return settings.model_copy(update={role: section.model_validate({**section.model_dump(), **changes})})
+    if not changes:
+        return settings
+    return settings.model_copy(
+        update={role: validated(type(section), {**dict(section), **changes}, prefix=role)}
+    )
 
 
 def configure_logging(verbose: int) -> None:

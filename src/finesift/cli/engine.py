@@ -8,19 +8,16 @@ from typing import Annotated, Any
 import typer
 
 from finesift.cli.common import read_texts, settings_of, with_role, write_jsonl
+from finesift.cli.options import setting
 from finesift.embedding.instructions import DEFAULT_TASK, INSTRUCTIONS
 from finesift.errors import InvalidRequest
 from finesift.services import build_services
+from finesift.settings import Dtype, OnOverflow
 
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Hub id or local directory.")]
 InstructionOpt = Annotated[
     str | None,
     typer.Option(help="Task instruction: a registered name (see `finesift instructions`) or a sentence."),
 ]
-DtypeOpt = Annotated[str | None, typer.Option(help="auto | float32 | bfloat16 | float16")]
-DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N")]
-BackendOpt = Annotated[str | None, typer.Option(help="Backend name (default: auto).")]
-MaxLenOpt = Annotated[int | None, typer.Option(help="Tokens per text before truncation.")]
 InputArg = Annotated[Path | None, typer.Argument(help="Input file (default: stdin); '-' is stdin.")]
 FormatOpt = Annotated[str, typer.Option("--input-format", help="auto | lines | jsonl (objects with 'text').")]
 
@@ -28,17 +25,17 @@ FormatOpt = Annotated[str, typer.Option("--input-format", help="auto | lines | j
 def embed(
     ctx: typer.Context,
     source: InputArg = None,
-    model: ModelOpt = None,
+    model: Annotated[str | None, setting("--model", "-m", path="embedding.model")] = None,
     query: Annotated[
         bool, typer.Option("--query/--document", help="Embed as queries (with instruction) or documents.")
     ] = False,
     instruction: InstructionOpt = None,
     dim: Annotated[int | None, typer.Option(help="Matryoshka dimension (32..hidden).")] = None,
-    dtype: DtypeOpt = None,
-    device: DeviceOpt = None,
-    backend: BackendOpt = None,
-    max_length: MaxLenOpt = None,
-    on_overflow: Annotated[str | None, typer.Option(help="truncate | error")] = None,
+    dtype: Annotated[Dtype | None, setting(path="embedding.dtype")] = None,
+    device: Annotated[str | None, setting(path="embedding.device")] = None,
+    backend: Annotated[str | None, setting(path="embedding.backend")] = None,
+    max_length: Annotated[int | None, setting(path="embedding.max_length")] = None,
+    on_overflow: Annotated[OnOverflow | None, setting(path="embedding.on_overflow")] = None,
     input_format: FormatOpt = "auto",
 ) -> None:
     """Embed texts (one per line, or JSONL) and write JSONL: {"index", "line", "embedding"}."""
@@ -78,13 +75,13 @@ def rerank(
     ctx: typer.Context,
     query: Annotated[str, typer.Option("--query", "-q", help="The query to score every document against.")],
     source: InputArg = None,
-    model: ModelOpt = None,
+    model: Annotated[str | None, setting("--model", "-m", path="reranker.model")] = None,
     instruction: InstructionOpt = None,
-    top_n: Annotated[int | None, typer.Option(help="Write only the best N, sorted by score.")] = None,
-    dtype: DtypeOpt = None,
-    device: DeviceOpt = None,
-    backend: BackendOpt = None,
-    max_length: MaxLenOpt = None,
+    top_n: Annotated[int | None, typer.Option(min=1, help="Write only the best N, sorted by score.")] = None,
+    dtype: Annotated[Dtype | None, setting(path="reranker.dtype")] = None,
+    device: Annotated[str | None, setting(path="reranker.device")] = None,
+    backend: Annotated[str | None, setting(path="reranker.backend")] = None,
+    max_length: Annotated[int | None, setting(path="reranker.max_length")] = None,
     input_format: FormatOpt = "auto",
 ) -> None:
     """Score documents (one per line, or JSONL) against a query; write JSONL: {"index", "line", "score"}."""

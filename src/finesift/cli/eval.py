@@ -10,22 +10,20 @@ from typing import TYPE_CHECKING, Annotated, cast
 import typer
 
 from finesift.cli.common import settings_of, with_role
+from finesift.cli.options import both_models, setting
 from finesift.errors import InvalidRequest
 from finesift.eval.config import MODES, EvalConfig, Mode
-from finesift.settings import Settings
+from finesift.settings import Dtype, Settings
 
 if TYPE_CHECKING:
     from finesift.eval.cache import EmbeddingCache
     from finesift.eval.datasets import BeirDataset
 
 ModeOpt = Annotated[str, typer.Option(help=f"Pipeline: {' | '.join(MODES)}.")]
-EmbModelOpt = Annotated[str | None, typer.Option("--embedding-model", help="Hub id or local directory.")]
-EmbBackendOpt = Annotated[
-    str | None,
-    typer.Option("--embedding-backend", help="transformers | sentence-transformers | fake ... (auto)."),
-]
-RerankModelOpt = Annotated[str | None, typer.Option("--reranker-model", help="Hub id or local directory.")]
-RerankBackendOpt = Annotated[str | None, typer.Option("--reranker-backend", help="Reranker backend (auto).")]
+EmbModelOpt = Annotated[str | None, setting("--embedding-model", path="embedding.model")]
+EmbBackendOpt = Annotated[str | None, setting("--embedding-backend", path="embedding.backend")]
+RerankModelOpt = Annotated[str | None, setting("--reranker-model", path="reranker.model")]
+RerankBackendOpt = Annotated[str | None, setting("--reranker-backend", path="reranker.backend")]
 CompareOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -47,18 +45,14 @@ def eval_command(
     embedding_backend: EmbBackendOpt = None,
     reranker_model: RerankModelOpt = None,
     reranker_backend: RerankBackendOpt = None,
-    rerank_top: Annotated[int | None, typer.Option(help="Dense candidates reranked per query (100).")] = None,
+    rerank_top: Annotated[int | None, setting(path="eval.rerank_top")] = None,
     dim: Annotated[int | None, typer.Option(help="Matryoshka dimension (default: full).")] = None,
     instruction: Annotated[str | None, typer.Option(help="Query instruction (name or sentence).")] = None,
-    dtype: Annotated[
-        str | None, typer.Option(help="auto | float32 | bfloat16 | float16 (both models).")
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N (both models).")] = None,
-    max_length: Annotated[
-        int | None, typer.Option(help="Embedding tokens per text before truncation.")
-    ] = None,
+    dtype: Annotated[Dtype | None, both_models(name="dtype")] = None,
+    device: Annotated[str | None, both_models(name="device")] = None,
+    max_length: Annotated[int | None, setting(path="embedding.max_length")] = None,
     max_queries: Annotated[int | None, typer.Option(help="Evaluate a seeded sample of N queries.")] = None,
-    cache: Annotated[bool | None, typer.Option("--cache/--no-cache", help="Reuse cached embeddings.")] = None,
+    cache: Annotated[bool | None, setting("--cache/--no-cache", path="eval.cache")] = None,
     compare: CompareOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of a table.")

@@ -8,48 +8,39 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from finesift.cli.common import settings_of, with_role
+from finesift.cli.options import both_models, setting
 from finesift.errors import InvalidRequest
-from finesift.settings import Settings
+from finesift.settings import Dtype, SearchMode, Settings
 from finesift.types import Hit
+
+if TYPE_CHECKING:
+    from finesift.retrieval.options import SearchOptions
 
 KBOpt = Annotated[str, typer.Option("--kb", help="Knowledge base name (letters, digits, _ . -).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N (both models)")]
-DtypeOpt = Annotated[str | None, typer.Option(help="auto | float32 | bfloat16 | float16 (both models)")]
-
-StoreOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Store of a new KB: lancedb (default), ./kb.db (Milvus Lite), http://host:19530, postgresql://..."
-    ),
-]
+DeviceOpt = Annotated[str | None, both_models(name="device")]
+DtypeOpt = Annotated[Dtype | None, both_models(name="dtype")]
 EmbeddingUrlOpt = Annotated[
     str | None,
-    typer.Option(help="Embed through OpenAI-compatible endpoints: URL[,URL...] (finesift serve, vLLM, TEI)."),
+    setting(
+        path="embedding.url",
+        help="Embed through OpenAI-compatible endpoints: URL[,URL...] (finesift serve, vLLM, TEI). "
+        "Env FINESIFT_EMBEDDING__URL.",
+    ),
 ]
 
 kb_app = typer.Typer(help="List, inspect and delete knowledge bases.", no_args_is_help=True)
 
 
-def _with(settings: Settings, role: str, **flags: Any) -> Settings:
-    """``with_role`` with pydantic's validation errors turned into one-line InvalidRequest."""
-    try:
-        return with_role(settings, role, **flags)
-    except ValueError as exc:
-        errors: list[Any] = getattr(exc, "errors", list)()
-        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors) or str(exc)
-        raise InvalidRequest(f"invalid option: {detail}") from exc
-
-
 def _runtime(ctx: typer.Context, device: str | None, dtype: str | None) -> Settings:
     settings = settings_of(ctx)
     for role in ("embedding", "reranker"):
-        settings = _with(settings, role, device=device, dtype=dtype)
+        settings = with_role(settings, role, device=device, dtype=dtype)
     return settings
 
 
@@ -69,7 +60,7 @@ def _remote(settings: Settings, urls: str | None, workers: int | None) -> Settin
         )
     # Always the pooled client (2 requests per URL unless told): it also counts tokens locally.
     workers = workers or 2 * len([u for u in urls.split(",") if u.strip()])
-    return _with(settings, "embedding", backend="openai", url=urls, workers=workers)
+    return with_role(settings, "embedding", backend="openai", url=urls, workers=workers)
 
 
 def _print_json(data: Any) -> None:
@@ -111,12 +102,10 @@ def index(
     instruction: Annotated[
         str | None, typer.Option(help="Query instruction of a new KB (name or sentence).")
     ] = None,
-    chunk_size: Annotated[int | None, typer.Option(help="Tokens per chunk of a new KB.")] = None,
-    chunk_overlap: Annotated[int | None, typer.Option(help="Overlap tokens of a new KB.")] = None,
-    store: StoreOpt = None,
-    workers: Annotated[
-        int | None, typer.Option(min=1, max=256, help="Parallel embedding requests (with --embedding-url).")
-    ] = None,
+    chunk_size: Annotated[int | None, setting(path="kb.chunk_size")] = None,
+    chunk_overlap: Annotated[int | None, setting(path="kb.chunk_overlap")] = None,
+    store: Annotated[str | None, setting(path="kb.store")] = None,
+    workers: Annotated[int | None, setting(path="embedding.workers", note="with --embedding-url")] = None,
     embedding_url: EmbeddingUrlOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
@@ -157,20 +146,19 @@ def search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What to search for.", show_default=False)],
     kb: KBOpt,
-    top_k: Annotated[int | None, typer.Option("--top-k", "-k", help="Hits to return.")] = None,
-    mode: Annotated[str | None, typer.Option(help="dense | bm25 | hybrid")] = None,
-    rerank: Annotated[
-        bool | None, typer.Option("--rerank/--no-rerank", help="Rerank the top candidates.")
-    ] = None,
-    threshold: Annotated[float | None, typer.Option(help="Drop hits scoring below this.")] = None,
+    top_k: Annotated[int | None, setting("--top-k", "-k", path="search.top_k")] = None,
+    mode: Annotated[SearchMode | None, setting(path="search.mode")] = None,
+    rerank: Annotated[bool | None, setting("--rerank/--no-rerank", path="search.rerank")] = None,
+    threshold: Annotated[float | None, setting(path="search.threshold")] = None,
     source: Annotated[str | None, typer.Option(help="Only sources starting with this path prefix.")] = None,
     file_type: Annotated[
         list[str] | None, typer.Option("--type", help="Only these file types (pdf, md...).")
     ] = None,
-    candidates: Annotated[int | None, typer.Option(help="Dense top-K and BM25 top-K before fusion.")] = None,
-    rerank_top_n: Annotated[int | None, typer.Option(help="Fused candidates to rerank.")] = None,
-    dense_weight: Annotated[float | None, typer.Option(help="RRF weight of dense recall.")] = None,
-    bm25_weight: Annotated[float | None, typer.Option(help="RRF weight of BM25 recall.")] = None,
+    candidates: Annotated[int | None, setting(path="search.candidates")] = None,
+    rerank_top_n: Annotated[int | None, setting(path="search.rerank_top_n")] = None,
+    dense_weight: Annotated[float | None, setting(path="search.dense_weight")] = None,
+    bm25_weight: Annotated[float | None, setting(path="search.bm25_weight")] = None,
+    rrf_k: Annotated[int | None, setting(path="search.rrf_k")] = None,
     embedding_url: EmbeddingUrlOpt = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
@@ -184,8 +172,8 @@ def search(
     settings = _remote(_runtime(ctx, device, dtype), embedding_url, None)
     flags = {"top_k": top_k, "mode": mode, "rerank": rerank, "threshold": threshold,
              "candidates": candidates, "rerank_top_n": rerank_top_n, "dense_weight": dense_weight,
-             "bm25_weight": bm25_weight}  # fmt: skip
-    settings = _with(settings, "search", **flags)
+             "bm25_weight": bm25_weight, "rrf_k": rrf_k}  # fmt: skip
+    settings = with_role(settings, "search", **flags)
     options = search_options(settings, source=source, file_types=file_type or [])
     with KnowledgeBase.open(kb, settings=settings) as base:
         hits = base.search(query, options)
@@ -206,20 +194,15 @@ def print_hits(hits: Sequence[Hit]) -> None:
         typer.echo(f"   {excerpt[:240]}{'…' if len(excerpt) > 240 else ''}")
 
 
-def search_options(settings: Settings, *, source: str | None, file_types: list[str]) -> Any:
+def search_options(settings: Settings, *, source: str | None, file_types: list[str]) -> SearchOptions:
     """:class:`SearchOptions` from the ``search`` settings section and the filter flags."""
-    from finesift.retrieval.pipeline import SearchOptions
+    from finesift.retrieval.options import SearchOptions
     from finesift.store.base import Filters
 
-    s = settings.search
     filters = Filters(
         source_prefix=_prefix(source), file_types=tuple(t.lower().lstrip(".") for t in file_types)
     )
-    return SearchOptions(
-        top_k=s.top_k, mode=s.mode, candidates=s.candidates, rerank=s.rerank, rerank_top_n=s.rerank_top_n,
-        threshold=s.threshold, dense_weight=s.dense_weight, lexical_weight=s.bm25_weight, rrf_k=s.rrf_k,
-        filters=filters,
-    )  # fmt: skip
+    return SearchOptions.of(settings.search, filters=filters)
 
 
 def _prefix(source: str | None) -> str | None:

@@ -9,46 +9,35 @@ from typing import Annotated, Any
 import typer
 
 from finesift.cli.common import settings_of, with_role
+from finesift.cli.options import both_models, setting
 from finesift.errors import FinesiftError, MissingDependency
-from finesift.settings import Settings
+from finesift.settings import Dtype, Settings
 
 log = logging.getLogger(__name__)
 
 
 Opt = typer.Option
-EmbeddingOpt = Annotated[str | None, Opt(help="Embedding model: hub id, local dir, or fake.")]
-RerankerOpt = Annotated[str | None, Opt(help="Reranker model: hub id, local dir, or fake.")]
-HostOpt = Annotated[str | None, Opt(help="Address to bind (default 127.0.0.1).")]
-PortOpt = Annotated[int | None, Opt(help="Port (default 8000).")]
-KeyOpt = Annotated[str | None, Opt(help="Require 'Authorization: Bearer KEY' (or FINESIFT_SERVER__API_KEY).")]
-HomeOpt = Annotated[Path | None, Opt(help="Where knowledge bases live (env FINESIFT_HOME).")]
-AllowedHostOpt = Annotated[list[str] | None, Opt(help="Extra Host name to accept (repeatable).")]
-IndexRootOpt = Annotated[
-    list[Path] | None, Opt(help="Folder whose files POST /v1/kbs/{kb}/index may read (repeatable).")
-]
-CorsOpt = Annotated[list[str] | None, Opt(help="Origin allowed by CORS (repeatable); default CORS off.")]
-DeviceOpt = Annotated[str | None, Opt(help="auto | cpu | cuda | cuda:N (both models).")]
-DtypeOpt = Annotated[str | None, Opt(help="auto | float32 | bfloat16 | float16 (both models).")]
-MaxLenOpt = Annotated[int | None, Opt(help="Tokens per text / pair (both models).")]
-SelfTestOpt = Annotated[
-    bool, Opt("--self-test", help="Before serving, check the models against transformers fp32 (doctor).")
-]
+HomeOpt = Annotated[Path | None, setting(path="home")]
+AllowedHostOpt = Annotated[list[str] | None, setting(path="server.allowed_hosts", note="repeatable")]
+IndexRootOpt = Annotated[list[Path] | None, setting(path="server.index_roots", note="repeatable")]
+CorsOpt = Annotated[list[str] | None, setting(path="server.cors_origins", note="repeatable")]
+SelfTestOpt = Annotated[bool, setting("--self-test", path="server.self_test")]
 
 
 def serve(
     ctx: typer.Context,
-    embedding_model: EmbeddingOpt = None,
-    reranker_model: RerankerOpt = None,
-    host: HostOpt = None,
-    port: PortOpt = None,
-    api_key: KeyOpt = None,
+    embedding_model: Annotated[str | None, setting(path="embedding.model")] = None,
+    reranker_model: Annotated[str | None, setting(path="reranker.model")] = None,
+    host: Annotated[str | None, setting(path="server.host")] = None,
+    port: Annotated[int | None, setting(path="server.port")] = None,
+    api_key: Annotated[str | None, setting(path="server.api_key")] = None,
     home: HomeOpt = None,
     allowed_host: AllowedHostOpt = None,
     cors_origin: CorsOpt = None,
     index_root: IndexRootOpt = None,
-    device: DeviceOpt = None,
-    dtype: DtypeOpt = None,
-    max_length: MaxLenOpt = None,
+    device: Annotated[str | None, both_models(name="device")] = None,
+    dtype: Annotated[Dtype | None, both_models(name="dtype")] = None,
+    max_length: Annotated[int | None, both_models(name="max_length")] = None,
     self_test: SelfTestOpt = False,
 ) -> None:
     """Serve /v1/embeddings, /v1/rerank, /v2/rerank, /v1/models, /v1/kbs, the search page at /, /health,

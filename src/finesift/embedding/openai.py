@@ -166,4 +166,3 @@ class OpenAIEmbedder(RemoteEmbedderBase):
         usage = body.get("usage") or {}
         tokens = split_tokens(chunk, usage.get("prompt_tokens") if isinstance(usage, dict) else None)
         return [(decode_embedding(row.get("embedding")), n) for row, n in zip(rows, tokens, strict=True)]
-

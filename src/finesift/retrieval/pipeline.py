@@ -8,56 +8,18 @@ when reranking, otherwise the RRF score (hybrid), the cosine similarity (dense) 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
 from finesift.errors import InvalidRequest
 from finesift.lexical import tokenize
 from finesift.rerank.base import Reranker
-from finesift.retrieval.fusion import RRF_K, rrf
-from finesift.store.base import Filters, ScoredChunk, StoreSnapshot
+from finesift.retrieval.fusion import rrf
+from finesift.retrieval.options import SearchOptions, validate_options
+from finesift.store.base import ScoredChunk, StoreSnapshot
 from finesift.types import Chunk, Hit
 
-Mode = Literal["dense", "bm25", "hybrid"]
-MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
-MAX_TOP_K = 1000
 MAX_QUERY_CHARS = 8192
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """How one search runs. ``candidates`` is K for each recall list; ``rerank_top_n`` is N."""
-
-    top_k: int = 5
-    mode: Mode = "hybrid"
-    candidates: int = 50
-    rerank: bool = True
-    rerank_top_n: int = 20
-    threshold: float | None = None
-    dense_weight: float = 1.0
-    lexical_weight: float = 1.0
-    rrf_k: int = RRF_K
-    filters: Filters = field(default_factory=Filters)
-
-
-def validate_options(options: SearchOptions) -> SearchOptions:
-    """Refuse out-of-range options with a message naming the valid range."""
-    if options.mode not in MODES:
-        raise InvalidRequest(f"unknown search mode {options.mode!r}; choose one of {', '.join(MODES)}")
-    for name in ("top_k", "candidates", "rerank_top_n"):
-        value = getattr(options, name)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOP_K:
-            raise InvalidRequest(f"{name} must be an integer in 1..{MAX_TOP_K}, not {value!r}")
-    weights = (options.dense_weight, options.lexical_weight)
-    if any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise InvalidRequest("RRF weights must be finite, >= 0, and not both 0")
-    if options.rrf_k < 0:
-        raise InvalidRequest(f"rrf_k must be >= 0, not {options.rrf_k}")
-    if options.threshold is not None and not np.isfinite(options.threshold):
-        raise InvalidRequest("threshold must be a finite number")
-    return options
 
 
 def validate_query(query: object) -> str:
@@ -104,7 +66,7 @@ class RetrievalPipeline:
         by_id = {c.chunk.chunk_id: c.chunk for c in [*dense, *lexical]}
         fused = rrf(
             [[c.chunk.chunk_id for c in dense], [c.chunk.chunk_id for c in lexical]],
-            weights=[options.dense_weight, options.lexical_weight],
+            weights=[options.dense_weight, options.bm25_weight],
             k=options.rrf_k,
         )
         return [ScoredChunk(by_id[str(cid)], score) for cid, score in fused]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+from pydantic.fields import FieldInfo
 
-from finesift.retrieval.pipeline import MAX_QUERY_CHARS, MAX_TOP_K
+from finesift.retrieval.pipeline import MAX_QUERY_CHARS
 from finesift.server.schemas import Text, _Request
+from finesift.settings import SearchSettings
 
 KBName = Field(
     pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
@@ -115,20 +117,42 @@ class Dropped(BaseModel):
     dropped: bool = True
 
 
-class SearchRequest(_Request):
-    """One search; omitted options take the server's `search` settings (as the CLI's flags do)."""
+class SearchQuery(_Request):
+    """What a search asks besides its options: the query and the filters."""
 
     query: Text = Field(max_length=MAX_QUERY_CHARS, examples=["如何优化数据库"])
-    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K)
-    mode: Literal["dense", "bm25", "hybrid"] | None = None
-    rerank: bool | None = None
-    threshold: float | None = Field(None, allow_inf_nan=False, description="Drop hits scoring below this.")
     source: str | None = Field(None, max_length=4096, description="Only sources starting with this prefix.")
     file_types: list[str] = Field(default_factory=list, max_length=64, description="e.g. `pdf`, `md`.")
-    candidates: int | None = Field(None, ge=1, le=MAX_TOP_K, description="Dense and BM25 top-K.")
-    rerank_top_n: int | None = Field(None, ge=1, le=MAX_TOP_K, description="Fused candidates reranked.")
-    dense_weight: float | None = Field(None, ge=0, allow_inf_nan=False)
-    bm25_weight: float | None = Field(None, ge=0, allow_inf_nan=False)
+
+    def overrides(self) -> dict[str, Any]:
+        """The search options this request sets (by their ``SearchSettings`` names)."""
+        return {
+            name: getattr(self, name)
+            for name in SearchSettings.model_fields
+            if getattr(self, name, None) is not None
+        }
+
+
+def _optional(field: FieldInfo) -> tuple[Any, Any]:
+    """``field`` as an optional request field: the same type, constraints and description, default None."""
+    text = field.description or ""
+    description = f"{text[:1].upper()}{text[1:]}. Default: the server's `search` settings."
+    optional: Any = Optional[field.annotation]  # noqa: UP045 (a type built at runtime)
+    if field.metadata:
+        optional = Annotated[(optional, *field.metadata)]
+    return optional, Field(None, description=description)
+
+
+if TYPE_CHECKING:
+    SearchRequest = SearchQuery
+else:
+    # One field per search option, derived from SearchSettings: name, type, range and help are declared once.
+    SearchRequest = create_model(
+        "SearchRequest",
+        __base__=SearchQuery,
+        __doc__="One search; omitted options take the server's `search` settings (as the CLI's flags do).",
+        **{name: _optional(field) for name, field in SearchSettings.model_fields.items()},
+    )
 
 
 class HitOut(BaseModel):

@@ -15,7 +15,8 @@ from finesift.errors import InvalidRequest
 from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.lexical import BM25Index, tokenize
 from finesift.retrieval.pipeline import SearchOptions, validate_options
-from finesift.settings import Settings
+from finesift.settings import SearchSettings, Settings
+from finesift.store.base import Filters
 from finesift.types import Document
 
 SYNONYMS = {"automobile": "car", "physician": "doctor", "purchase": "buy", "repair": "fix", "large": "big"}
@@ -102,13 +103,29 @@ def test_bm25_from_codes_equals_bm25_from_texts() -> None:
 @pytest.mark.parametrize(
     "options",
     [
-        SearchOptions(top_k=0),
-        SearchOptions(mode="fuzzy"),
-        SearchOptions(dense_weight=0, lexical_weight=0),  # type: ignore[arg-type]
-        SearchOptions(candidates=10_000),
-        SearchOptions(threshold=float("nan")),
+        {"top_k": 0},
+        {"mode": "fuzzy"},
+        {"dense_weight": 0, "bm25_weight": 0},
+        {"candidates": 10_000},
+        {"threshold": float("nan")},
+        {"lexical_weight": 1.0},  # the old name of bm25_weight: one name per option
     ],
 )
-def test_bad_options_are_refused(options: SearchOptions) -> None:
-    with pytest.raises(InvalidRequest):
-        validate_options(options)
+def test_bad_options_are_refused(options: dict) -> None:
+    # SearchOptions validates on construction; validate_options re-checks one built unvalidated.
+    with pytest.raises(InvalidRequest, match=next(iter(options))):
+        SearchOptions(**options)
+    if set(options) <= set(SearchOptions.model_fields):  # model_construct drops unknown names
+        with pytest.raises(InvalidRequest):
+            validate_options(SearchOptions.model_construct(**options))
+
+
+def test_options_are_the_search_settings_with_overrides() -> None:
+    settings = SearchSettings(top_k=7, mode="bm25", bm25_weight=2.0)
+    options = SearchOptions.of(settings, top_k=3, mode=None, filters=Filters(file_types=("md",)))
+    assert (options.top_k, options.mode, options.bm25_weight) == (3, "bm25", 2.0)
+    assert options.filters.file_types == ("md",)
+    assert set(SearchOptions.model_fields) - {"filters"} == set(SearchSettings.model_fields)
+    assert settings.with_overrides(rerank=False).rerank is False
+    with pytest.raises(InvalidRequest, match="rerank_top_n"):
+        settings.with_overrides(rerank_top_n=0)

@@ -13,7 +13,8 @@ from finesift.errors import InvalidRequest
 from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.kb.spec import KBSpec
 from finesift.lexical import tokenize
-from finesift.retrieval.pipeline import SearchOptions, validate_options, validate_query
+from finesift.retrieval.options import SearchOptions
+from finesift.retrieval.pipeline import validate_query
 from finesift.server.kb_schemas import (
     CreateKB,
     Deleted,
@@ -123,6 +124,7 @@ async def kb_info(kb: KBName, kbs: KBs) -> Any:
 @router.delete("/v1/kbs/{kb}", response_model=Dropped, responses=WRITE)
 async def drop_kb(kb: KBName, kbs: KBs) -> Any:
     """Delete a knowledge base and all its files."""
+
     def drop() -> None:
         with kbs.dropping(kb):  # reads in flight finish first; new ones get 404
             KnowledgeBase.drop(kb, settings=kbs.settings)
@@ -247,18 +249,8 @@ async def search(kb: KBName, body: SearchRequest, kbs: KBs) -> Any:
 
 
 def _options(kbs: KBRegistry, body: SearchRequest) -> SearchOptions:
-    s = kbs.settings.search
-    pick = lambda value, default: default if value is None else value  # noqa: E731
     filters = Filters(
         source_prefix=body.source or None,
         file_types=tuple(t.lower().lstrip(".") for t in body.file_types if t.strip()),
     )
-    return validate_options(
-        SearchOptions(
-            top_k=pick(body.top_k, s.top_k), mode=pick(body.mode, s.mode),
-            candidates=pick(body.candidates, s.candidates), rerank=pick(body.rerank, s.rerank),
-            rerank_top_n=pick(body.rerank_top_n, s.rerank_top_n), threshold=pick(body.threshold, s.threshold),
-            dense_weight=pick(body.dense_weight, s.dense_weight),
-            lexical_weight=pick(body.bm25_weight, s.bm25_weight), rrf_k=s.rrf_k, filters=filters,
-        )
-    )  # fmt: skip
+    return SearchOptions.of(kbs.settings.search, filters=filters, **body.overrides())

@@ -54,7 +54,7 @@ class ModelSettings(_Section):
     )
     #: auto: flash-attention 2 with padding-free packing on CUDA when flash-attn is installed, else SDPA.
     attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
-    #: int8: dynamic int8 linear layers (CPU only; fidelity measured in README, Performance).
+    #: int8: dynamic int8 linear layers (CPU only; fidelity measured in docs/performance/engine.md).
     quantize: Literal["none", "int8"] = "none"
     #: auto: finesift's packed Qwen3 forward on CPU (no padding, fp32 residual stream), transformers
     #: on GPU; "packed" or "transformers" force one (int8 and non-Qwen3 models run on transformers).

@@ -101,19 +101,29 @@ class TransformersEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.tokenizer(list(texts))["input_ids"]]
 
-    def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int], int]:
-        """Token ids truncated to max_length with the EOS kept last; untruncated counts; truncations."""
-        full = self.tokenizer(list(texts))["input_ids"]
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Untruncated ids per text, each ending with the EOS."""
+        return [list(row) for row in self.tokenizer(list(texts))["input_ids"]]
+
+    def truncate(self, rows: Sequence[list[int]]) -> tuple[list[list[int]], list[int], int]:
+        """Rows cut to max_length with the EOS kept last; their lengths; how many were cut."""
         limit, ids, truncated = self._max_length, [], 0
-        for row in full:
+        for row in rows:
             if len(row) > limit:
                 row = [*row[: limit - 1], self.eos_id]
                 truncated += 1
             ids.append(row)
         return ids, [len(r) for r in ids], truncated
 
+    def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int], int]:
+        """Token ids truncated to max_length with the EOS kept last; untruncated counts; truncations."""
+        return self.truncate(self.token_ids(texts))
+
     def embed(self, texts: Sequence[str]) -> EmbeddingOutput:
-        ids, counts, truncated = self.tokenize(texts)
+        return self.embed_ids(self.token_ids(texts))
+
+    def embed_ids(self, rows: Sequence[list[int]]) -> EmbeddingOutput:
+        ids, counts, truncated = self.truncate(rows)
         out = np.zeros((len(ids), self.dimension), dtype=np.float32)
         for batch in plan_batches(counts, token_budget=self.token_budget, packed=self.packed is not None):
             out[batch] = self._forward([ids[i] for i in batch])

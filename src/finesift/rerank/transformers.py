@@ -48,7 +48,7 @@ class TransformersReranker(HFModel):
         out = lm.get_output_embeddings().weight
         with self._torch.no_grad():
             self.w_diff = (out[self.tokens.yes_id].float() - out[self.tokens.no_id].float()).contiguous()
-        self._compile(lm.get_decoder(), token_budget)
+        self._compile(lm.base_model, token_budget)
 
     def fingerprint(self) -> dict[str, object]:
         return {

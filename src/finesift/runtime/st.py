@@ -98,9 +98,11 @@ class STModel(LocalModel):
         self.device = resolve_device(device, cuda_available=torch.cuda.is_available())
         self.dtype = choose_dtype(dtype, device=self.device, config=hf.read_config(self.path))
         model = self._construct(getattr(st, model_class), getattr(torch, self.dtype))
-        model_max = int(model.max_seq_length or default_max_length)
+        # sentence-transformers 6 calls it max_seq_length; 5's CrossEncoder, max_length.
+        limit = "max_seq_length" if hasattr(model, "max_seq_length") else "max_length"
+        model_max = int(getattr(model, limit) or default_max_length)
         self._max_length = min(max_length, model_max) if max_length else model_max
-        model.max_seq_length = self._max_length
+        setattr(model, limit, self._max_length)
         self._revision = hf.revision_of(self.path)
         return model
 

@@ -89,7 +89,12 @@ def _cannot_run(name: str) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module", params=sorted(BACKENDS))
+#: Remote clients talk to a loopback server, like the other remote tests (marked ``service``).
+REMOTE = {"remote"}
+PARAMS = [pytest.param(n, marks=[pytest.mark.service] if n in REMOTE else []) for n in sorted(BACKENDS)]
+
+
+@pytest.fixture(scope="module", params=PARAMS)
 def named_backend(request: pytest.FixtureRequest) -> Iterator[tuple[str, RerankBackend]]:
     name = str(request.param)
     reason = _cannot_run(name)

@@ -192,7 +192,9 @@ def test_default_inputs_limit_is_openais_2048():
 
 
 def test_tokens_per_input_limit_and_explicit_truncation():
-    services = StaticServices(Embedder(FakeEmbedder(max_length=16)), Reranker(FakeReranker()))
+    # The refusal by default comes from the model's policy (embedding.on_overflow="error").
+    embedder = Embedder(FakeEmbedder(max_length=16), on_overflow="error")
+    services = StaticServices(embedder, Reranker(FakeReranker()))
     with ready_client(create_app(fake_settings(), services)) as c:
         fits, over = " ".join(["wo"] * 15), " ".join(["wo"] * 16)  # fake tokens: words + 1
         assert post_json(c, "/v1/embeddings", {"input": [fits]}).status_code == 200

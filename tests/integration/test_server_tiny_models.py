@@ -37,9 +37,10 @@ def test_concurrent_requests_give_the_same_vectors_as_alone(client, tiny_embedde
 
 
 def test_overlong_input_is_refused_unless_truncation_is_asked(client, tiny_embedder):
-    limit = tiny_embedder.backend.max_length
+    limit = tiny_embedder.info.max_length
     text = "token " * (limit + 10)
-    r = post_json(client, "/v1/embeddings", {"input": text})
+    # "truncate": false is on_overflow="error" for this request (the embedder's own policy truncates).
+    r = post_json(client, "/v1/embeddings", {"input": text, "truncate": False})
     assert r.status_code == 422 and f"{limit}-token limit" in r.json()["error"]["message"]
     ok = post_json(client, "/v1/embeddings", {"input": text, "truncate": True})
     assert ok.status_code == 200 and ok.headers["x-finesift-truncated"] == "1"

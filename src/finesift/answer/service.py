@@ -101,9 +101,9 @@ class Answerer:
             self._count = estimate_tokens
             if self.settings.answer.tokenizer == "auto":
                 try:
-                    backend = self.kb.embedder.backend
-                    if hasattr(backend, "tokenizer"):
-                        self._count = backend.count_tokens
+                    embedder = self.kb.embedder
+                    if embedder.info.local_tokenizer:
+                        self._count = embedder.count_tokens
                 except FinesiftError as exc:
                     log.info("counting prompt tokens with the estimate: %s", exc)
         return self._count

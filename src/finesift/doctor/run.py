@@ -187,7 +187,7 @@ def self_test(
 
 
 def _self_test_embedding(settings: Settings, embedder: Embedder, thresholds: Thresholds) -> Row:
-    name = _backend_name(embedder.backend)
+    name = embedder.info.backend
     try:
         reference = build_embedder(reference_settings(settings.embedding, "cpu"), settings.hub)
     except FinesiftError as exc:
@@ -198,7 +198,7 @@ def _self_test_embedding(settings: Settings, embedder: Embedder, thresholds: Thr
 
 
 def _self_test_rerank(settings: Settings, reranker: Reranker, thresholds: Thresholds) -> Row:
-    name = _backend_name(reranker.backend)
+    name = reranker.info.backend
     try:
         reference = build_reranker(reference_settings(settings.reranker, "cpu"), settings.hub)
     except FinesiftError as exc:
@@ -206,7 +206,3 @@ def _self_test_rerank(settings: Settings, reranker: Reranker, thresholds: Thresh
         row.message = f"no reference ({' '.join(str(exc).split())[:160]}): sanity checks only"
         return row
     return RerankChecker(reference, thresholds).check(name, reranker)
-
-
-def _backend_name(backend: Any) -> str:
-    return type(backend).__name__

@@ -61,3 +61,16 @@ class EmbeddingBackend(Protocol):
     def embed(self, texts: Sequence[str]) -> EmbeddingOutput:
         """Raw pooled vectors for ``texts`` (non-empty strings), in input order."""
         ...
+
+
+@runtime_checkable
+class TokenizingBackend(EmbeddingBackend, Protocol):
+    """A backend that tokenizes locally and can run from token ids, so a request is tokenized once."""
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Untruncated token ids per text, special tokens included."""
+        ...
+
+    def embed_ids(self, rows: Sequence[list[int]]) -> EmbeddingOutput:
+        """Raw pooled vectors for ``token_ids`` rows; rows over ``max_length`` are truncated here."""
+        ...

@@ -7,14 +7,14 @@ text is decoded alone (no batch neighbours), truncated like the reference with t
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from finesift.embedding.base import EmbeddingOutput, QueryFormat
+from finesift.embedding.base import EmbeddingOutput
+from finesift.embedding.local import LocalEmbedder
 from finesift.errors import BackendError
 from finesift.runtime import llamacpp
 from finesift.settings import EmbeddingSettings, HubSettings
@@ -22,7 +22,7 @@ from finesift.settings import EmbeddingSettings, HubSettings
 EOS_ID = 151643  # <|endoftext|>
 
 
-class LlamaCppEmbedder:
+class LlamaCppEmbedder(LocalEmbedder):
     """Raw last-token vectors from a Qwen3-Embedding GGUF (F16, Q8_0, Q5_K_M, Q4_K_M, ...)."""
 
     def __init__(
@@ -45,6 +45,7 @@ class LlamaCppEmbedder:
             pooling_type=self.llama_cpp.LLAMA_POOLING_TYPE_LAST,
             kv_overrides=overrides,
         )
+        self._dimension = int(self.llm.n_embd())
         self.eos_id = self._check_eos()
 
     def _check_eos(self) -> int:
@@ -60,26 +61,10 @@ class LlamaCppEmbedder:
         ids: list[int] = self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
         return ids
 
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return int(self.llm.n_embd())
-
-    @property
-    def max_length(self) -> int:
-        return self._max_length
-
-    @property
-    def query_format(self) -> QueryFormat:
-        return "qwen3"
-
     def fingerprint(self) -> dict[str, object]:
         return {
             "model": self._model_id,
-            "revision": _file_digest(self.path),
+            "revision": llamacpp.file_digest(self.path),
             "dimension": self.dimension,
             "pooling": "last_token",
             "normalized": True,
@@ -117,13 +102,6 @@ class LlamaCppEmbedder:
         finally:
             llm._batch.reset()
         return vector
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256(str(path.stat().st_size).encode())
-    with open(path, "rb") as fh:
-        digest.update(fh.read(1 << 20))
-    return "sha256:" + digest.hexdigest()[:16]
 
 
 def create(settings: EmbeddingSettings, hub: HubSettings) -> LlamaCppEmbedder:

@@ -6,26 +6,17 @@ own tokenizer (EOS appended, truncated with the EOS kept), so vLLM cannot tokeni
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from finesift.embedding.base import EmbeddingOutput, QueryFormat
-from finesift.embedding.transformers import check_eos
-from finesift.errors import BackendError, MissingDependency
+from finesift.embedding.local import Qwen3TokenIds, check_eos
+from finesift.errors import BackendError
 from finesift.hub import resolve_for
 from finesift.runtime import hf
+from finesift.runtime.vllm import import_vllm
 from finesift.settings import EmbeddingSettings, HubSettings
-
-
-def import_vllm() -> Any:
-    try:
-        import vllm
-    except ImportError as exc:
-        raise MissingDependency("vllm", "vllm", "needs a CUDA GPU") from exc
-    return vllm
 
 
 def pooling_llm(vllm: Any, path: Path, *, max_length: int, dtype: str, **extra: Any) -> Any:
@@ -57,7 +48,7 @@ def pooling_llm(vllm: Any, path: Path, *, max_length: int, dtype: str, **extra: 
     raise BackendError("this vLLM version is not supported; install a release with the pooling runner")
 
 
-class VllmEmbedder:
+class VllmEmbedder(Qwen3TokenIds):
     """Raw last-token vectors computed by vLLM."""
 
     def __init__(
@@ -68,26 +59,11 @@ class VllmEmbedder:
         self.config = hf.read_config(self.path)
         self._max_length = hf.check_max_length(max_length, self.config)
         self._model_id = model_id or str(path)
+        self._dimension = int(self.config["hidden_size"])
         self.tokenizer = hf.load_tokenizer(self.path)
         self.eos_id = check_eos(self.tokenizer)
         self.llm = pooling_llm(vllm, self.path, max_length=max_length, dtype=dtype)
         self._prompt = vllm.inputs.TokensPrompt
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return int(self.config["hidden_size"])
-
-    @property
-    def max_length(self) -> int:
-        return self._max_length
-
-    @property
-    def query_format(self) -> QueryFormat:
-        return "qwen3"
 
     def fingerprint(self) -> dict[str, object]:
         return {
@@ -100,18 +76,9 @@ class VllmEmbedder:
             "tokenizer": hf.tokenizer_hash(self.path),
         }
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.tokenizer(list(texts))["input_ids"]]
-
-    def embed(self, texts: Sequence[str]) -> EmbeddingOutput:
-        rows, truncated = [], 0
-        for ids in self.tokenizer(list(texts))["input_ids"]:
-            if len(ids) > self._max_length:
-                ids, truncated = [*ids[: self._max_length - 1], self.eos_id], truncated + 1
-            rows.append(list(ids))
+    def _vectors(self, rows: list[list[int]]) -> np.ndarray:
         outputs = self.llm.embed([self._prompt(prompt_token_ids=r) for r in rows], use_tqdm=False)
-        vectors = np.array([o.outputs.embedding for o in outputs], dtype=np.float32)
-        return EmbeddingOutput(vectors, [len(r) for r in rows], truncated)
+        return np.array([o.outputs.embedding for o in outputs], dtype=np.float32)
 
 
 def create(settings: EmbeddingSettings, hub: HubSettings) -> VllmEmbedder:

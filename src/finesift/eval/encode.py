@@ -70,7 +70,7 @@ def encode_cached(
     embedder: Embedder, request: EncodeRequest, *, cache: EmbeddingCache, chunk: int, progress: bool
 ) -> Encoded:
     """Vectors for ``request.texts`` from the cache, or encoded (and then stored)."""
-    fingerprint = {**embedder.backend.fingerprint(), **request.extra}
+    fingerprint = {**embedder.fingerprint(policy=False), **request.extra}
     data_hash = request.data_hash or texts_hash(request.ids, request.texts)
     key = cache_key(fingerprint, data_hash, request.input_type)
     hit = cache.load(key, len(request.texts))
@@ -88,7 +88,7 @@ def encode_cached(
             truncated,
             len(request.texts),
             request.input_type,
-            embedder.backend.max_length,
+            embedder.info.max_length,
         )
     meta = {
         "fingerprint": fingerprint,

@@ -65,7 +65,7 @@ class MTEBEncoder:
                 "revision": str(fingerprint.get("revision") or "local"),
                 "embed_dim": self.dim or self.embedder.dimension,
                 "similarity_fn_name": "cosine",
-                "use_instructions": self.embedder.backend.query_format == "qwen3",
+                "use_instructions": self.embedder.info.query_format == "qwen3",
             }
         )
 

@@ -217,11 +217,12 @@ class _Run:
 
     def _query_vectors(self, embedder: Embedder) -> np.ndarray:
         instruction = None
-        if embedder.backend.query_format == "qwen3":
+        query_format = embedder.info.query_format
+        if query_format == "qwen3":
             instruction = resolve_instruction(self.config.instruction, default=embedder.default_instruction)
         extra = {
             **self._settings_key(),
-            "query_format": embedder.backend.query_format,
+            "query_format": query_format,
             "instruction": instruction,
         }
         request = EncodeRequest(

@@ -217,9 +217,8 @@ class KnowledgeBase:
         return vectors
 
     def _count_tokens(self, texts: Sequence[str]) -> list[int]:
-        backend = self.embedder.backend
-        overhead = backend.count_tokens([""])[0]
-        return [max(n - overhead, 1) for n in backend.count_tokens(list(texts))]
+        overhead = self.embedder.count_tokens([""])[0]
+        return [max(n - overhead, 1) for n in self.embedder.count_tokens(list(texts))]
 
     # ---- writes ---------------------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ class KBSpec:
         return Manifest(
             name=name, store=self.store, embedding_model=self.embedding_model,
             embedding_revision=self.embedding_revision, dim=dim, instruction=embedder.default_instruction,
-            max_length=embedder.backend.max_length, reranker_model=self.reranker_model,
+            max_length=embedder.info.max_length, reranker_model=self.reranker_model,
             chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap,
             fingerprint={**embedder.fingerprint(), "dim": dim}, created_at=created_at,
         )  # fmt: skip

@@ -1,4 +1,9 @@
-"""The reranker backend contract and the policy above it."""
+"""The reranker backend contract and the request pipeline above it: plan -> run -> finish.
+
+:meth:`Reranker.plan` validates the query and documents and resolves the instruction;
+:meth:`Reranker.run` calls the backend (the server runs it from its queue); :meth:`Reranker.finish`
+checks the scores and ranks them. Library, CLI, server and eval call these same steps.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +37,27 @@ class RankedDocument:
     score: float
 
 
+@dataclass(frozen=True)
+class RerankInfo:
+    """What a served reranker is: id, tokens per (query, document) pair, default instruction."""
+
+    model_id: str
+    max_length: int
+    instruction: str
+    #: The backend class, e.g. ``TransformersReranker``.
+    backend: str
+
+
+@dataclass(frozen=True)
+class RerankPlan:
+    """A validated request ready to run: the query, its documents and the resolved instruction."""
+
+    query: str
+    documents: list[str]
+    instruction: str
+    top_n: int | None = None
+
+
 @runtime_checkable
 class RerankBackend(Protocol):
     """Scores (query, document) pairs: P(document meets the query) in [0, 1]."""
@@ -57,8 +83,59 @@ class Reranker:
         self.default_instruction = resolve_instruction(instruction, default=DEFAULT_INSTRUCTION)
 
     @property
+    def info(self) -> RerankInfo:
+        """The model's id, window per pair and default instruction."""
+        backend = self.backend
+        return RerankInfo(
+            model_id=backend.model_id,
+            max_length=backend.max_length,
+            instruction=self.default_instruction,
+            backend=type(backend).__name__,
+        )
+
+    @property
     def model_id(self) -> str:
         return self.backend.model_id
+
+    def plan(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        instruction: str | None = None,
+        top_n: int | None = None,
+    ) -> RerankPlan:
+        """Validate the query, documents and ``top_n``; resolve the instruction. Runs nothing."""
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidRequest("query must be a non-empty string")
+        if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+            raise InvalidRequest(f"top_n must be a positive integer, not {top_n!r}")
+        docs = validate_texts(documents, what="documents")
+        task = resolve_instruction(instruction, default=self.default_instruction)
+        return RerankPlan(query, docs, task, top_n)
+
+    def run(self, query: str, documents: Sequence[str], *, instruction: str) -> RerankOutput:
+        """Backend scores for validated documents (any slice of a plan's), checked for count."""
+        if not documents:
+            return RerankOutput([], [], 0)
+        out = self.backend.score(query, documents, instruction=instruction)
+        if len(out.scores) != len(documents):
+            raise BackendError(
+                f"the reranker returned {len(out.scores)} scores for {len(documents)} documents"
+            )
+        if out.truncated:
+            log.warning(
+                "%d of %d documents were truncated to fit %d tokens",
+                out.truncated,
+                len(documents),
+                self.backend.max_length,
+            )
+        return out
+
+    def finish(self, plan: RerankPlan, scores: Sequence[float]) -> list[RankedDocument]:
+        """Documents sorted by score (highest first, ties by input order), at most ``plan.top_n``."""
+        ranked = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+        return [RankedDocument(i, float(scores[i])) for i in ranked[: plan.top_n]]
 
     def score(self, query: str, documents: Sequence[str], instruction: str | None = None) -> list[float]:
         """list[float] in [0, 1], one per document, in input order."""
@@ -68,23 +145,8 @@ class Reranker:
         self, query: str, documents: Sequence[str], *, instruction: str | None = None
     ) -> RerankOutput:
         """Scores plus token usage and truncation counts."""
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidRequest("query must be a non-empty string")
-        docs = validate_texts(documents, what="documents")
-        if not docs:
-            return RerankOutput([], [], 0)
-        task = resolve_instruction(instruction, default=self.default_instruction)
-        out = self.backend.score(query, docs, instruction=task)
-        if len(out.scores) != len(docs):
-            raise BackendError(f"the reranker returned {len(out.scores)} scores for {len(docs)} documents")
-        if out.truncated:
-            log.warning(
-                "%d of %d documents were truncated to fit %d tokens",
-                out.truncated,
-                len(docs),
-                self.backend.max_length,
-            )
-        return out
+        plan = self.plan(query, documents, instruction=instruction)
+        return self.run(plan.query, plan.documents, instruction=plan.instruction)
 
     def rerank(
         self,
@@ -95,8 +157,5 @@ class Reranker:
         instruction: str | None = None,
     ) -> list[RankedDocument]:
         """Documents sorted by score (highest first, ties by input order), at most ``top_n``."""
-        if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
-            raise InvalidRequest(f"top_n must be a positive integer, not {top_n!r}")
-        scores = self.score(query, documents, instruction=instruction)
-        ranked = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-        return [RankedDocument(i, scores[i]) for i in ranked[:top_n]]
+        plan = self.plan(query, documents, instruction=instruction, top_n=top_n)
+        return self.finish(plan, self.run(plan.query, plan.documents, instruction=plan.instruction).scores)

@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from finesift.embedding.llamacpp import _file_digest
 from finesift.errors import BackendError
 from finesift.rerank.base import RerankOutput
 from finesift.rerank.prompts import PromptTokens, pair_ids
 from finesift.runtime import llamacpp
+from finesift.runtime.local import LocalModel
 from finesift.settings import HubSettings, RerankSettings
 
 
-class LlamaCppReranker:
+class LlamaCppReranker(LocalModel):
     """P(yes) = sigmoid(logit_yes - logit_no) at the last position of the Qwen3 reranker prompt."""
 
     def __init__(
@@ -39,18 +39,10 @@ class LlamaCppReranker:
         self.tokenizer = llamacpp.LlamaTokenizer(self.llm)
         self.tokens = PromptTokens.from_tokenizer(self.tokenizer)
 
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def max_length(self) -> int:
-        return self._max_length
-
     def fingerprint(self) -> dict[str, object]:
         return {
             "model": self._model_id,
-            "revision": _file_digest(self.path),
+            "revision": llamacpp.file_digest(self.path),
             "prompt": "qwen3-transformers-card",
             "max_length": self._max_length,
             "tokenizer": "gguf",

@@ -10,7 +10,8 @@ from finesift.hub import resolve_for
 from finesift.rerank.base import RerankOutput
 from finesift.rerank.prompts import PromptTokens, head, pair_ids
 from finesift.runtime import forward, hf
-from finesift.runtime.batching import default_token_budget, plan_batches, split_on_prefix
+from finesift.runtime.batching import plan_batches, split_on_prefix
+from finesift.runtime.local import HFModel
 from finesift.runtime.options import EngineOptions
 from finesift.settings import HubSettings, RerankSettings
 
@@ -19,7 +20,7 @@ DEFAULT_MAX_LENGTH = 8192
 MIN_SHARED_ROWS = 2
 
 
-class TransformersReranker:
+class TransformersReranker(HFModel):
     """P(yes) = sigmoid(h_last · (W_yes − W_no)) from an original Qwen3-Reranker checkpoint.
 
     Exactly the model card's softmax over the [no, yes] logits, without computing the other
@@ -39,38 +40,15 @@ class TransformersReranker:
         token_budget: int | None = None,
         options: EngineOptions | None = None,
     ) -> None:
-        torch, transformers = hf.import_torch_stack()
-        self.options = options or EngineOptions()
-        self.path = Path(path)
-        self.config = hf.read_config(self.path)
-        self._max_length = hf.check_max_length(max_length, self.config)
-        self._model_id = model_id or str(path)
-        self.device, self.torch_dtype, self.attention = hf.placement(device, dtype, self.options)
-        self.tokenizer = hf.load_tokenizer(self.path)
-        self.tokens = PromptTokens.from_tokenizer(self.tokenizer)
-        lm = hf.load_weights(
-            transformers.AutoModelForCausalLM,
-            self.path,
-            device=self.device,
-            dtype=self.torch_dtype,
-            attn_implementation=self.attention,
+        self._open(
+            path, model_id=model_id, device=device, dtype=dtype, max_length=max_length, options=options
         )
+        self.tokens = PromptTokens.from_tokenizer(self.tokenizer)
+        lm = self._weights("AutoModelForCausalLM")
         out = lm.get_output_embeddings().weight
-        with torch.no_grad():
+        with self._torch.no_grad():
             self.w_diff = (out[self.tokens.yes_id].float() - out[self.tokens.no_id].float()).contiguous()
-        self.model = hf.maybe_quantize(lm.base_model, self.options.quantize)
-        self.token_budget = token_budget or default_token_budget(self.device)
-        self.packed = hf.packed_forward(self.model, self.options, self.device, chunk_tokens=self.token_budget)
-        self._torch = torch
-        self._revision = hf.revision_of(self.path)
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def max_length(self) -> int:
-        return self._max_length
+        self._compile(lm.base_model, token_budget)
 
     def fingerprint(self) -> dict[str, object]:
         return {
@@ -127,15 +105,7 @@ class TransformersReranker:
         for batch in plan_batches(
             [len(rows[k]) for k in keys], token_budget=self.token_budget, packed=packed
         ):
-            ids = [rows[keys[j]] for j in batch]
-            if self.packed is not None:
-                hidden = self.packed.last_hidden(ids)
-            elif self.attention == "flash_attention_2":
-                hidden = forward.last_hidden_packed(self.model, ids, device=self.device)
-            else:
-                hidden = forward.last_hidden_padded(
-                    self.model, ids, pad_id=self.tokenizer.pad_token_id, device=self.device
-                )
+            hidden = self._last_hidden([rows[keys[j]] for j in batch])
             for j, s in zip(batch, self._head(hidden), strict=True):
                 scores[keys[j]] = s
 

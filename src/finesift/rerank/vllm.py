@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from finesift.embedding.vllm import import_vllm
 from finesift.errors import BackendError
 from finesift.hub import resolve_for
 from finesift.rerank.base import RerankOutput
 from finesift.rerank.prompts import PromptTokens, pair_ids
 from finesift.runtime import hf
+from finesift.runtime.local import LocalModel
+from finesift.runtime.vllm import import_vllm
 from finesift.settings import HubSettings, RerankSettings
 
 QWEN3_RERANKER_OVERRIDES = {
@@ -26,7 +27,7 @@ QWEN3_RERANKER_OVERRIDES = {
 }
 
 
-class VllmReranker:
+class VllmReranker(LocalModel):
     """P(yes) per pair, computed by vLLM's classifier over finesift's prompt ids."""
 
     def __init__(
@@ -41,14 +42,6 @@ class VllmReranker:
         self.tokens = PromptTokens.from_tokenizer(self.tokenizer)
         self.llm = _classifier(vllm, self.path, max_length=max_length, dtype=dtype)
         self._prompt = vllm.inputs.TokensPrompt
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def max_length(self) -> int:
-        return self._max_length
 
     def fingerprint(self) -> dict[str, object]:
         return {

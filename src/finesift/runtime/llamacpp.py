@@ -6,6 +6,7 @@ Imported only when a ``llamacpp`` backend is chosen; a missing package becomes
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,11 @@ class LlamaTokenizer:
     def convert_tokens_to_ids(self, word: str) -> int | None:
         ids = self.encode(word)
         return ids[0] if len(ids) == 1 else None
+
+
+def file_digest(path: Path) -> str:
+    """A cheap identity of a GGUF file for fingerprints: its size and first MiB, hashed."""
+    digest = hashlib.sha256(str(path.stat().st_size).encode())
+    with open(path, "rb") as fh:
+        digest.update(fh.read(1 << 20))
+    return "sha256:" + digest.hexdigest()[:16]

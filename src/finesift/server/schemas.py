@@ -54,8 +54,10 @@ class EmbeddingRequest(_Request):
     instruction: Text | None = Field(
         None, description="Query task: a registered name (e.g. `code_search`) or a sentence; queries only."
     )
-    truncate: bool = Field(
-        False, description="Truncate texts longer than the model window instead of refusing them (422)."
+    truncate: bool | None = Field(
+        None,
+        description="`true`: cut texts longer than the model window; `false`: refuse them (422); "
+        "absent: the server's `embedding.on_overflow` (default `truncate`, as the library).",
     )
     user: str | None = Field(None, description="Accepted for OpenAI compatibility; ignored.")
 

@@ -86,7 +86,8 @@ class ServerState:
     def _build(self) -> tuple[Embedder, Reranker]:
         embedder, reranker = self.services.embedder, self.services.reranker
         # One tiny call each: the first real request then pays no lazy initialisation.
-        embedder.encode([WARM_UP_TEXT], input_type="query")
+        # Truncate: the warm-up text must not stop a server whose policy refuses long input.
+        embedder.encode([WARM_UP_TEXT], input_type="query", on_overflow="truncate")
         reranker.score(WARM_UP_TEXT, [WARM_UP_TEXT])
         if self.settings.server.self_test:
             self._self_test(embedder, reranker)

@@ -20,7 +20,7 @@ def stub_kb(scores: list[float], *, reranker: str | None = "fake", embedder: Any
         name="kb",
         manifest=SimpleNamespace(reranker_model=reranker),
         search=lambda query, options: hits[: options.top_k],
-        embedder=embedder or SimpleNamespace(backend=SimpleNamespace()),
+        embedder=embedder or SimpleNamespace(info=SimpleNamespace(local_tokenizer=False)),
     )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from finesift.server.inference import EmbedRequest
+from finesift.server.inference import embed_request
 from finesift.server.routes.common import MODEL_ERRORS, State, check_model
 from finesift.server.schemas import EmbeddingRequest, EmbeddingResponse
 
@@ -28,10 +28,16 @@ def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str
 async def create_embeddings(body: EmbeddingRequest, state: State) -> Any:
     """Embed texts (OpenAI schema). Queries: set `input_type` to `query` (Qwen3 instruction applied)."""
     service = state.require_embeddings()
-    model = service.embedder.model_id
+    model = service.embedder.info.model_id
     check_model(body.model, model, "embedding")
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
-    request = EmbedRequest(texts, body.input_type, body.instruction, body.dimensions, body.truncate)
+    request = embed_request(
+        texts,
+        input_type=body.input_type,
+        instruction=body.instruction,
+        dimensions=body.dimensions,
+        truncate=body.truncate,
+    )
     result = await service.embed(request)
     data = [
         {"object": "embedding", "index": i, "embedding": encode_vector(vec, body.encoding_format)}

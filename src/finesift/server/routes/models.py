@@ -20,20 +20,15 @@ router = APIRouter(tags=["models"])
 async def models(state: State) -> Any:
     """The served models (OpenAI list shape, with task, dimension and max_length)."""
     embeddings, rerank = state.require_embeddings(), state.require_rerank()
-    backend = embeddings.embedder.backend
+    embedding, reranker = embeddings.embedder.info, rerank.reranker.info
     cards = [
         ModelCard(
-            id=backend.model_id,
+            id=embedding.model_id,
             created=state.started,
             task="embedding",
-            dimension=backend.dimension,
-            max_length=backend.max_length,
+            dimension=embedding.dimension,
+            max_length=embedding.max_length,
         ),
-        ModelCard(
-            id=rerank.reranker.model_id,
-            created=state.started,
-            task="rerank",
-            max_length=rerank.reranker.backend.max_length,
-        ),
+        ModelCard(id=reranker.model_id, created=state.started, task="rerank", max_length=reranker.max_length),
     ]
     return ModelList(data=cards)

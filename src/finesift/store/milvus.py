@@ -38,6 +38,9 @@ from finesift.types import Chunk, DocumentInfo
 log = logging.getLogger(__name__)
 CHUNK_FIELDS = ["doc_id", "idx", "text", "start", "end", "page", "source", "file_type"]
 PAGE = 4_000
+#: Seconds a client waits for the server to answer its first call (pymilvus's default, 10 s, is too short
+#: for a busy machine: the connection then fails with "server unavailable" although the server is up).
+CONNECT_TIMEOUT_S = 60.0
 #: Every field of each collection (upserts rewrite whole rows).
 FIELDS = {
     "chunks": ["pk", "doc_key", "doc_id", "gen", "superseded", "idx", "source", "file_type", "text", "start",
@@ -188,7 +191,7 @@ class MilvusStore:
         uri, self.options = parse_uri(location.uri)
         quiet_client_logs()
         try:
-            self._client = _pymilvus().MilvusClient(uri=uri, token=token or "")
+            self._client = _pymilvus().MilvusClient(uri=uri, token=token or "", timeout=CONNECT_TIMEOUT_S)
         except Exception as exc:
             raise StoreError(f"cannot connect to Milvus at {location.uri}: {exc}; is it running?") from exc
         self._snapshot: MilvusSnapshot | None = None
@@ -355,7 +358,7 @@ def open_store(
             Path(connect).parent.mkdir(parents=True, exist_ok=True)
         quiet_client_logs()
         try:
-            client = _pymilvus().MilvusClient(uri=connect, token=token or "")
+            client = _pymilvus().MilvusClient(uri=connect, token=token or "", timeout=CONNECT_TIMEOUT_S)
             create_collections(client, location.prefix, dimension, options)
             client.close()
         except (InvalidRequest, MissingDependency):

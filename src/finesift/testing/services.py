@@ -43,7 +43,7 @@ def wait_for_milvus(uri: str, proc: subprocess.Popen[bytes], timeout: float = 90
     deadline = time.monotonic() + timeout
     while True:
         try:
-            client = MilvusClient(uri=uri, timeout=10)
+            client = MilvusClient(uri=uri, timeout=30)
             client.list_collections()
             client.close()
             return

@@ -12,13 +12,15 @@ Imports ``finesift.cli.app`` (typer, no torch: commands import their heavy modul
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from docpage import page_main  # noqa: E402
+
 PAGE = ROOT / "docs" / "reference" / "cli.md"
 
 HEADER = """\
@@ -132,20 +134,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when the page is out of date")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = PAGE.read_text(encoding="utf-8") if PAGE.exists() else ""
-        if current != text:
-            print(f"{PAGE.relative_to(ROOT)} is out of date: run python scripts/gen_cli_docs.py")
-            return 1
-        return 0
-    PAGE.parent.mkdir(parents=True, exist_ok=True)
-    PAGE.write_text(text, encoding="utf-8")
-    print(f"wrote {PAGE.relative_to(ROOT)}")
-    return 0
+    return page_main(PAGE, render, script="scripts/gen_cli_docs.py", argv=argv)
 
 
 if __name__ == "__main__":

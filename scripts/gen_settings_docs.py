@@ -13,7 +13,6 @@ Imports ``finesift.settings`` only (pydantic, no torch).
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import re
 import sys
@@ -27,6 +26,9 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from docpage import page_main  # noqa: E402
+
 PAGE = ROOT / "docs" / "reference" / "settings.md"
 
 HEADER = """\
@@ -153,20 +155,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when the page is out of date")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = PAGE.read_text(encoding="utf-8") if PAGE.exists() else ""
-        if current != text:
-            print(f"{PAGE.relative_to(ROOT)} is out of date: run python scripts/gen_settings_docs.py")
-            return 1
-        return 0
-    PAGE.parent.mkdir(parents=True, exist_ok=True)
-    PAGE.write_text(text, encoding="utf-8")
-    print(f"wrote {PAGE.relative_to(ROOT)}")
-    return 0
+    return page_main(PAGE, render, script="scripts/gen_settings_docs.py", argv=argv)
 
 
 if __name__ == "__main__":

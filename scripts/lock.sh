@@ -3,12 +3,15 @@
 # the newest releases that pyproject.toml allows, with torch held at constraints/torch.txt.
 #
 #   pip install -e '.[dev]' && bash scripts/lock.sh     # refresh, then run `bash .ci/run` before committing
+#   bash scripts/lock.sh --keep                         # after editing pyproject.toml: move only what must
 #   bash scripts/lock.sh --check                        # fail if pyproject.toml changed without a refresh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=constraints/pinned.txt
 upgrade=(--upgrade)
-if [ "${1:-}" = "--check" ]; then
+if [ "${1:-}" = "--keep" ]; then
+  upgrade=()  # keep every pin that still satisfies pyproject.toml
+elif [ "${1:-}" = "--check" ]; then
   out="$(mktemp)"
   cp constraints/pinned.txt "$out"
   upgrade=()  # keep every pin that still satisfies pyproject.toml; add or move only what must change

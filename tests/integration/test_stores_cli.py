@@ -98,13 +98,13 @@ def test_migrate_lancedb_to_milvus_and_pgvector_keeps_the_top_10(
 def test_store_uri_on_creation_and_drop_removes_the_collections(
     monkeypatch, capsys, tmp_path: Path, corpus: Path, milvus_uri: str
 ) -> None:
-    from pymilvus import MilvusClient
+    from finesift.store.milvus import connect_client
 
     home = tmp_path / "home"
     args = ["index", str(corpus), "--kb", "m", "--embedding-model", "fake", "--reranker-model", "none"]
     code, _, err = run(monkeypatch, capsys, home, *args, "--store", milvus_uri)
     assert code == 0, err
-    client = MilvusClient(uri=milvus_uri)
+    client = connect_client(milvus_uri, None)
     ours = [c for c in client.list_collections() if c.startswith("fs_m_")]
     assert len(ours) == 3
     code, _, err = run(monkeypatch, capsys, home, *args, "--store", "lancedb")

@@ -41,6 +41,9 @@ PAGE = 4_000
 #: Seconds a client waits for the server to answer its first call (pymilvus's default, 10 s, is too short
 #: for a busy machine: the connection then fails with "server unavailable" although the server is up).
 CONNECT_TIMEOUT_S = 60.0
+#: gRPC keepalive no more often than a default gRPC server accepts (5 min): pymilvus pings every 10 s, which a
+#: milvus-lite server answers with GOAWAY "too_many_pings", leaving a shared connection that cannot recover.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000}
 #: Every field of each collection (upserts rewrite whole rows).
 FIELDS = {
     "chunks": ["pk", "doc_key", "doc_id", "gen", "superseded", "idx", "source", "file_type", "text", "start",
@@ -70,6 +73,16 @@ def _pymilvus() -> Any:
     except ImportError as exc:
         raise MissingDependency("pymilvus", "milvus", "needed by the Milvus store") from exc
     return pymilvus
+
+
+def connect_client(uri: str, token: str | None) -> Any:
+    """A ``MilvusClient``; when pymilvus's shared connection to ``uri`` is broken, a dedicated one."""
+    pymilvus = _pymilvus()
+    kwargs = {"uri": uri, "token": token or "", "timeout": CONNECT_TIMEOUT_S, "grpc_options": GRPC_OPTIONS}
+    try:
+        return pymilvus.MilvusClient(**kwargs)
+    except pymilvus.exceptions.MilvusException:
+        return pymilvus.MilvusClient(**kwargs, dedicated=True)
 
 
 def quote(value: str) -> str:
@@ -191,7 +204,7 @@ class MilvusStore:
         uri, self.options = parse_uri(location.uri)
         quiet_client_logs()
         try:
-            self._client = _pymilvus().MilvusClient(uri=uri, token=token or "", timeout=CONNECT_TIMEOUT_S)
+            self._client = connect_client(uri, token)
         except Exception as exc:
             raise StoreError(f"cannot connect to Milvus at {location.uri}: {exc}; is it running?") from exc
         self._snapshot: MilvusSnapshot | None = None
@@ -358,7 +371,7 @@ def open_store(
             Path(connect).parent.mkdir(parents=True, exist_ok=True)
         quiet_client_logs()
         try:
-            client = _pymilvus().MilvusClient(uri=connect, token=token or "", timeout=CONNECT_TIMEOUT_S)
+            client = connect_client(connect, token)
             create_collections(client, location.prefix, dimension, options)
             client.close()
         except (InvalidRequest, MissingDependency):

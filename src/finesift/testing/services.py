@@ -38,12 +38,12 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.
 def wait_for_milvus(uri: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
     """Until the server answers a request: its port opens before it serves, and a loaded machine
     can take many seconds in between (clients that connect then fail with 'server unavailable')."""
-    from pymilvus import MilvusClient
+    from finesift.store.milvus import connect_client
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            client = MilvusClient(uri=uri, timeout=30)
+            client = connect_client(uri, None)  # the connection the stores then share
             client.list_collections()
             client.close()
             return

@@ -1,4 +1,10 @@
-"""Adapt the models to a corpus: synthesize query–passage pairs, fine-tune, merge (issue 15).
+"""Adapting the models to a user's corpus: training data, the embedding loss, fine-tuning, merging.
 
-Nothing is imported here: each module pulls in what it needs (torch only in the training modules).
+Sits at the layer of ``eval``: it may import embedding, rerank, runtime, hub, ingest, kb and eval;
+nothing below imports it. Heavy libraries (torch, peft) are imported only inside the functions that
+train or merge.
 """
+
+from finesift.train.data import TrainData, TrainPair, load_pairs
+
+__all__ = ["TrainData", "TrainPair", "load_pairs"]

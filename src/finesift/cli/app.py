@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "finesift.cli.eval",
     "finesift.cli.doctor",
     "finesift.cli.gguf",
+    "finesift.cli.train",
 ]
 
 

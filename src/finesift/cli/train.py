@@ -35,6 +35,9 @@ def embedding(
     model: Annotated[str, typer.Option(help="Base model: a local directory or hub id.")],
     out: Annotated[Path, typer.Option(help="Output directory (final model + checkpoint-N).")],
     split: Annotated[str, typer.Option(help="qrels/<split>.tsv of a BEIR folder.")] = "train",
+    skip_empty: Annotated[
+        bool, typer.Option(help="Drop pairs whose query or positive text is empty (else an error).")
+    ] = False,
     epochs: Annotated[int, typer.Option(help="Passes over the data.")] = 1,
     batch_size: Annotated[int, typer.Option(help="Pairs per batch (in-batch negatives).")] = 16,
     accumulation: Annotated[int, typer.Option(help="Batches per optimizer step.")] = 1,
@@ -70,6 +73,7 @@ def embedding(
         model=model,
         out=out,
         split=split,
+        skip_empty=skip_empty,
         epochs=epochs,
         batch_size=batch_size,
         accumulation=accumulation,

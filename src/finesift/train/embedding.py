@@ -41,6 +41,7 @@ class EmbeddingTrainConfig:
     model: str
     out: Path
     split: str = "train"
+    skip_empty: bool = False
     epochs: int = 1
     batch_size: int = 16
     accumulation: int = 1
@@ -112,7 +113,11 @@ def train_embedding(data: TrainData | str | Path, config: EmbeddingTrainConfig) 
 
     config.validate()
     ckpt.check_out_dir(config.out, resume=config.resume)
-    data = data if isinstance(data, TrainData) else load_pairs(Path(data), config.split)
+    data = (
+        data
+        if isinstance(data, TrainData)
+        else load_pairs(Path(data), config.split, skip_empty=config.skip_empty)
+    )
     base = _local_model_dir(config.model)
     _seed_everything(config.seed)
     encoder = open_encoder(

@@ -67,8 +67,9 @@ class TrainableEncoder:
             )
             return out.last_hidden_state[:, -1]
         model = self.backend.model
-        features = model.tokenize(list(texts))
-        features = {k: v.to(self.device) for k, v in features.items()}
+        prepare = getattr(model, "preprocess", None) or model.tokenize  # preprocess from ST 6 on
+        features = prepare(list(texts))
+        features = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in features.items()}
         return model(features)["sentence_embedding"]
 
     def enable_gradient_checkpointing(self) -> None:

@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "finesift.cli.doctor",
     "finesift.cli.gguf",
     "finesift.cli.synth",
+    "finesift.cli.train",
 ]
 
 

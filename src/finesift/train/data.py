@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import Any
 
 from finesift.errors import InvalidRequest, NotFound
 from finesift.eval.datasets import available_splits, read_qrels
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,25 +50,39 @@ class TrainData:
     fingerprint: str
     source: str
     split: str | None = None
+    skipped: int = 0
 
     def __len__(self) -> int:
         return len(self.pairs)
 
 
-def load_pairs(path: str | Path, split: str = "train") -> TrainData:
-    """Load training pairs from a BEIR folder (``split`` picks the qrels) or a JSONL file."""
+class EmptyText(InvalidRequest):
+    """A query or positive whose text is empty (``skip_empty`` drops such pairs instead)."""
+
+
+def load_pairs(path: str | Path, split: str = "train", *, skip_empty: bool = False) -> TrainData:
+    """Load training pairs from a BEIR folder (``split`` picks the qrels) or a JSONL file.
+
+    ``skip_empty`` drops pairs whose query or positive text is empty (counted in ``skipped``, the first
+    one logged) instead of refusing the data; every other defect stays an error.
+    """
     root = Path(path).expanduser()
+    skipped: list[str] = []
     if root.is_dir():
-        pairs, corpus = _load_beir(root, split)
+        pairs, corpus = _load_beir(root, split, skipped if skip_empty else None)
         used_split: str | None = split
     elif root.is_file():
-        pairs, corpus = _load_jsonl(root)
+        pairs, corpus = _load_jsonl(root, skipped if skip_empty else None)
         used_split = None
     else:
         raise NotFound(f"training data {str(root)!r} does not exist; pass a BEIR folder or a JSONL file")
     if not pairs:
         raise InvalidRequest(f"{root} holds no training pair (a query with a positive)")
-    return TrainData(tuple(pairs), tuple(corpus), fingerprint(pairs, corpus), str(root), used_split)
+    if skipped:
+        log.warning("skipped %d pairs with an empty text (first: %s)", len(skipped), skipped[0])
+    return TrainData(
+        tuple(pairs), tuple(corpus), fingerprint(pairs, corpus), str(root), used_split, len(skipped)
+    )
 
 
 def fingerprint(pairs: list[TrainPair] | tuple[TrainPair, ...], corpus: list[str] | tuple[str, ...]) -> str:
@@ -96,38 +113,53 @@ def _objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _text(value: Any, where: str, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         raise InvalidRequest(f"{where}: {what} is missing or empty")
+    if not value.strip():
+        raise EmptyText(f"{where}: {what} is missing or empty")
     return value
 
 
 # --- JSONL pairs ---------------------------------------------------------------------------------
 
 
-def _load_jsonl(path: Path) -> tuple[list[TrainPair], list[str]]:
+def _load_jsonl(path: Path, skipped: list[str] | None) -> tuple[list[TrainPair], list[str]]:
     pairs: list[TrainPair] = []
     corpus: dict[str, None] = {}
     for number, obj in _objects(path):
         where = f"{path}:{number}"
-        query = _text(obj.get("query"), where, '"query"')
-        positives = obj.get("positive", obj.get("pos"))
-        if isinstance(positives, str):
-            positives = [positives]
-        if not isinstance(positives, list) or not positives:
-            raise InvalidRequest(f'{where}: "positive" is missing; each line needs a positive text')
-        negatives = obj.get("negatives", obj.get("neg", []))
-        if not isinstance(negatives, list):
-            raise InvalidRequest(f'{where}: "negatives" must be a list of texts')
-        negs = tuple(_text(n, where, f'"negatives"[{i}]') for i, n in enumerate(negatives))
-        query_id = _optional_id(obj.get("query_id"))
-        positive_id = _optional_id(obj.get("positive_id")) if len(positives) == 1 else None
-        for i, positive in enumerate(positives):
-            text = _text(positive, where, '"positive"' if len(positives) == 1 else f'"positive"[{i}]')
-            pairs.append(TrainPair(query, text, negs, query_id, positive_id))
-            corpus[text] = None
-        for neg in negs:
-            corpus[neg] = None
+        try:
+            rows, texts = _jsonl_pairs(obj, where)
+        except EmptyText as exc:
+            if skipped is None:
+                raise
+            skipped.append(str(exc))
+            continue
+        pairs.extend(rows)
+        corpus.update(dict.fromkeys(texts))
     return pairs, list(corpus)
+
+
+def _jsonl_pairs(obj: dict[str, Any], where: str) -> tuple[list[TrainPair], list[str]]:
+    """The pairs of one JSONL line and the texts it adds to the corpus."""
+    query = _text(obj.get("query"), where, '"query"')
+    positives = obj.get("positive", obj.get("pos"))
+    if isinstance(positives, str):
+        positives = [positives]
+    if not isinstance(positives, list) or not positives:
+        raise InvalidRequest(f'{where}: "positive" is missing; each line needs a positive text')
+    negatives = obj.get("negatives", obj.get("neg", []))
+    if not isinstance(negatives, list):
+        raise InvalidRequest(f'{where}: "negatives" must be a list of texts')
+    negs = tuple(_text(n, where, f'"negatives"[{i}]') for i, n in enumerate(negatives))
+    query_id = _optional_id(obj.get("query_id"))
+    positive_id = _optional_id(obj.get("positive_id")) if len(positives) == 1 else None
+    texts = [
+        _text(positive, where, '"positive"' if len(positives) == 1 else f'"positive"[{i}]')
+        for i, positive in enumerate(positives)
+    ]
+    rows = [TrainPair(query, text, negs, query_id, positive_id) for text in texts]
+    return rows, [*texts, *negs]
 
 
 def _optional_id(value: Any) -> str | None:
@@ -137,7 +169,7 @@ def _optional_id(value: Any) -> str | None:
 # --- BEIR folder ---------------------------------------------------------------------------------
 
 
-def _load_beir(root: Path, split: str) -> tuple[list[TrainPair], list[str]]:
+def _load_beir(root: Path, split: str, skipped: list[str] | None) -> tuple[list[TrainPair], list[str]]:
     for name in ("corpus.jsonl", "queries.jsonl"):
         if not (root / name).is_file():
             raise NotFound(
@@ -153,18 +185,35 @@ def _load_beir(root: Path, split: str) -> tuple[list[TrainPair], list[str]]:
     qrels = read_qrels(qrels_file)
     pairs: list[TrainPair] = []
     for query_id, judged in qrels.items():
-        query = _lookup(queries, query_id, qrels_file, "query", "queries.jsonl")
-        positives = [d for d, score in judged.items() if score > 0]
-        negative_ids = [d for d, score in judged.items() if score <= 0]
-        if not positives:
-            continue  # judged non-relevant only: nothing to learn from it as an anchor
-        negatives = tuple(_lookup(corpus, d, qrels_file, "document", "corpus.jsonl") for d in negative_ids)
-        for doc_id in positives:
-            positive = _lookup(corpus, doc_id, qrels_file, "document", "corpus.jsonl")
-            pairs.append(TrainPair(query, positive, negatives, query_id, doc_id))
+        try:
+            pairs.extend(_beir_pairs(query_id, judged, queries, corpus, qrels_file))
+        except EmptyText as exc:
+            if skipped is None:
+                raise
+            skipped.append(str(exc))
     if not pairs:
         raise InvalidRequest(f"{qrels_file} has no positive judgement (score > 0); nothing to train on")
     return pairs, [text for text, _ in corpus.values() if text]
+
+
+def _beir_pairs(
+    query_id: str,
+    judged: dict[str, int],
+    queries: dict[str, tuple[str, int]],
+    corpus: dict[str, tuple[str, int]],
+    qrels_file: Path,
+) -> list[TrainPair]:
+    """One pair per positive judgement of ``query_id``; its score <= 0 judgements are hard negatives."""
+    positives = [d for d, score in judged.items() if score > 0]
+    if not positives:
+        return []  # judged non-relevant only: nothing to learn from it as an anchor
+    query = _lookup(queries, query_id, qrels_file, "query", "queries.jsonl")
+    negative_ids = [d for d, score in judged.items() if score <= 0]
+    negatives = tuple(_lookup(corpus, d, qrels_file, "document", "corpus.jsonl") for d in negative_ids)
+    return [
+        TrainPair(query, _lookup(corpus, d, qrels_file, "document", "corpus.jsonl"), negatives, query_id, d)
+        for d in positives
+    ]
 
 
 def _read_texts(path: Path, *, with_title: bool) -> dict[str, tuple[str, int]]:
@@ -190,7 +239,7 @@ def _lookup(texts: dict[str, tuple[str, int]], key: str, qrels_file: Path, what:
         raise InvalidRequest(f"{qrels_file}:{line}: {what} id {key!r} is not in {name}")
     text, number = texts[key]
     if not text:
-        raise InvalidRequest(f"{qrels_file.parent.parent / name}:{number}: {what} {key!r} has an empty text")
+        raise EmptyText(f"{qrels_file.parent.parent / name}:{number}: {what} {key!r} has an empty text")
     return text
 
 

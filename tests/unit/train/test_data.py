@@ -143,3 +143,18 @@ def test_beir_without_positives(tmp_path: Path) -> None:
     (root / "qrels" / "train.tsv").write_text("q1\td1\t0\nq2\td2\t0\n")
     with pytest.raises(InvalidRequest, match=r"train.tsv has no positive judgement"):
         load_pairs(root, split="train")
+
+
+def test_skip_empty_drops_and_counts(tmp_path: Path) -> None:
+    root = _beir(tmp_path)
+    _jsonl(root / "queries.jsonl", [{"_id": "q1", "text": "fine"}, {"_id": "q2", "text": ""}])
+    (root / "qrels" / "train.tsv").write_text("q1\td1\t1\nq2\td1\t1\n")
+    data = load_pairs(root, split="train", skip_empty=True)
+    assert [p.query_id for p in data.pairs] == ["q1"] and data.skipped == 1
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"query": "ok", "positive": "fine"}\n{"query": "", "positive": "x"}\n', encoding="utf-8")
+    data = load_pairs(path, skip_empty=True)
+    assert len(data.pairs) == 1 and data.skipped == 1
+    path.write_text('{"query": "ok"}\n', encoding="utf-8")
+    with pytest.raises(InvalidRequest, match='"positive" is missing'):
+        load_pairs(path, skip_empty=True)  # only empty texts are skipped; other defects stay errors

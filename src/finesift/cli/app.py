@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "finesift.cli.gguf",
     "finesift.cli.synth",
     "finesift.cli.train",
+    "finesift.cli.train_reranker",
 ]
 
 

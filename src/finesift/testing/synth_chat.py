@@ -67,8 +67,12 @@ def scripted_reply(body: dict[str, Any], seen: int) -> tuple[int, str]:
     length = int(m.group(1)) if (m := _LENGTH.search(user)) else 8
     if "[dup]" in passage:
         length = 5
-    words = _MARK.sub(" ", passage).replace("\n", " ").split()
-    query = " ".join(words[: max(length, 5)]).rstrip(".,;:!?。") + "?"
+    text = re.sub(r"^#+\s*", "", _MARK.sub(" ", passage), flags=re.MULTILINE)
+    if sum("\u4e00" <= c <= "\u9fff" for c in text) > len(text) // 5:
+        query = "".join(text.split())[: 2 * max(length, 5)]  # Chinese: about two characters a word
+    else:
+        query = " ".join(text.split()[: max(length, 5)])
+    query = query.rstrip(".,;:!?。，") + "?"
     return 200, "```json\n" + json.dumps({"query": query}, ensure_ascii=False) + "\n```"
 
 

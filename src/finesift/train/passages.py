@@ -20,7 +20,7 @@ class Passage:
 
     id: str
     text: str
-    title: str = ""
+    source: str = ""
 
 
 def fingerprint(passages: Sequence[Passage]) -> str:

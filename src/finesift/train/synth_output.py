@@ -56,9 +56,10 @@ class SynthReport:
         write_atomic(out / REPORT, json.dumps(self.to_json(), ensure_ascii=False, indent=2) + "\n")
 
     def summary(self) -> str:
+        journal = f"; {self.resumed} from the journal, {self.ran} asked now" if self.resumed else ""
         lines = [
             f"{self.generated} queries generated for {self.passages} passages; {self.kept} kept "
-            f"({self.train} train, {self.dev} dev) in {self.out}",
+            f"({self.train} train, {self.dev} dev) in {self.out}{journal}",
         ]
         for kind, count in self.dropped.items():
             if count:
@@ -126,6 +127,14 @@ def _split(kept: Sequence[dict[str, Any]], seed: int, dev_fraction: float) -> se
     return set(groups[:n_dev])
 
 
+def _corpus_row(passage: Passage) -> dict[str, Any]:
+    """A BEIR corpus line; the source goes to metadata (BEIR readers prepend a title to the text)."""
+    row: dict[str, Any] = {"_id": passage.id, "title": "", "text": passage.text}
+    if passage.source:
+        row["metadata"] = {"source": passage.source}
+    return row
+
+
 def finalize(
     out: Path,
     passages: Sequence[Passage],
@@ -139,10 +148,7 @@ def finalize(
     cosines = _cosines(records, embedder, passage_vectors)
     kept, dropped = _filter(records, cosines, config.min_cosine)
     dev = _split(kept, config.seed, config.dev_fraction)
-    corpus = "".join(
-        json.dumps({"_id": p.id, "title": p.title, "text": p.text}, ensure_ascii=False) + "\n"
-        for p in passages
-    )
+    corpus = "".join(json.dumps(_corpus_row(p), ensure_ascii=False) + "\n" for p in passages)
     queries, qrels = [], {"train": [QRELS_HEADER], "dev": [QRELS_HEADER]}
     for n, r in enumerate(kept):
         meta = {k: r[k] for k in ("character", "question_type", "difficulty", "length", "language", "cosine")}

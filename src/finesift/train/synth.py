@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from finesift.embedding.embedder import Embedder
-from finesift.errors import FinesiftError, InvalidRequest
+from finesift.errors import BackendError, FinesiftError, InvalidRequest
 from finesift.train import synth_prompts as prompts
 from finesift.train.journal import Journal
 from finesift.train.passages import Passage, fingerprint
@@ -35,6 +35,8 @@ JOURNAL = "synth-journal.jsonl"
 #: Target lengths in words: keyword queries are short, the others vary.
 KEYWORD_LENGTHS = (2, 3, 4, 5)
 QUERY_LENGTHS = (6, 8, 10, 15, 20, 30)
+#: Failures to reach the chat model, with no reply yet, after which a run stops.
+DEAD_ENDPOINT = 8
 Complete = Callable[[list[dict[str, str]]], str]
 
 
@@ -144,24 +146,29 @@ class Synthesizer:
 
 
 def run_jobs(jobs: Sequence[Job], journal: Journal, synthesizer: Synthesizer) -> int:
-    """Run the jobs the journal lacks, ``concurrency`` at a time; returns how many ran now."""
+    """Run the jobs the journal lacks (or that failed to reach the chat model), ``concurrency`` at a time.
+
+    Returns how many ran now. When the endpoint fails every request from the start (down, wrong URL
+    or model), stops with :class:`BackendError` after ``DEAD_ENDPOINT`` failures instead of recording
+    a failure for every job; a re-run asks again for every job that failed that way.
+    """
     from tqdm import tqdm
 
-    pending = [job for job in jobs if not journal.done(job.key)]
+    pending = [job for job in jobs if _pending(journal, job.key)]
     config = synthesizer.config
     bar = tqdm(
         total=len(jobs), initial=len(jobs) - len(pending), desc="synth", unit="query",
         disable=not config.progress, dynamic_ncols=True,
     )  # fmt: skip
-    todo = iter(pending)
+    tally = _Tally(limit=max(DEAD_ENDPOINT, 2 * config.concurrency))
     running: set[Future[dict[str, Any]]] = set()
     with bar, ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="synth") as pool:
         try:
-            for job in todo:
+            for job in pending:
                 running.add(pool.submit(synthesizer.run, job))
                 if len(running) >= config.concurrency:
-                    running = _drain(running, journal, bar, FIRST_COMPLETED)
-            _drain(running, journal, bar, None)
+                    running = _drain(running, journal, bar, tally, FIRST_COMPLETED)
+            _drain(running, journal, bar, tally, ALL_COMPLETED)
         except BaseException:
             for future in running:
                 future.cancel()
@@ -169,13 +176,40 @@ def run_jobs(jobs: Sequence[Job], journal: Journal, synthesizer: Synthesizer) ->
     return len(pending)
 
 
+def _pending(journal: Journal, key: str) -> bool:
+    record = journal.records.get(key)
+    return record is None or record.get("status") == "llm_failure"
+
+
+@dataclass
+class _Tally:
+    """Failures to reach the chat model before the first usable reply of this run."""
+
+    limit: int
+    failures: int = 0
+    answered: bool = False
+
+    def see(self, record: dict[str, Any]) -> None:
+        if record["status"] != "llm_failure":
+            self.answered = True
+        elif not self.answered:
+            self.failures += 1
+            if self.failures >= self.limit:
+                raise BackendError(
+                    f"the chat model failed the first {self.failures} requests, none answered: "
+                    f"{record['reason']}; re-run once it answers (finished work is kept)"
+                )
+
+
 def _drain(
-    running: set[Future[dict[str, Any]]], journal: Journal, bar: Any, until: str | None
+    running: set[Future[dict[str, Any]]], journal: Journal, bar: Any, tally: _Tally, until: str
 ) -> set[Future[dict[str, Any]]]:
-    done, rest = wait(running, return_when=until or "ALL_COMPLETED")
+    done, rest = wait(running, return_when=until)
     for future in done:
-        journal.append(future.result())
+        record = future.result()
+        journal.append(record)
         bar.update(1)
+        tally.see(record)
     return set(rest)
 
 
@@ -206,7 +240,7 @@ def synthesize(  # noqa: PLR0913 - keyword-only: the inputs, the chat and the ou
         "languages": list(config.languages), "attempts": config.attempts,
     }  # fmt: skip
     with Journal(out / JOURNAL, params) as journal:
-        resumed = sum(journal.done(job.key) for job in jobs)
+        resumed = sum(not _pending(journal, job.key) for job in jobs)
         ran = run_jobs(jobs, journal, Synthesizer(complete, config))
         records = [journal.records[job.key] for job in jobs]
     vector_of = {p.id: vectors[i] for i, p in enumerate(selected)}

@@ -274,3 +274,21 @@ def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
         err = capsys.readouterr().err
         assert exited.value.code == 2 and needle in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_dead_endpoint_stops_the_run_and_a_rerun_asks_again(tmp_path: Path) -> None:
+    from finesift.errors import BackendError
+
+    texts = [f"{t} Part {n}." for n in range(3) for t in GOOD]
+    dead = LLMSettings(url="http://127.0.0.1:9/v1", model="m", timeout_s=1.0, max_retries=0)
+    with ChatClient(dead) as chat, pytest.raises(BackendError, match="failed the first 8 requests"):
+        synthesize(
+            passages_of(texts), embedder=load_embedder("fake"), complete=chat.complete,
+            personas=bundled_personas(), out=tmp_path / "out", config=SynthConfig(concurrency=2),
+        )  # fmt: skip
+    lines = (tmp_path / "out" / JOURNAL).read_text().splitlines()[1:]
+    assert 8 <= len(lines) < len(texts) and all(json.loads(line)["status"] == "llm_failure" for line in lines)
+    with synth_chat_server() as (url, state):
+        report = run_api(url, passages_of(texts), tmp_path / "out")
+    assert report.ran == len(texts) and report.dropped["llm_failure"] == 0
+    assert len(state.requests) == 2 * len(texts)

@@ -5,6 +5,18 @@ nothing below imports it. Heavy libraries (torch, peft) are imported only inside
 train or merge.
 """
 
+from finesift.train.config import EmbeddingTrainConfig, TrainResult
 from finesift.train.data import TrainData, TrainPair, load_pairs
+from finesift.train.embedding import train_embedding
+from finesift.train.merge import MergeResult, merge_checkpoints
 
-__all__ = ["TrainData", "TrainPair", "load_pairs"]
+__all__ = [
+    "EmbeddingTrainConfig",
+    "MergeResult",
+    "TrainData",
+    "TrainPair",
+    "TrainResult",
+    "load_pairs",
+    "merge_checkpoints",
+    "train_embedding",
+]

@@ -97,6 +97,7 @@ def save_model(core: Any, base: Path, out: Path, lineage: dict[str, Any]) -> Non
     copy_support_files(base, out)
     module = core.get_base_model() if _is_peft(core) else core
     state = {k: v.contiguous() for k, v in merged_state_dict(core).items()}
+    state.update(base_only_tensors(base / transformer_dir(base), state))
     where = out / transformer_dir(base)
     module.save_pretrained(str(where), state_dict=state, safe_serialization=True)
     _keep_base_config(base / transformer_dir(base) / "config.json", where / "config.json", state)
@@ -117,6 +118,18 @@ def _keep_base_config(source: Path, target: Path, state: dict[str, Any]) -> None
         if key in config:
             config[key] = dtype
     write_json(target, config)
+
+
+def base_only_tensors(directory: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """Tensors the base's files hold that the module no longer reports (old buffers such as BERT's
+    ``embeddings.position_ids``), so the output keeps the base's tensor set and merges with it."""
+    from safetensors import safe_open
+
+    extra: dict[str, Any] = {}
+    for file in sorted(directory.glob("*.safetensors")):
+        with safe_open(str(file), "pt") as fh:
+            extra.update({k: fh.get_tensor(k) for k in fh.keys() if k not in state})  # noqa: SIM118
+    return extra
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

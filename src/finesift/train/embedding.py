@@ -19,92 +19,20 @@ import resource
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from finesift.errors import InvalidRequest, NotFound
 from finesift.train import checkpoint as ckpt
+from finesift.train.config import EmbeddingTrainConfig, Precision, TrainResult, batch_schedule
 from finesift.train.data import TrainData, load_pairs
 from finesift.train.encoder import TrainableEncoder, open_encoder
 from finesift.train.loss import MARGIN, info_nce, same_text_masks
 from finesift.train.negatives import negatives_for
 
+__all__ = ["EmbeddingTrainConfig", "TrainResult", "batch_schedule", "train_embedding"]
 log = logging.getLogger(__name__)
-Precision = Literal["auto", "fp32", "bf16"]
-
-
-@dataclass(frozen=True)
-class EmbeddingTrainConfig:
-    """Every setting of one run (the CLI flags map one to one)."""
-
-    model: str
-    out: Path
-    split: str = "train"
-    skip_empty: bool = False
-    epochs: int = 1
-    batch_size: int = 16
-    accumulation: int = 1
-    lr: float | None = None  # None: 1e-4 with LoRA, 2e-5 full
-    warmup: float = 0.1
-    weight_decay: float = 0.01
-    temperature: float = 0.05
-    hard_negatives: int = 1
-    lora: bool = True
-    lora_rank: int = 16
-    lora_alpha: int = 32
-    seed: int = 0
-    dims: tuple[int, ...] = ()
-    save_steps: int = 0
-    max_steps: int | None = None
-    max_length: int = 512
-    instruction: str | None = None
-    device: str = "auto"
-    precision: Precision = "auto"
-    gradient_checkpointing: bool = False
-    resume: bool = False
-    progress: bool = True
-    save: bool = True  # benchmarks measure the loop without writing the weights
-
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (1e-4 if self.lora else 2e-5)
-
-    def validate(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "accumulation": self.accumulation}
-        for name, value in positive.items():
-            if value < 1:
-                raise InvalidRequest(f"--{name.replace('_', '-')} must be at least 1, not {value}")
-        if self.batch_size < 2 and self.hard_negatives == 0:
-            raise InvalidRequest("--batch-size 1 without hard negatives leaves the loss no negative")
-        if self.temperature <= 0 or self.learning_rate() <= 0:
-            raise InvalidRequest("--temperature and --lr must be > 0")
-        if (
-            self.hard_negatives < 0
-            or self.save_steps < 0
-            or (self.max_steps is not None and self.max_steps < 1)
-        ):
-            raise InvalidRequest("--hard-negatives and --save-steps must be >= 0, --max-steps >= 1")
-
-
-@dataclass
-class TrainResult:
-    """The --json summary."""
-
-    out: str
-    steps: int
-    examples: int
-    loss_start: float | None
-    loss_end: float | None
-    seconds: float
-    examples_per_s: float
-    peak_rss_mb: float
-    resumed_from: int = 0
-    precision: str = "fp32"
-    device: str = "cpu"
-    checkpoints: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def train_embedding(data: TrainData | str | Path, config: EmbeddingTrainConfig) -> TrainResult:
@@ -184,8 +112,11 @@ class _Run:
         checkpoints: list[str] = []
         bar = _progress(self.total, self.start, self.config.progress)
         began = time.perf_counter()
+        step_seconds: list[float] = []
         for step in range(self.start + 1, self.total + 1):
+            tick = time.perf_counter()
             loss = self._step(self.schedule[step - 1])
+            step_seconds.append(round(time.perf_counter() - tick, 4))
             self.losses.append(loss)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}")
@@ -209,6 +140,8 @@ class _Run:
             precision="bf16" if self.bf16 else "fp32",
             device=self.encoder.device,
             checkpoints=checkpoints,
+            step_seconds=step_seconds,
+            peak_gpu_mb=_peak_gpu_mb(self.torch, self.encoder.device),
         )
 
     def _step(self, micro_batches: list[list[int]]) -> float:
@@ -329,17 +262,6 @@ class _Run:
         )
 
 
-def batch_schedule(n: int, config: EmbeddingTrainConfig) -> list[list[list[int]]]:
-    """Optimizer steps, each a list of micro-batches of pair indices; a function of (n, seed, epoch)."""
-    micro: list[list[int]] = []
-    for epoch in range(config.epochs):
-        order = list(range(n))
-        random.Random(config.seed * 1_000_003 + epoch).shuffle(order)
-        micro.extend(order[i : i + config.batch_size] for i in range(0, n, config.batch_size))
-    steps = [micro[i : i + config.accumulation] for i in range(0, len(micro), config.accumulation)]
-    return steps[: config.max_steps] if config.max_steps else steps
-
-
 def _padded(negs: list[tuple[str, ...]], n: Any | None) -> list[list[str]] | None:
     if n is None:
         return None
@@ -406,6 +328,12 @@ def _use_bf16(precision: Precision, device: str) -> bool:
     from finesift.runtime.device import resolve_dtype
 
     return resolve_dtype("auto", device=device) == "bfloat16"
+
+
+def _peak_gpu_mb(torch: Any, device: str) -> float | None:
+    if not device.startswith("cuda"):
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
 
 
 def _device_type(device: str) -> str:

@@ -9,14 +9,23 @@ from finesift.train.config import EmbeddingTrainConfig, TrainResult
 from finesift.train.data import TrainData, TrainPair, load_pairs
 from finesift.train.embedding import train_embedding
 from finesift.train.merge import MergeResult, merge_checkpoints
+from finesift.train.reranker import RerankerTrainConfig, RerankerTrainResult, train_reranker
+from finesift.train.synth import SynthConfig, synthesize
+from finesift.train.synth_output import SynthReport
 
 __all__ = [
     "EmbeddingTrainConfig",
     "MergeResult",
+    "RerankerTrainConfig",
+    "RerankerTrainResult",
+    "SynthConfig",
+    "SynthReport",
     "TrainData",
     "TrainPair",
     "TrainResult",
     "load_pairs",
     "merge_checkpoints",
+    "synthesize",
     "train_embedding",
+    "train_reranker",
 ]

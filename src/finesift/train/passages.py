@@ -7,9 +7,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from finesift.embedding.embedder import Embedder
 from finesift.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from finesift.kb.knowledge_base import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +35,9 @@ def fingerprint(passages: Sequence[Passage]) -> str:
     return digest.hexdigest()[:32]
 
 
-def from_kb(kb: object) -> list[Passage]:
-    """Every chunk of an open :class:`~finesift.kb.KnowledgeBase`, ids ``<doc_id>#<index>``, by source."""
-    snapshot = kb.snapshot()  # type: ignore[attr-defined]
+def from_kb(kb: KnowledgeBase) -> list[Passage]:
+    """Every chunk of an open knowledge base, ids ``<doc_id>#<index>``, documents by source."""
+    snapshot = kb.snapshot()
     passages = []
     for info in snapshot.documents():
         for chunk in snapshot.chunks(info.doc_id):

@@ -292,3 +292,31 @@ def test_a_dead_endpoint_stops_the_run_and_a_rerun_asks_again(tmp_path: Path) ->
         report = run_api(url, passages_of(texts), tmp_path / "out")
     assert report.ran == len(texts) and report.dropped["llm_failure"] == 0
     assert len(state.requests) == 2 * len(texts)
+
+
+def test_passages_from_files_and_a_persona_file(tmp_path: Path) -> None:
+    from finesift.train.passages import from_corpus
+    from finesift.train.personas import read_personas
+
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "a.md").write_text("# Leave\n\n" + GOOD[1] + "\n", "utf-8")
+    (docs / "sub" / "b.txt").write_text(GOOD[0] + "\n\n" + GOOD[2] + "\n", "utf-8")
+    (docs / "image.png").write_bytes(b"\x89PNG")
+    passages = from_corpus(docs, embedder=load_embedder("fake"), chunk_size=400, chunk_overlap=0)
+    assert [p.id for p in passages] == ["a.md#0", "sub/b.txt#0"]
+    assert passages[1].source == "sub/b.txt" and GOOD[2] in passages[1].text
+    people = tmp_path / "personas.jsonl"
+    people.write_text('{"persona": "a payroll clerk"}\n\n{"persona": "an HR manager"}\n', "utf-8")
+    assert read_personas(people) == ["a payroll clerk", "an HR manager"]
+    with synth_chat_server() as (url, state), ChatClient(LLMSettings(url=url, model="m")) as chat:
+        synthesize(
+            passages, embedder=load_embedder("fake"), complete=chat.complete, personas=read_personas(people),
+            out=tmp_path / "out", config=SynthConfig(min_cosine=0.0),
+        )  # fmt: skip
+    prompt = state.requests[0]["messages"][-1]["content"]
+    assert "a payroll clerk" in prompt and "an HR manager" in prompt and "3. " not in prompt
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"name": "x"}\n', "utf-8")
+    with pytest.raises(InvalidRequest, match=r"bad.jsonl:1: 'persona'"):
+        read_personas(bad)

@@ -17,6 +17,7 @@ import json
 import platform
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -81,13 +82,19 @@ def main() -> None:
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-rr-"))
+    try:
+        run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
+
+def run(args: argparse.Namespace, work: Path) -> None:
     import torch
 
     from finesift.testing.models import build_model, qwen3_config
     from finesift.train.reranker import RerankerTrainConfig, train_reranker
 
-    work = Path(tempfile.mkdtemp(prefix="bench-rr-"))
     shape = SHAPE_06B if args.shape == "0.6b" else None
     started = time.monotonic()
     model = build_model(work / "model", "reranker", config=qwen3_config("reranker", shape), spread=False)

@@ -72,6 +72,7 @@ def test_mined_negatives_exclude_positives(tmp_path: Path) -> None:
     assert len(examples) == 2 * len(PAIRS) and sum(e.label for e in examples) == len(PAIRS)
 
 
+@pytest.mark.slow
 def test_sft_raises_p_yes_of_positives_and_saves_a_plain_checkpoint(
     data_file: Path, tiny_reranker_model: Path, tmp_path: Path
 ) -> None:

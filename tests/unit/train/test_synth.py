@@ -188,7 +188,7 @@ def tree(root: Path, skip: Path) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_resume_after_kill_writes_nothing_outside_out(tmp_path: Path) -> None:
-    texts = [f"{t} Part {n}." for n in range(4) for t in GOOD]
+    texts = [f"{t} Part {n}." for n in range(5) for t in GOOD]
     source = corpus(tmp_path, texts)
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
@@ -197,7 +197,7 @@ def test_resume_after_kill_writes_nothing_outside_out(tmp_path: Path) -> None:
            "HF_HOME": str(home / "hf"), "XDG_CACHE_HOME": str(home / "cache")}  # fmt: skip
     out = tmp_path / "out"
     before = tree(tmp_path, out)
-    with synth_chat_server(SynthChatState(delay_s=0.15)) as (url, state):
+    with synth_chat_server(SynthChatState(delay_s=0.25)) as (url, state):
         proc = subprocess.Popen(cli(out, source, url), cwd=work, env=env, stdout=subprocess.DEVNULL)
         journal = out / JOURNAL
         deadline = time.monotonic() + 60

@@ -229,6 +229,10 @@ def synthesize(  # noqa: PLR0913 - keyword-only: the inputs, the chat and the ou
     itself and raises :class:`FinesiftError` when it gives up). Nothing is written outside ``out``.
     """
     config.check()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / JOURNAL).is_file())):
+        raise InvalidRequest(
+            f"--out {str(out)!r} exists and holds no synth run ({JOURNAL}); choose a new or empty folder"
+        )
     started = time.monotonic()
     selected = select(passages, config)
     vectors = embedder.embed_documents([p.text for p in selected])

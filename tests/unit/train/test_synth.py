@@ -155,6 +155,12 @@ def test_rerun_refilters_from_the_journal_without_asking_again(tmp_path: Path) -
     assert strict.resumed == 4 and strict.ran == 0
     with pytest.raises(InvalidRequest, match="seed"):
         run_api("http://127.0.0.1:9/v1", passages_of(GOOD), tmp_path / "out", seed=7)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "corpus.jsonl").write_text("{}\n")
+    with pytest.raises(InvalidRequest, match="holds no synth run"):
+        run_api("http://127.0.0.1:9/v1", passages_of(GOOD), other)
+    assert (other / "corpus.jsonl").read_text() == "{}\n"
 
 
 def test_journal_drops_a_torn_last_line(tmp_path: Path) -> None:

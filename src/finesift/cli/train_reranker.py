@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
+from finesift.cli.common import settings_of, with_role
 from finesift.cli.train import JsonOpt, train_app
 from finesift.rerank.prompts import DEFAULT_INSTRUCTION
+
+if TYPE_CHECKING:
+    from finesift.embedding.embedder import Embedder
 
 Opt = typer.Option
 
 
 def reranker(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="BEIR folder or JSONL of {query, positive, negatives?}.")],
     model: Annotated[str, Opt(help="Base reranker: a local directory or hub id (Qwen3ForCausalLM).")],
     out: Annotated[Path, Opt(help="Output directory (final model + checkpoint-N).")],
@@ -54,7 +59,7 @@ def reranker(
         gradient_checkpointing=gradient_checkpointing, resume=resume,
         progress=sys.stderr.isatty() if progress is None else progress,
     )  # fmt: skip
-    result = train_reranker(data, config)
+    result = train_reranker(data, config, embedder=_miner(ctx, embedding_model))
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return
@@ -63,6 +68,16 @@ def reranker(
         f"{result.elapsed_s} s); loss {result.loss_start} -> {result.loss_end}"
     )
     typer.echo(f"model: {result.out}")
+
+
+def _miner(ctx: typer.Context, model: str | None) -> Embedder | None:
+    """The mining embedder with the global options (--hub, --offline); None: BM25."""
+    if model is None:
+        return None
+    from finesift.services import build_embedder
+
+    settings = with_role(settings_of(ctx), "embedding", model=model)
+    return build_embedder(settings.embedding, settings.hub)
 
 
 def register(app: typer.Typer) -> None:

@@ -37,6 +37,9 @@ COMMAND_MODULES = [
     "finesift.cli.eval",
     "finesift.cli.doctor",
     "finesift.cli.gguf",
+    "finesift.cli.synth",
+    "finesift.cli.train",
+    "finesift.cli.train_reranker",
 ]
 
 

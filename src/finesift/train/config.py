@@ -1,0 +1,98 @@
+"""Settings and results of an embedding fine-tuning run, and its data order."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from finesift.errors import InvalidRequest
+
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+@dataclass(frozen=True)
+class EmbeddingTrainConfig:
+    """Every setting of one run (the CLI flags map one to one)."""
+
+    model: str
+    out: Path
+    split: str = "train"
+    skip_empty: bool = False
+    epochs: int = 1
+    batch_size: int = 16
+    accumulation: int = 1
+    lr: float | None = None  # None: 1e-4 with LoRA, 2e-5 full
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    temperature: float = 0.05
+    hard_negatives: int = 1
+    lora: bool = True
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    seed: int = 0
+    dims: tuple[int, ...] = ()
+    save_steps: int = 0
+    max_steps: int | None = None
+    max_length: int = 512
+    instruction: str | None = None
+    device: str = "auto"
+    precision: Precision = "auto"
+    gradient_checkpointing: bool = False
+    resume: bool = False
+    progress: bool = True
+    save: bool = True  # benchmarks measure the loop without writing the weights
+
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (1e-4 if self.lora else 2e-5)
+
+    def validate(self) -> None:
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "accumulation": self.accumulation}
+        for name, value in positive.items():
+            if value < 1:
+                raise InvalidRequest(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+        if self.batch_size < 2 and self.hard_negatives == 0:
+            raise InvalidRequest("--batch-size 1 without hard negatives leaves the loss no negative")
+        if self.temperature <= 0 or self.learning_rate() <= 0:
+            raise InvalidRequest("--temperature and --lr must be > 0")
+        if (
+            self.hard_negatives < 0
+            or self.save_steps < 0
+            or (self.max_steps is not None and self.max_steps < 1)
+        ):
+            raise InvalidRequest("--hard-negatives and --save-steps must be >= 0, --max-steps >= 1")
+
+
+@dataclass
+class TrainResult:
+    """The --json summary."""
+
+    out: str
+    steps: int
+    examples: int
+    loss_start: float | None
+    loss_end: float | None
+    seconds: float
+    examples_per_s: float
+    peak_rss_mb: float
+    resumed_from: int = 0
+    precision: str = "fp32"
+    device: str = "cpu"
+    checkpoints: list[str] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)
+    peak_gpu_mb: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def batch_schedule(n: int, config: EmbeddingTrainConfig) -> list[list[list[int]]]:
+    """Optimizer steps, each a list of micro-batches of pair indices; a function of (n, seed, epoch)."""
+    micro: list[list[int]] = []
+    for epoch in range(config.epochs):
+        order = list(range(n))
+        random.Random(config.seed * 1_000_003 + epoch).shuffle(order)
+        micro.extend(order[i : i + config.batch_size] for i in range(0, n, config.batch_size))
+    steps = [micro[i : i + config.accumulation] for i in range(0, len(micro), config.accumulation)]
+    return steps[: config.max_steps] if config.max_steps else steps

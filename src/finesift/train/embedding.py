@@ -1,0 +1,354 @@
+"""``finesift train embedding``: contrastive fine-tuning of an embedder with the improved InfoNCE.
+
+A small loop of our own around well-kept parts: the model and its formatting come from finesift's
+embedder, adapters from peft, AdamW from torch, the warm-up schedule from transformers. Why not
+sentence-transformers' trainer: its losses see token ids, not the texts the false-negative mask
+compares; its checkpoints of a LoRA run are adapters, not ordinary model directories; and exact,
+atomic resume after ``kill -9`` is simpler to guarantee when the step, the data order and every state
+are ours (see docs/guides/training.md).
+
+The data order is a function of (seed, epoch) alone, so a resumed run replays exactly the batches an
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import resource
+import sys
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from finesift.errors import InvalidRequest, NotFound
+from finesift.train import checkpoint as ckpt
+from finesift.train.config import EmbeddingTrainConfig, Precision, TrainResult, batch_schedule
+from finesift.train.data import TrainData, load_pairs
+from finesift.train.encoder import TrainableEncoder, open_encoder
+from finesift.train.loss import MARGIN, info_nce, same_text_masks
+from finesift.train.negatives import negatives_for
+
+__all__ = ["EmbeddingTrainConfig", "TrainResult", "batch_schedule", "train_embedding"]
+log = logging.getLogger(__name__)
+
+
+def train_embedding(data: TrainData | str | Path, config: EmbeddingTrainConfig) -> TrainResult:
+    """Fine-tune ``config.model`` on ``data``; write checkpoints and the final model under ``config.out``."""
+    import torch
+
+    config.validate()
+    ckpt.check_out_dir(config.out, resume=config.resume)
+    data = (
+        data
+        if isinstance(data, TrainData)
+        else load_pairs(Path(data), config.split, skip_empty=config.skip_empty)
+    )
+    base = _local_model_dir(config.model)
+    _seed_everything(config.seed)
+    encoder = open_encoder(
+        config.model, device=config.device, max_length=config.max_length, instruction=config.instruction
+    )
+    config.out.mkdir(parents=True, exist_ok=True)
+    negatives = negatives_for(data, encoder, config.hard_negatives, config.out)
+    if config.lora:
+        _apply_lora(encoder, config)
+    if config.gradient_checkpointing:
+        encoder.enable_gradient_checkpointing()
+    run = _Run(config, data, encoder, negatives, base, torch)
+    return run.train()
+
+
+class _Run:
+    """One training run: schedule, state, the step function, checkpoints."""
+
+    def __init__(
+        self,
+        config: EmbeddingTrainConfig,
+        data: TrainData,
+        encoder: TrainableEncoder,
+        negatives: list[tuple[str, ...]],
+        base: Path,
+        torch: Any,
+    ) -> None:
+        from transformers import get_linear_schedule_with_warmup
+
+        self.config, self.data, self.encoder, self.negatives, self.base = (
+            config,
+            data,
+            encoder,
+            negatives,
+            base,
+        )
+        self.torch = torch
+        self.queries = encoder.format_queries([p.query for p in data.pairs], None)
+        self.schedule = batch_schedule(len(data.pairs), config)
+        self.total = len(self.schedule)
+        params = [p for p in encoder.modules.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=config.learning_rate(), weight_decay=config.weight_decay
+        )
+        warmup = int(config.warmup * self.total)
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, warmup, self.total)
+        self.params = params
+        self.bf16 = _use_bf16(config.precision, encoder.device)
+        self.losses: list[float] = []
+        self.start = 0
+
+    def run_settings(self) -> dict[str, Any]:
+        """What must match for --resume to continue the same run."""
+        settings = asdict(self.config)
+        for key in ("out", "resume", "progress", "save", "save_steps", "device"):
+            settings.pop(key)
+        settings["dims"] = list(self.config.dims)
+        return {"data": self.data.fingerprint, "settings": settings}
+
+    def train(self) -> TrainResult:
+        if self.config.resume:
+            self._resume()
+        self.encoder.modules.train()
+        checkpoints: list[str] = []
+        bar = _progress(self.total, self.start, self.config.progress)
+        began = time.perf_counter()
+        step_seconds: list[float] = []
+        for step in range(self.start + 1, self.total + 1):
+            tick = time.perf_counter()
+            loss = self._step(self.schedule[step - 1])
+            step_seconds.append(round(time.perf_counter() - tick, 4))
+            self.losses.append(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}")
+            if self.config.save and self.config.save_steps and step % self.config.save_steps == 0:
+                checkpoints.append(str(self._checkpoint(step)))
+        seconds = time.perf_counter() - began
+        bar.close()
+        if self.config.save:
+            ckpt.save_model(self.encoder.core, self.base, self.config.out, self._lineage(self.total))
+        examples = sum(len(b) for batch in self.schedule[self.start :] for b in batch)
+        return TrainResult(
+            out=str(self.config.out),
+            steps=self.total,
+            examples=examples,
+            loss_start=self.losses[0] if self.losses else None,
+            loss_end=self.losses[-1] if self.losses else None,
+            seconds=round(seconds, 3),
+            examples_per_s=round(examples / seconds, 3) if seconds > 0 else 0.0,
+            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            resumed_from=self.start,
+            precision="bf16" if self.bf16 else "fp32",
+            device=self.encoder.device,
+            checkpoints=checkpoints,
+            step_seconds=step_seconds,
+            peak_gpu_mb=_peak_gpu_mb(self.torch, self.encoder.device),
+        )
+
+    def _step(self, micro_batches: list[list[int]]) -> float:
+        torch = self.torch
+        total = 0.0
+        for batch in micro_batches:
+            with torch.autocast(_device_type(self.encoder.device), dtype=torch.bfloat16, enabled=self.bf16):
+                loss = self._loss(batch) / len(micro_batches)
+            loss.backward()
+            total += float(loss.detach())
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total
+
+    def _loss(self, batch: list[int]) -> Any:
+        pairs = [self.data.pairs[i] for i in batch]
+        q = self.encoder.forward([self.queries[i] for i in batch])
+        p = self.encoder.forward([pair.positive for pair in pairs])
+        negs = [self.negatives[i] for i in batch]
+        n, valid = self._negatives(negs, q)
+        same, neg_same = same_text_masks([pair.positive for pair in pairs], _padded(negs, n))
+        return info_nce(
+            q,
+            p,
+            n,
+            temperature=self.config.temperature,
+            same_positive=same,
+            negative_is_positive=neg_same,
+            negative_valid=valid,
+            dims=self.config.dims,
+        )
+
+    def _negatives(self, negs: list[tuple[str, ...]], q: Any) -> tuple[Any | None, Any | None]:
+        """(B, K, D) negative embeddings (zeros in empty slots) and the (B, K) validity mask."""
+        torch = self.torch
+        k = max((len(row) for row in negs), default=0)
+        if k == 0:
+            return None, None
+        flat = [text for row in negs for text in row]
+        vectors = self.encoder.forward(flat)
+        n = torch.zeros(len(negs), k, vectors.shape[-1], dtype=vectors.dtype, device=vectors.device)
+        valid = torch.zeros(len(negs), k, dtype=torch.bool)
+        at = 0
+        for i, row in enumerate(negs):
+            n[i, : len(row)] = vectors[at : at + len(row)]
+            valid[i, : len(row)] = True
+            at += len(row)
+        return n, valid
+
+    def _checkpoint(self, step: int) -> Path:
+        torch = self.torch
+        state = {
+            "step": step,
+            "run": self.run_settings(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "adapter": ckpt.adapter_state(self.encoder.core),
+            "rng": {
+                "python": random.getstate(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+            "losses": self.losses,
+        }
+        return ckpt.save_checkpoint(
+            self.config.out, step, self.encoder.core, self.base, self._lineage(step), state
+        )
+
+    def _resume(self) -> None:
+        torch = self.torch
+        found = ckpt.latest_checkpoint(self.config.out)
+        if found is None:
+            raise NotFound(f"--resume: {self.config.out} holds no complete checkpoint-N to resume from")
+        state = ckpt.load_state(found, self.run_settings())
+        if state["adapter"] is not None:
+            missing = set(state["adapter"]) - set(self.encoder.core.state_dict())
+            if missing:
+                raise InvalidRequest(
+                    f"--resume: {found} holds adapter weights this run lacks: {sorted(missing)[0]}"
+                )
+            self.encoder.core.load_state_dict(state["adapter"], strict=False)
+        else:
+            _load_full_weights(self.encoder, found)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        random.setstate(state["rng"]["python"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.losses = list(state["losses"])
+        self.start = int(state["step"])
+        log.info("resuming from %s (step %d of %d)", found, self.start, self.total)
+
+    def _lineage(self, step: int) -> dict[str, Any]:
+        return ckpt.lineage_record(
+            kind="embedding",
+            base_model=self.config.model,
+            data={
+                "path": self.data.source,
+                "split": self.data.split,
+                "fingerprint": self.data.fingerprint,
+                "pairs": len(self.data.pairs),
+            },
+            loss={
+                "name": "improved-infonce",
+                "temperature": self.config.temperature,
+                "false_negative_margin": MARGIN,
+                "hard_negatives": self.config.hard_negatives,
+                "matryoshka_dims": list(self.config.dims),
+            },
+            hyperparameters=self.run_settings()["settings"],
+            step=step,
+            steps=self.total,
+            loss_start=self.losses[0] if self.losses else None,
+            loss_end=self.losses[-1] if self.losses else None,
+        )
+
+
+def _padded(negs: list[tuple[str, ...]], n: Any | None) -> list[list[str]] | None:
+    if n is None:
+        return None
+    k = int(n.shape[1])
+    return [list(row) + ["\x00pad"] * (k - len(row)) for row in negs]
+
+
+def _load_full_weights(encoder: TrainableEncoder, checkpoint: Path) -> None:
+    from safetensors.torch import load_file
+
+    directory = checkpoint / ckpt.transformer_dir(checkpoint)
+    state: dict[str, Any] = {}
+    for file in sorted(directory.glob("*.safetensors")):
+        state.update(load_file(str(file)))
+    missing, unexpected = encoder.core.load_state_dict(state, strict=False)
+    if unexpected or [m for m in missing if "position_ids" not in m]:
+        raise InvalidRequest(
+            f"--resume: the weights in {checkpoint} do not fit the model ({(missing or unexpected)[0]})"
+        )
+
+
+def _apply_lora(encoder: TrainableEncoder, config: EmbeddingTrainConfig) -> None:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:
+        from finesift.errors import MissingDependency
+
+        raise MissingDependency("peft", "train", "LoRA training; or pass --full") from exc
+    lora = LoraConfig(
+        r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules="all-linear"
+    )
+    with warnings.catch_warnings():
+        # peft probes transformers' deprecated ``is_gradient_checkpointing`` attribute
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        encoder.core = get_peft_model(encoder.core, lora)
+
+
+def _local_model_dir(model: str) -> Path:
+    """The directory the base model's files are copied from."""
+    from finesift.embedding.sentence_transformers import MINILM_NAMES, minilm_path
+
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if model in MINILM_NAMES:
+        return minilm_path()
+    from finesift.hub import resolve_model
+
+    return resolve_model(model)
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _use_bf16(precision: Precision, device: str) -> bool:
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        return True
+    from finesift.runtime.device import resolve_dtype
+
+    return resolve_dtype("auto", device=device) == "bfloat16"
+
+
+def _peak_gpu_mb(torch: Any, device: str) -> float | None:
+    if not device.startswith("cuda"):
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+
+
+def _device_type(device: str) -> str:
+    return device.split(":")[0]
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="step",
+        desc="train",
+        file=sys.stderr,
+        disable=not enabled or not sys.stderr.isatty(),
+        dynamic_ncols=True,
+    )

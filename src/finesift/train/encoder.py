@@ -1,0 +1,107 @@
+"""The model being trained, reached through the same embedder finesift runs at inference.
+
+``load_embedder`` builds the backend (``transformers`` for Qwen3-Embedding, ``sentence-transformers``
+for other models); training runs the backend's own torch module with gradients, so queries are
+formatted by ``Embedder.format`` (the instruction exactly as at inference), Qwen3 rows are tokenized
+by the backend (``<|endoftext|>`` kept last, left padding, last-token pooling), and sentence-transformers
+models use their own module pipeline (pooling, normalisation). Negative mining calls the embedder
+itself, so it sees the current weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from finesift.embedding.embedder import Embedder
+from finesift.errors import InvalidRequest
+from finesift.runtime.batching import left_pad
+
+
+@dataclass
+class TrainableEncoder:
+    """An :class:`Embedder` plus the differentiable forward of its backend's module."""
+
+    embedder: Embedder
+    kind: str  # "qwen3" | "sentence-transformers"
+    device: str
+
+    @property
+    def backend(self) -> Any:
+        return self.embedder.backend
+
+    @property
+    def core(self) -> Any:
+        """The transformers module whose weights are trained (LoRA wraps this one)."""
+        if self.kind == "qwen3":
+            return self.backend.model
+        return self.backend.model[0].auto_model
+
+    @core.setter
+    def core(self, module: Any) -> None:
+        if self.kind == "qwen3":
+            self.backend.model = module
+        else:
+            self.backend.model[0].auto_model = module
+
+    @property
+    def modules(self) -> Any:
+        """The module holding every parameter the forward uses (for train/eval mode)."""
+        return self.backend.model
+
+    def format_queries(self, texts: Sequence[str], instruction: str | None) -> list[str]:
+        return self.embedder.format(texts, input_type="query", instruction=instruction)
+
+    def forward(self, texts: Sequence[str]) -> Any:
+        """(n, d) un-normalised embeddings with gradients (the loss normalises)."""
+        if self.kind == "qwen3":
+            import torch
+
+            ids, _, _ = self.backend.tokenize(list(texts))
+            padded, mask = left_pad(ids, self.backend.tokenizer.pad_token_id)
+            out = self.core(
+                input_ids=torch.tensor(padded, device=self.device),
+                attention_mask=torch.tensor(mask, device=self.device),
+                use_cache=False,
+            )
+            return out.last_hidden_state[:, -1]
+        model = self.backend.model
+        prepare = getattr(model, "preprocess", None) or model.tokenize  # preprocess from ST 6 on
+        features = prepare(list(texts))
+        features = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in features.items()}
+        return model(features)["sentence_embedding"]
+
+    def enable_gradient_checkpointing(self) -> None:
+        core = self.core
+        if getattr(core, "supports_gradient_checkpointing", False):
+            core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(core, "enable_input_require_grads"):
+                core.enable_input_require_grads()
+
+
+def open_encoder(model: str, *, device: str, max_length: int, instruction: str | None) -> TrainableEncoder:
+    """Load ``model`` in fp32 (the master weights) with finesift's own backend choice."""
+    from finesift.services import load_embedder
+
+    # forward="transformers": the packed CPU forward reads the weights its own way, not through LoRA
+    embedder = load_embedder(
+        model,
+        device=device,
+        dtype="float32",
+        max_length=max_length,
+        instruction=instruction,
+        forward="transformers",
+    )
+    backend = embedder.backend
+    name = type(backend).__name__
+    if name == "TransformersEmbedder":
+        kind = "qwen3"
+    elif name == "SentenceTransformersEmbedder":
+        kind = "sentence-transformers"
+    else:
+        raise InvalidRequest(
+            f"{model!r} loads with the {name} backend, which cannot be trained; pass a local "
+            "Qwen3-Embedding or sentence-transformers model directory"
+        )
+    return TrainableEncoder(embedder, kind, str(getattr(backend, "device", "cpu")))

@@ -23,7 +23,7 @@ def _rankings(queries: Sequence[str], corpus: Sequence[str], embedder: Embedder 
         docs = embedder.embed_documents(list(corpus))
         scores = embedder.embed_queries(list(queries)) @ docs.T
         return [np.argsort(-row, kind="stable").tolist() for row in scores]
-    from finesift.retrieval.lexical import BM25Index
+    from finesift.lexical import BM25Index
 
     index = BM25Index(list(range(len(corpus))), list(corpus))
     ranked = []

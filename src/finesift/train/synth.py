@@ -27,7 +27,7 @@ from finesift.train import synth_prompts as prompts
 from finesift.train.journal import Journal
 from finesift.train.passages import Passage, fingerprint
 from finesift.train.personas import nearest_personas
-from finesift.train.synth_output import SynthReport, finalize
+from finesift.train.synth_output import OutputPolicy, SynthReport, finalize
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -248,7 +248,14 @@ def synthesize(  # noqa: PLR0913 - keyword-only: the inputs, the chat and the ou
         ran = run_jobs(jobs, journal, Synthesizer(complete, config))
         records = [journal.records[job.key] for job in jobs]
     vector_of = {p.id: vectors[i] for i, p in enumerate(selected)}
-    report = finalize(out, passages, records, embedder=embedder, passage_vectors=vector_of, config=config)
+    report = finalize(
+        out,
+        passages,
+        records,
+        embedder=embedder,
+        passage_vectors=vector_of,
+        policy=OutputPolicy(config.min_cosine, config.seed, config.dev_fraction),
+    )
     report.resumed, report.ran = resumed, ran
     report.elapsed_s = round(time.monotonic() - started, 3)
     report.write(out)

@@ -14,20 +14,26 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from finesift.embedding.embedder import Embedder
 from finesift.train.passages import Passage
 
-if TYPE_CHECKING:
-    from finesift.train.synth import SynthConfig
-
 REPORT, DROPPED = "synth-report.json", "synth-dropped.jsonl"
 #: Example reasons kept per category in the report (all of them are in synth-dropped.jsonl).
 EXAMPLES = 3
 QRELS_HEADER = "query-id\tcorpus-id\tscore\n"
+
+
+@dataclass(frozen=True)
+class OutputPolicy:
+    """What decides the written set: the cosine filter and the train/dev split."""
+
+    min_cosine: float
+    seed: int
+    dev_fraction: float
 
 
 @dataclass
@@ -142,12 +148,12 @@ def finalize(
     *,
     embedder: Embedder,
     passage_vectors: dict[str, np.ndarray],
-    config: SynthConfig,
+    policy: OutputPolicy,
 ) -> SynthReport:
     """Filter ``records`` (journal order) and write corpus, queries, qrels and the dropped list."""
     cosines = _cosines(records, embedder, passage_vectors)
-    kept, dropped = _filter(records, cosines, config.min_cosine)
-    dev = _split(kept, config.seed, config.dev_fraction)
+    kept, dropped = _filter(records, cosines, policy.min_cosine)
+    dev = _split(kept, policy.seed, policy.dev_fraction)
     corpus = "".join(json.dumps(_corpus_row(p), ensure_ascii=False) + "\n" for p in passages)
     queries, qrels = [], {"train": [QRELS_HEADER], "dev": [QRELS_HEADER]}
     for n, r in enumerate(kept):
@@ -169,6 +175,6 @@ def finalize(
         dev=len(qrels["dev"]) - 1,
         dropped={k: sum(d["kind"] == k for d in dropped) for k in kinds},
         reasons={k: [d for d in dropped if d["kind"] == k][:EXAMPLES] for k in kinds},
-        min_cosine=config.min_cosine,
+        min_cosine=policy.min_cosine,
         mean_cosine=round(float(np.mean(list(cosines.values()))), 4) if cosines else None,
     )

@@ -50,7 +50,11 @@ CASES: list[tuple[list[str], int, str]] = [
     (["kb", "migrate", "k"], 2, "'--to'"),
     (["gguf", "convert", "model", "out.gguf", "--kind", "tokenizer"], 2, "--kind"),
     (["--hub", "nope", "kb", "list"], 2, "'--hub'"),
-    (["synth", "--kb", "k", "--llm-url", "u", "--llm-model", "m", "--out", "o", "--per-chunk", "x"], 2, "'--per-chunk'"),  # noqa: E501
+    (
+        ["synth", "--kb", "k", "--llm-url", "u", "--llm-model", "m", "--out", "o", "--per-chunk", "x"],
+        2,
+        "'--per-chunk'",
+    ),
     (["train", "embedding", "data", "--model", "m", "--out", "o", "--epochs", "x"], 2, "'--epochs'"),
     (["train", "reranker", "data", "--model", "m", "--out", "o", "--lr", "abc"], 2, "'--lr'"),
     (["merge", "a", "b", "--out", "o", "--t", "half"], 2, "'--t'"),

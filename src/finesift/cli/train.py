@@ -57,7 +57,9 @@ def embedding(
     instruction: Annotated[str | None, typer.Option(help="Query instruction (name or sentence).")] = None,
     max_length: Annotated[int, typer.Option(help="Tokens per text during training.")] = 512,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (bf16 where fast) | fp32 | bf16.")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16.")
+    ] = "auto",
     gradient_checkpointing: Annotated[
         bool, typer.Option(help="Recompute activations in backward: less memory, slower.")
     ] = False,

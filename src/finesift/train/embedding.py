@@ -321,13 +321,16 @@ def _seed_everything(seed: int) -> None:
 
 
 def _use_bf16(precision: Precision, device: str) -> bool:
-    if precision == "fp32":
-        return False
-    if precision == "bf16":
-        return True
-    from finesift.runtime.device import resolve_dtype
+    """``auto``: bf16 autocast on CUDA devices that support it, fp32 on CPU.
 
-    return resolve_dtype("auto", device=device) == "bfloat16"
+    On CPU, bf16 autocast made training slower, not faster, even on a CPU with AVX512-BF16 and AMX
+    (measured: docs/performance/training.md); inference keeps its own bf16 policy.
+    """
+    if precision in ("fp32", "bf16"):
+        return precision == "bf16"
+    import torch
+
+    return device.startswith("cuda") and bool(torch.cuda.is_bf16_supported())
 
 
 def _peak_gpu_mb(torch: Any, device: str) -> float | None:

@@ -82,17 +82,19 @@ class TrainableEncoder:
 
 def open_encoder(model: str, *, device: str, max_length: int, instruction: str | None) -> TrainableEncoder:
     """Load ``model`` in fp32 (the master weights) with finesift's own backend choice."""
-    from finesift.services import load_embedder
+    from finesift.embedding.registry import create_backend
+    from finesift.settings import EmbeddingSettings, HubSettings
 
     # forward="transformers": the packed CPU forward reads the weights its own way, not through LoRA
-    embedder = load_embedder(
-        model,
+    settings = EmbeddingSettings(
+        model=model,
         device=device,
         dtype="float32",
         max_length=max_length,
         instruction=instruction,
         forward="transformers",
     )
+    embedder = Embedder(create_backend(settings, HubSettings()), instruction=instruction)
     backend = embedder.backend
     name = type(backend).__name__
     if name == "TransformersEmbedder":

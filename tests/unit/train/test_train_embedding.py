@@ -179,3 +179,14 @@ def test_bad_settings_and_a_used_out_dir(tiny_embedding_model: Path, tiny_en: Pa
     (tmp_path / "used" / "file").write_text("x")
     with pytest.raises(Conflict, match="not empty"):
         train_embedding(tiny_en, EmbeddingTrainConfig(model=str(tiny_embedding_model), out=tmp_path / "used"))
+
+
+def test_doctor_passes_on_the_tuned_model(trained_tiny) -> None:
+    from typer.testing import CliRunner
+
+    from finesift.cli.app import app
+
+    _, out, _ = trained_tiny
+    result = CliRunner().invoke(app, ["doctor", "-m", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "all backends agree with the reference" in result.output

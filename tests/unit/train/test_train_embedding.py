@@ -190,3 +190,17 @@ def test_doctor_passes_on_the_tuned_model(trained_tiny) -> None:
     result = CliRunner().invoke(app, ["doctor", "-m", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "all backends agree with the reference" in result.output
+
+
+@pytest.mark.parametrize("lora", [True, False])
+def test_gradient_checkpointing_and_accumulation(
+    tiny_embedding_model: Path, tiny_en: Path, tmp_path: Path, lora: bool
+) -> None:
+    config = EmbeddingTrainConfig(
+        model=str(tiny_embedding_model), out=tmp_path / "gc", split="test", max_steps=1, batch_size=4,
+        accumulation=2, lora=lora, lr=1e-3, hard_negatives=0, precision="fp32", progress=False,
+        gradient_checkpointing=True, save=False,
+    )  # fmt: skip
+    result = train_embedding(tiny_en, config)
+    assert result.steps == 1 and result.examples == 8 and np.isfinite(result.loss_start)
+    assert not (tmp_path / "gc" / "model.safetensors").exists()  # save=False writes no weights

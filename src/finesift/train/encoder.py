@@ -75,16 +75,21 @@ class TrainableEncoder:
     def enable_gradient_checkpointing(self) -> None:
         """Recompute activations in backward (transformers >= 5.24 names it activation checkpointing)."""
         core = self.core
-        module = core.get_base_model() if hasattr(core, "get_base_model") else core
-        if not getattr(module, "supports_gradient_checkpointing", False):
-            return
-        kwargs = {"use_reentrant": False}
-        if hasattr(module, "activation_checkpointing_enable"):
-            module.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-        else:  # older transformers
-            module.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-        if hasattr(module, "enable_input_require_grads"):
-            module.enable_input_require_grads()
+        enable_checkpointing(core.get_base_model() if hasattr(core, "get_base_model") else core)
+
+
+def enable_checkpointing(module: Any) -> None:
+    """Recompute ``module``'s activations in backward, under the name the installed transformers uses
+    (``activation_checkpointing_enable`` from 5.24, where the old name is deprecated)."""
+    if not getattr(module, "supports_gradient_checkpointing", False):
+        return
+    kwargs = {"use_reentrant": False}
+    if hasattr(module, "activation_checkpointing_enable"):
+        module.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:  # older transformers
+        module.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if hasattr(module, "enable_input_require_grads"):
+        module.enable_input_require_grads()
 
 
 def open_encoder(model: str, *, device: str, max_length: int, instruction: str | None) -> TrainableEncoder:

@@ -35,6 +35,7 @@ from finesift.train.checkpoint import (
     save_model,
 )
 from finesift.train.data import TrainData, load_pairs
+from finesift.train.encoder import enable_checkpointing
 from finesift.train.rerank_negatives import mine_negatives
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ def _setup(
     source = resume_from if resume_from is not None and not config.lora else base
     lm = transformers.AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32).to(device)
     if config.gradient_checkpointing:
-        lm.gradient_checkpointing_enable()
+        enable_checkpointing(lm)
     torch.manual_seed(config.seed)  # LoRA's initial A matrices
     core = _peft(lm, config) if config.lora else lm
     core.train()

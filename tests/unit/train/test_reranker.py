@@ -217,3 +217,16 @@ def test_cli_trains_on_a_synth_folder(tiny_reranker_model: Path, tmp_path: Path,
         main()
     err = capsys.readouterr().err
     assert refused.value.code == 2 and "--max-steps" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
+def test_gradient_checkpointing_trains_without_deprecation_warnings(
+    data_file: Path, tiny_reranker_model: Path, tmp_path: Path, lora: bool
+) -> None:
+    """Recomputed activations under the installed transformers' own name (warnings are errors here)."""
+    config = RerankerTrainConfig(
+        model=str(tiny_reranker_model), out=tmp_path / "gc", lora=lora, lr=1e-3, batch_size=4, max_steps=1,
+        negatives=1, gradient_checkpointing=True,
+    )  # fmt: skip
+    result = train_reranker(data_file, config)
+    assert result.steps == 1 and np.isfinite(result.loss_start)

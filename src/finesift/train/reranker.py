@@ -162,7 +162,7 @@ class _Head:
             ids[i, : len(row)] = torch.tensor(row)
             mask[i, : len(row)] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
-        hidden = self.lm.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+        hidden = decoder_of(self.lm)(input_ids=ids, attention_mask=mask).last_hidden_state
         last = hidden[torch.arange(len(batch), device=self.device), mask.sum(dim=1) - 1]
         head = self.lm.get_output_embeddings().weight[self.rows]
         return last.float() @ head.float().T
@@ -389,3 +389,12 @@ def _lineage(
         loss={"name": LOSS_NAME, "start": None, "end": None, "steps": 0},
         hyper_parameters={**hyper, "lr": config.learning_rate},
     )  # fmt: skip
+
+
+def decoder_of(lm: Any) -> Any:
+    """The causal LM's decoder stack, under LoRA too (``get_decoder()`` is None on transformers 4.x)."""
+    decoder = lm.get_decoder()
+    if decoder is None:
+        model = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+        decoder = model.model
+    return decoder

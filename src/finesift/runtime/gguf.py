@@ -3,15 +3,18 @@
 The embedding file records last-token pooling and ``add_eos_token`` so that llama.cpp appends
 ``<|endoftext|>`` like the reference tokenizer (the missing-EOS bug of early Qwen3 GGUFs). The
 reranker file is the plain causal LM: finesift scores its yes/no logits itself. ``f32``, ``f16``,
-``bf16`` and ``q8_0`` are written directly; ``q5_k_m`` and ``q4_k_m`` are quantized from an f16
-file by llama.cpp (the ``llamacpp`` extra).
+``bf16`` and ``q8_0`` are written directly; every other type (:data:`LLAMA_TYPES`) is quantized
+from an f32 file by llama.cpp's own quantizer (``llama_model_quantize``, what ``llama-quantize``
+runs; the ``llamacpp`` extra), which copies the metadata, so the EOS and pooling fixes carry over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,8 +24,31 @@ from finesift.runtime import hf
 log = logging.getLogger(__name__)
 Kind = Literal["embedding", "reranker"]
 DIRECT_TYPES = ("f32", "f16", "bf16", "q8_0")
-K_QUANTS = {"q5_k_m": 17, "q4_k_m": 15}  # llama_ftype values of llama.cpp
-FILE_TYPES = (*DIRECT_TYPES, *K_QUANTS)
+#: Every type llama-quantize offers for a dense model that needs no importance matrix (IQ1_*, IQ2_*
+#: and Q2_K_S refuse to run without one; TQ*_0 are for ternary models), best first. The value is
+#: llama.cpp's ``llama_ftype`` (``LLAMA_FTYPE_MOSTLY_<NAME>`` in llama.h).
+LLAMA_TYPES: dict[str, int] = {
+    "q6_k": 18,
+    "q5_k_m": 17,
+    "q5_k_s": 16,
+    "q5_1": 9,
+    "q5_0": 8,
+    "q4_k_m": 15,
+    "q4_k_s": 14,
+    "q4_1": 3,
+    "q4_0": 2,
+    "iq4_nl": 25,
+    "iq4_xs": 30,
+    "q3_k_l": 13,
+    "q3_k_m": 12,
+    "q3_k_s": 11,
+    "iq3_m": 27,
+    "iq3_s": 26,
+    "iq3_xs": 22,
+    "iq3_xxs": 23,
+    "q2_k": 10,
+}
+FILE_TYPES = (*DIRECT_TYPES, *LLAMA_TYPES)
 EOS_TOKEN = "<|endoftext|>"
 
 
@@ -43,14 +69,14 @@ def convert(model_dir: str | Path, out: str | Path, *, kind: Kind, file_type: st
         raise InvalidRequest(f"kind must be 'embedding' or 'reranker', not {kind!r}")
     src, dst = Path(model_dir), Path(out)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if file_type in K_QUANTS:
-        _llama_cpp(file_type)  # fail before spending minutes on the f16 file
-        f16 = dst.with_name(dst.stem + ".f16.tmp.gguf")
-        _write(src, f16, kind=kind, file_type="f16")
+    if file_type in LLAMA_TYPES:
+        _llama_cpp(file_type)  # fail before spending minutes on the f32 file
+        f32 = dst.with_name(dst.stem + ".f32.tmp.gguf")
+        _write(src, f32, kind=kind, file_type="f32")
         try:
-            quantize(f16, dst, file_type)
+            quantize(f32, dst, file_type)
         finally:
-            f16.unlink(missing_ok=True)
+            f32.unlink(missing_ok=True)
         return dst
     _write(src, dst, kind=kind, file_type=file_type)
     return dst
@@ -203,10 +229,30 @@ def _llama_cpp(file_type: str) -> Any:
 
 
 def quantize(source: Path, target: Path, file_type: str) -> None:
-    """K-quantize an f16 GGUF with llama.cpp's quantizer (``q5_k_m``, ``q4_k_m``)."""
+    """Quantize an f32/f16 GGUF to ``file_type`` (one of :data:`LLAMA_TYPES`) with llama.cpp's quantizer.
+
+    Tensors whose rows do not fit the type's block size get llama.cpp's usual fallback type.
+    """
     llama_cpp = _llama_cpp(file_type)
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = K_QUANTS[file_type]
-    status = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
+    params.ftype = LLAMA_TYPES[file_type]
+    params.nthread = max(1, os.cpu_count() or 1)
+    args = (str(source).encode(), str(target).encode(), ctypes.byref(params))
+    try:
+        with _quiet(llama_cpp):
+            status = llama_cpp.llama_model_quantize(*args)
+    except Exception as exc:  # llama.cpp's C++ exceptions surface as plain errors or a status
+        raise BackendError(f"llama.cpp could not quantize {source} to {file_type}: {exc}") from exc
     if status != 0:
         raise BackendError(f"llama.cpp could not quantize {source} to {file_type} (status {status})")
+
+
+def _quiet(llama_cpp: Any) -> Any:
+    """llama.cpp prints every tensor while quantizing; keep that off the terminal unless debugging."""
+    if log.isEnabledFor(logging.DEBUG):
+        return contextlib.nullcontext()
+    try:
+        from llama_cpp._utils import suppress_stdout_stderr
+    except ImportError:
+        return contextlib.nullcontext()
+    return suppress_stdout_stderr(disable=False)

@@ -1,16 +1,18 @@
 """Model resolution: a local directory, or a hub id downloaded from Hugging Face or ModelScope.
 
 Downloads show a progress bar, use the hub's cache and resume. Only safetensors weights and
-text/JSON files are fetched (no pickles). Offline with a missing model raises one clear
-:class:`NotFound` saying how to get the files.
+text/JSON files are fetched (no pickles); from a GGUF repository, only the one chosen ``.gguf``
+file. Offline with a missing model raises one clear :class:`NotFound` saying how to get the files.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from finesift.errors import InvalidRequest, MissingDependency, NotFound
 
@@ -122,3 +124,187 @@ def _from_modelscope(model: str, *, revision: str | None, cache_dir: str | None,
     except Exception as exc:  # modelscope raises plain exceptions for network and 404s
         raise NotFound(_missing_message(model, "modelscope", f"{type(exc).__name__}: {exc}")) from exc
     return Path(path)
+
+
+# GGUF repositories (e.g. Qwen/Qwen3-Embedding-0.6B-GGUF): one file per quantization; only the chosen
+# one is downloaded. The type comes from ``owner/name:q8_0`` or the ``gguf_type`` setting.
+
+
+@dataclass(frozen=True)
+class GgufRef:
+    """A GGUF hub repository and the quantization wanted from it (``None``: its only file)."""
+
+    repo: str
+    file_type: str | None
+
+
+class GgufHub(Protocol):
+    """What resolving a GGUF repository needs from a hub: list its files, fetch one."""
+
+    name: str
+
+    def list_files(self, repo: str, revision: str | None) -> list[str]: ...
+
+    def download(self, repo: str, filename: str, revision: str | None) -> Path: ...
+
+
+def parse_gguf_ref(model: str, gguf_type: str | None = None) -> GgufRef | None:
+    """``owner/name-GGUF``, ``owner/name-GGUF:q8_0`` or ``owner/name:q8_0`` as a :class:`GgufRef`;
+    ``None`` for anything else (a local path, a ``.gguf`` file, a plain hub id, ``fake``)."""
+    if not model or model.lower().endswith(".gguf") or Path(model).expanduser().exists():
+        return None
+    repo, sep, tag = model.rpartition(":")
+    if not sep:
+        repo, tag = model, ""
+    if ":" in repo or not looks_like_hub_id(repo) or (sep and not re.fullmatch(r"[A-Za-z0-9_]+", tag)):
+        return None
+    if not tag and not repo.lower().endswith("-gguf"):
+        return None
+    chosen = tag.lower() or (gguf_type.lower() if gguf_type else None)
+    if tag and gguf_type and tag.lower() != gguf_type.lower():
+        raise InvalidRequest(f"model {model!r} asks for {tag} but gguf_type is {gguf_type}; give one of them")
+    return GgufRef(repo, chosen)
+
+
+def gguf_type_of(filename: str) -> str:
+    """The quantization a GGUF file name ends with: ``Qwen3-Embedding-0.6B-Q8_0.gguf`` -> ``q8_0``."""
+    stem = PurePosixPath(filename).name.removesuffix(".gguf").removesuffix(".GGUF")
+    return re.split(r"[-.]", stem)[-1].lower()
+
+
+def pick_gguf(files: list[str], ref: GgufRef, hub: str) -> str:
+    """The one ``.gguf`` file of ``files`` whose name ends with the wanted type (case-insensitive)."""
+    ggufs = sorted(f for f in files if f.lower().endswith(".gguf"))
+    types = ", ".join(sorted({gguf_type_of(f) for f in ggufs})) or "none"
+    if ref.file_type is None:
+        if len(ggufs) == 1:
+            return ggufs[0]
+        raise InvalidRequest(
+            f"{ref.repo} on {hub} holds several GGUF files; choose a type with {ref.repo}:TYPE or "
+            f"--gguf-type TYPE, one of: {types}"
+        )
+    matches = [f for f in ggufs if gguf_type_of(f) == ref.file_type]
+    if len(matches) != 1:
+        problem = "has no" if not matches else "has several"
+        raise NotFound(
+            f"{ref.repo} on {hub} {problem} GGUF file of type {ref.file_type!r}; available types: {types}"
+        )
+    return matches[0]
+
+
+def resolve_gguf(ref: GgufRef, *, client: GgufHub, revision: str | None = None) -> Path:
+    """The local path of the GGUF file ``ref`` names, downloading only that file."""
+    filename = pick_gguf(client.list_files(ref.repo, revision), ref, client.name)
+    return client.download(ref.repo, filename, revision)
+
+
+def gguf_file_for(settings: ModelSettings, hub: HubSettings) -> str:
+    """The file a llamacpp backend loads: a GGUF hub repository's chosen file, else ``settings.model``."""
+    ref = parse_gguf_ref(settings.model, settings.gguf_type)
+    if ref is None:
+        return settings.model
+    if hub.source not in HUBS:
+        raise InvalidRequest(f"unknown hub {hub.source!r}; choose one of {', '.join(HUBS)}")
+    client: GgufHub = (
+        ModelScopeGguf(hub.cache_dir, offline=hub.offline)
+        if hub.source == "modelscope"
+        else HuggingFaceGguf(hub.cache_dir, offline=hub.offline)
+    )
+    return str(resolve_gguf(ref, client=client, revision=settings.revision))
+
+
+def _gguf_missing(ref_repo: str, hub: str, reason: str, pattern: str) -> str:
+    return (
+        _missing_message(ref_repo, hub, reason)
+        .replace(f"download {ref_repo}`", f"download {ref_repo} --include '{pattern}'`")
+        .replace(f"--model {ref_repo}`", f"--model {ref_repo} --include '{pattern}'`")
+    )
+
+
+class HuggingFaceGguf:
+    """Hugging Face: the repository's file list (or, offline, what the cache holds), then one file."""
+
+    name = "huggingface"
+
+    def __init__(self, cache_dir: str | None, *, offline: bool) -> None:
+        self.cache_dir = cache_dir
+        self.offline = offline or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+
+    def list_files(self, repo: str, revision: str | None) -> list[str]:
+        hf = _import_hf()
+        if not self.offline:
+            try:
+                return list(hf.HfApi().list_repo_files(repo, revision=revision))
+            except hf.errors.RepositoryNotFoundError as exc:
+                raise NotFound(f"model {repo!r} does not exist on Hugging Face (or is private)") from exc
+            except (hf.errors.HfHubHTTPError, OSError) as exc:
+                log.info("cannot list %s (%s); looking in the local cache", repo, exc)
+        try:
+            folder = Path(
+                hf.snapshot_download(
+                    repo,
+                    revision=revision,
+                    cache_dir=self.cache_dir,
+                    allow_patterns=["*.gguf"],
+                    local_files_only=True,
+                )
+            )
+        except (hf.errors.LocalEntryNotFoundError, OSError) as exc:
+            reason = "offline mode" if self.offline else "the hub could not be reached"
+            raise NotFound(_gguf_missing(repo, self.name, reason, "*.gguf")) from exc
+        return [p.relative_to(folder).as_posix() for p in folder.rglob("*.gguf")]
+
+    def download(self, repo: str, filename: str, revision: str | None) -> Path:
+        hf = _import_hf()
+        try:
+            path = hf.hf_hub_download(
+                repo, filename, revision=revision, cache_dir=self.cache_dir, local_files_only=self.offline
+            )
+        except (hf.errors.LocalEntryNotFoundError, hf.errors.HfHubHTTPError, OSError) as exc:
+            reason = "offline mode" if self.offline else f"the hub could not be reached: {type(exc).__name__}"
+            raise NotFound(_gguf_missing(repo, self.name, reason, filename)) from exc
+        return Path(path)
+
+
+class ModelScopeGguf:
+    """ModelScope: the repository's file list through its API, then one file."""
+
+    name = "modelscope"
+
+    def __init__(self, cache_dir: str | None, *, offline: bool) -> None:
+        self.cache_dir, self.offline = cache_dir, offline
+
+    def list_files(self, repo: str, revision: str | None) -> list[str]:
+        try:
+            from modelscope.hub.api import HubApi
+        except ImportError as exc:
+            raise MissingDependency("modelscope", "modelscope") from exc
+        if self.offline:
+            raise NotFound(_gguf_missing(repo, self.name, "offline mode", "*.gguf"))
+        try:
+            entries = HubApi().get_model_files(repo, revision=revision or "master", recursive=True)
+        except Exception as exc:  # modelscope raises plain exceptions for network and 404s
+            raise NotFound(_gguf_missing(repo, self.name, f"{type(exc).__name__}: {exc}", "*.gguf")) from exc
+        return [e["Path"] for e in entries if e.get("Type", "blob") == "blob"]
+
+    def download(self, repo: str, filename: str, revision: str | None) -> Path:
+        try:
+            from modelscope import snapshot_download
+        except ImportError as exc:
+            raise MissingDependency("modelscope", "modelscope") from exc
+        try:
+            folder = snapshot_download(
+                repo, revision=revision or "master", cache_dir=self.cache_dir, allow_patterns=[filename]
+            )
+        except Exception as exc:  # as above
+            raise NotFound(_gguf_missing(repo, self.name, f"{type(exc).__name__}: {exc}", filename)) from exc
+        return Path(folder) / filename
+
+
+def _import_hf() -> Any:
+    try:
+        import huggingface_hub
+        import huggingface_hub.errors
+    except ImportError as exc:
+        raise MissingDependency("huggingface_hub", "transformers") from exc
+    return huggingface_hub

@@ -66,6 +66,11 @@ class ModelSettings(_Section):
     max_retries: int = Field(default=4, ge=0, le=20, description="remote: retries on 429/5xx/timeouts")
     batch_size: int | None = Field(default=None, ge=1, description="remote backends: inputs per request")
     n_gpu_layers: int = Field(default=0, ge=-1, description="llamacpp: layers offloaded to the GPU (-1: all)")
+    gguf_type: str | None = Field(
+        None,
+        description="llamacpp: the quantization to take from a GGUF hub repository, e.g. q8_0 "
+        "(or write the model as owner/name-GGUF:q8_0)",
+    )
 
 
 class EmbeddingSettings(ModelSettings):

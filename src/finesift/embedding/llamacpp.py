@@ -16,6 +16,7 @@ import numpy as np
 from finesift.embedding.base import EmbeddingOutput
 from finesift.embedding.local import LocalEmbedder
 from finesift.errors import BackendError
+from finesift.hub import gguf_file_for
 from finesift.runtime import llamacpp
 from finesift.settings import EmbeddingSettings, HubSettings
 
@@ -105,9 +106,9 @@ class LlamaCppEmbedder(LocalEmbedder):
 
 
 def create(settings: EmbeddingSettings, hub: HubSettings) -> LlamaCppEmbedder:
-    """Registry factory: ``settings.model`` is a ``.gguf`` file."""
+    """Registry factory: ``settings.model`` is a ``.gguf`` file or a GGUF hub repository."""
     return LlamaCppEmbedder(
-        settings.model,
+        gguf_file_for(settings, hub),
         model_id=settings.model,
         max_length=settings.max_length,
         n_gpu_layers=settings.n_gpu_layers,

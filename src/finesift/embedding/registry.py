@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from finesift.embedding.base import EmbeddingBackend
 from finesift.embedding.sentence_transformers import is_sentence_transformers_model
+from finesift.hub import parse_gguf_ref
 from finesift.registry import Entry, load_factory
 from finesift.settings import EmbeddingSettings, HubSettings
 
@@ -21,14 +22,14 @@ BACKENDS: dict[str, Entry] = {
 
 
 def choose_backend(settings: EmbeddingSettings) -> str:
-    """Resolve ``backend="auto"``: fake; ``.gguf`` files (llamacpp); a URL (openai); a local
-    sentence-transformers directory whose pooling is not last-token, e.g. all-MiniLM-L6-v2
+    """Resolve ``backend="auto"``: fake; ``.gguf`` files and GGUF hub repositories (llamacpp); a URL
+    (openai); a local sentence-transformers directory whose pooling is not last-token, e.g. all-MiniLM-L6-v2
     (sentence-transformers); else transformers."""
     if settings.backend != "auto":
         return settings.backend
     if settings.model == "fake" or settings.model.startswith("fake:"):
         return "fake"
-    if settings.model.lower().endswith(".gguf"):
+    if settings.model.lower().endswith(".gguf") or parse_gguf_ref(settings.model, settings.gguf_type):
         return "llamacpp"
     if settings.url:
         return "openai"

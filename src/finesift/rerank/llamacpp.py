@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from finesift.errors import BackendError
+from finesift.hub import gguf_file_for
 from finesift.rerank.base import RerankOutput
 from finesift.rerank.prompts import PromptTokens, pair_ids
 from finesift.runtime import llamacpp
@@ -89,9 +90,9 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def create(settings: RerankSettings, hub: HubSettings) -> LlamaCppReranker:
-    """Registry factory: ``settings.model`` is a ``.gguf`` file of the reranker."""
+    """Registry factory: ``settings.model`` is a ``.gguf`` file of the reranker or a GGUF hub repository."""
     return LlamaCppReranker(
-        settings.model,
+        gguf_file_for(settings, hub),
         model_id=settings.model,
         max_length=settings.max_length,
         n_gpu_layers=settings.n_gpu_layers,

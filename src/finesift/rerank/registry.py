@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from finesift.hub import parse_gguf_ref
 from finesift.registry import Entry, load_factory
 from finesift.rerank.base import RerankBackend
 from finesift.rerank.cross_encoder import is_cross_encoder_model
@@ -18,13 +19,13 @@ BACKENDS: dict[str, Entry] = {
 
 
 def choose_backend(settings: RerankSettings) -> str:
-    """Resolve ``backend="auto"``: fake; ``.gguf`` files (llamacpp); a URL (remote); a local
-    cross-encoder directory (sentence-transformers); else transformers."""
+    """Resolve ``backend="auto"``: fake; ``.gguf`` files and GGUF hub repositories (llamacpp); a URL
+    (remote); a local cross-encoder directory (sentence-transformers); else transformers."""
     if settings.backend != "auto":
         return settings.backend
     if settings.model == "fake":
         return "fake"
-    if settings.model.lower().endswith(".gguf"):
+    if settings.model.lower().endswith(".gguf") or parse_gguf_ref(settings.model, settings.gguf_type):
         return "llamacpp"
     if settings.url:
         return "remote"

@@ -3,15 +3,19 @@ quantization report."""
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from finesift.cli.common import settings_of
+from finesift.cli.eval import _sample
 from finesift.errors import InvalidRequest
 from finesift.rerank.modelfile import write_modelfile
-from finesift.runtime.gguf import FILE_TYPES
+from finesift.runtime.gguf import FILE_TYPES, REPORT_TYPES
 from finesift.runtime.gguf import convert as run
 
 gguf_app = typer.Typer(help="GGUF files for the llamacpp backend and Ollama.", no_args_is_help=True)
@@ -50,6 +54,80 @@ def convert(
     if modelfile:
         written = write_modelfile(path, kind=role)
         typer.echo(f"wrote {written}; load it into Ollama with: ollama create NAME -f {written}")
+
+
+@gguf_app.command("report")
+def report(
+    ctx: typer.Context,
+    model_dir: Annotated[
+        Path, typer.Argument(help="Qwen3-Embedding checkpoint directory (the fp32 reference).")
+    ],
+    data_dir: Annotated[
+        Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")
+    ],
+    types: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated GGUF types to convert and compare; a .gguf file or a GGUF hub "
+            "reference (owner/name-GGUF:q8_0) is used as is.",
+        ),
+    ] = ",".join(REPORT_TYPES),
+    dims: Annotated[
+        str, typer.Option(help="Comma-separated Matryoshka dimensions; full = the model's.")
+    ] = "full",
+    split: Annotated[str, typer.Option(help="Which qrels/<split>.tsv to evaluate.")] = "test",
+    max_queries: Annotated[int | None, typer.Option(help="Evaluate a seeded sample of N queries.")] = None,
+    max_length: Annotated[int, typer.Option(help="Tokens per text before truncation.")] = 8192,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
+) -> None:
+    """Which GGUF type and Matryoshka dimension for this corpus: nDCG@10, cosine and |Δ| to fp32,
+    vector bytes and speed, one row per type and dimension."""
+    from finesift.eval.cache import EmbeddingCache
+    from finesift.eval.datasets import load_beir
+    from finesift.eval.quantization import QuantReportSpec, quantization_report, report_table
+    from finesift.eval.runner import Evaluator
+
+    settings = settings_of(ctx)
+    spec = QuantReportSpec(
+        model=str(model_dir),
+        types=[t.strip() for t in types.split(",") if t.strip()],
+        dims=[_dim(d) for d in dims.split(",") if d.strip()],
+        max_length=max_length,
+        gguf_dir=settings.home / "cache" / "gguf",
+    )
+    data = load_beir(data_dir, split)
+    if max_queries is not None:
+        data = _sample(data, max_queries)
+    # Each configuration's vectors are read several times (per dimension, and for the comparison).
+    cache = EmbeddingCache(settings.eval.cache_dir or settings.home / "eval-cache")
+    evaluator = Evaluator(hub=settings.hub, cache=cache, progress=sys.stderr.isatty())
+    rows = quantization_report(spec, data, evaluator)
+    if as_json:
+        payload = {
+            "model": str(model_dir),
+            "data": data.name,
+            "split": data.split,
+            "queries": len(data.queries),
+            "docs": len(data.doc_ids),
+            "rows": [r.to_json() for r in rows],
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False))
+    else:
+        typer.echo(
+            f"{data.name} ({data.split}): {len(data.queries):,} queries, {len(data.doc_ids):,} documents"
+        )
+        typer.echo(report_table(rows))
+
+
+def _dim(text: str) -> int | None:
+    text = text.strip().lower()
+    if text in ("full", "none"):
+        return None
+    if not text.isdigit():
+        raise InvalidRequest(f"--dims takes integers or 'full', not {text!r}")
+    return int(text)
 
 
 def register(app: typer.Typer) -> None:

@@ -136,6 +136,14 @@ class Evaluator:
             truncated_docs=run.truncated_docs,
         )
 
+    def vectors(self, data: BeirDataset, config: EvalConfig) -> tuple[np.ndarray, np.ndarray, float]:
+        """Full-dimension query and document vectors of ``config``'s embedder, and the corpus encode
+        time in seconds (of the original run when cached): the same vectors :meth:`run` searches."""
+        run = _Run(self, data, config)
+        embedder = run._load_embedder()
+        docs = run._corpus_vectors(embedder)
+        return run._query_vectors(embedder), docs, run.corpus_seconds
+
     def run_all(self, data: BeirDataset, configs: Sequence[EvalConfig]) -> list[EvalResult]:
         return [self.run(data, config) for config in configs]
 
@@ -155,6 +163,7 @@ class _Run:
         self.index_bytes = 0
         self.docs_per_second: float | None = None
         self.corpus_cached = False
+        self.corpus_seconds = 0.0
         self.truncated_docs = 0
 
     def rankings(self) -> dict[str, Ranking]:
@@ -211,7 +220,7 @@ class _Run:
         )
         if not enc.cached:
             self._add("encode_corpus", enc.seconds)
-        self.corpus_cached, self.truncated_docs = enc.cached, enc.truncated
+        self.corpus_cached, self.truncated_docs, self.corpus_seconds = enc.cached, enc.truncated, enc.seconds
         self.docs_per_second = len(self.data.doc_ids) / enc.seconds if enc.seconds > 0 else None
         return enc.vectors
 

@@ -49,6 +49,8 @@ LLAMA_TYPES: dict[str, int] = {
     "q2_k": 10,
 }
 FILE_TYPES = (*DIRECT_TYPES, *LLAMA_TYPES)
+#: The quantization report's default: what the articles about these models compare, best first.
+REPORT_TYPES = ("f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_m", "q2_k")
 EOS_TOKEN = "<|endoftext|>"
 
 

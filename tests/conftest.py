@@ -27,6 +27,33 @@ def tiny_reranker_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_model(tmp_path_factory.mktemp("tiny-reranker"), "reranker")
 
 
+@pytest.fixture(scope="session")
+def tiny_gguf(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """``tiny_gguf(kind, file_type="f32") -> Path``: the tiny model as GGUF, converted once per session.
+
+    Types llama.cpp quantizes are made from the session's f32 file (what ``convert`` does, without
+    writing the vocabulary again); needs ``gguf``, and ``llama_cpp`` for those types.
+    """
+    pytest.importorskip("gguf")
+    from finesift.runtime.gguf import LLAMA_TYPES, convert, quantize
+
+    root = tmp_path_factory.mktemp("tiny-gguf")
+    made: dict[tuple[str, str], Path] = {}
+
+    def get(kind: str, file_type: str = "f32") -> Path:
+        if (kind, file_type) not in made:
+            target = root / f"{kind}.{file_type}.gguf"
+            if file_type in LLAMA_TYPES:
+                quantize(get(kind, "f32"), target, file_type)
+            else:
+                model = request.getfixturevalue(f"tiny_{kind}_model")
+                convert(model, target, kind=kind, file_type=file_type)
+            made[kind, file_type] = target
+        return made[kind, file_type]
+
+    return get
+
+
 @pytest.fixture
 def copy_model(tmp_path: Path):
     """Copy a session model into a per-test directory that the test may change."""

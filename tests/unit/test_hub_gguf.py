@@ -152,3 +152,24 @@ def test_modelscope_offline_says_how_to_download(tmp_path: Path, monkeypatch: py
     monkeypatch.setitem(sys.modules, "modelscope.hub.api", api)
     with pytest.raises(NotFound, match=rf"modelscope download --model {REPO} --include '\*\.gguf'"):
         gguf_file_for(EmbeddingSettings(model=f"{REPO}:q8_0"), HubSettings(source="modelscope", offline=True))
+
+
+def test_huggingface_lists_then_downloads_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hf = pytest.importorskip("huggingface_hub")
+    calls: list[tuple[str, str]] = []
+
+    def list_repo_files(self, repo_id, revision=None):
+        calls.append(("list", repo_id))
+        return FILES
+
+    def hf_hub_download(repo_id, filename, revision=None, cache_dir=None, local_files_only=False):
+        calls.append(("download", filename))
+        assert cache_dir == str(tmp_path) and not local_files_only
+        return str(tmp_path / filename)
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hf.HfApi, "list_repo_files", list_repo_files)
+    monkeypatch.setattr(hf, "hf_hub_download", hf_hub_download)
+    got = gguf_file_for(EmbeddingSettings(model=f"{REPO}:f16"), HubSettings(cache_dir=str(tmp_path)))
+    assert got == str(tmp_path / "Qwen3-Embedding-0.6B-f16.gguf")
+    assert calls == [("list", REPO), ("download", "Qwen3-Embedding-0.6B-f16.gguf")]

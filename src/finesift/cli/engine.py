@@ -35,6 +35,7 @@ def embed(
     device: Annotated[str | None, setting(path="embedding.device")] = None,
     backend: Annotated[str | None, setting(path="embedding.backend")] = None,
     max_length: Annotated[int | None, setting(path="embedding.max_length")] = None,
+    gguf_type: Annotated[str | None, setting(path="embedding.gguf_type")] = None,
     on_overflow: Annotated[OnOverflow | None, setting(path="embedding.on_overflow")] = None,
     input_format: FormatOpt = "auto",
 ) -> None:
@@ -48,6 +49,7 @@ def embed(
         backend=backend,
         max_length=max_length,
         on_overflow=on_overflow,
+        gguf_type=gguf_type,
     )
     items = read_texts(source, input_format)
     embedder = build_services(settings).embedder
@@ -82,6 +84,7 @@ def rerank(
     device: Annotated[str | None, setting(path="reranker.device")] = None,
     backend: Annotated[str | None, setting(path="reranker.backend")] = None,
     max_length: Annotated[int | None, setting(path="reranker.max_length")] = None,
+    gguf_type: Annotated[str | None, setting(path="reranker.gguf_type")] = None,
     input_format: FormatOpt = "auto",
 ) -> None:
     """Score documents (one per line, or JSONL) against a query; write JSONL: {"index", "line", "score"}."""
@@ -93,6 +96,7 @@ def rerank(
         device=device,
         backend=backend,
         max_length=max_length,
+        gguf_type=gguf_type,
     )
     items = read_texts(source, input_format)
     reranker = build_services(settings).reranker

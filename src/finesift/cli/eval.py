@@ -51,6 +51,7 @@ def eval_command(
     dtype: Annotated[Dtype | None, both_models(name="dtype")] = None,
     device: Annotated[str | None, both_models(name="device")] = None,
     max_length: Annotated[int | None, setting(path="embedding.max_length")] = None,
+    gguf_type: Annotated[str | None, both_models(name="gguf_type")] = None,
     max_queries: Annotated[int | None, typer.Option(help="Evaluate a seeded sample of N queries.")] = None,
     cache: Annotated[bool | None, setting("--cache/--no-cache", path="eval.cache")] = None,
     compare: CompareOpt = None,
@@ -74,9 +75,16 @@ def eval_command(
         dtype=dtype,
         device=device,
         max_length=max_length,
+        gguf_type=gguf_type,
     )
     settings = with_role(
-        settings, "reranker", model=reranker_model, backend=reranker_backend, dtype=dtype, device=device
+        settings,
+        "reranker",
+        model=reranker_model,
+        backend=reranker_backend,
+        dtype=dtype,
+        device=device,
+        gguf_type=gguf_type,
     )
     settings = with_role(settings, "eval", rerank_top=rerank_top, cache=cache)
     base = EvalConfig(

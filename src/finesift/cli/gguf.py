@@ -15,7 +15,7 @@ from finesift.cli.common import settings_of
 from finesift.cli.eval import _sample
 from finesift.errors import InvalidRequest
 from finesift.rerank.modelfile import write_modelfile
-from finesift.runtime.gguf import FILE_TYPES, REPORT_TYPES
+from finesift.runtime.gguf import FILE_TYPES, REPORT_TYPES, Kind
 from finesift.runtime.gguf import convert as run
 
 gguf_app = typer.Typer(help="GGUF files for the llamacpp backend and Ollama.", no_args_is_help=True)
@@ -46,7 +46,7 @@ def convert(
     """
     if kind not in ("embedding", "reranker"):
         raise InvalidRequest(f"--kind must be embedding or reranker, not {kind!r}")
-    role = "embedding" if kind == "embedding" else "reranker"
+    role: Kind = "embedding" if kind == "embedding" else "reranker"
     began = time.perf_counter()
     path = run(model_dir, out, kind=role, file_type=file_type)
     seconds = time.perf_counter() - began

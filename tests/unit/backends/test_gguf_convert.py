@@ -30,15 +30,8 @@ def _fields(path) -> tuple[dict, object]:
 
 
 @pytest.fixture(scope="module")
-def embedding_gguf(tiny_embedding_model, tmp_path_factory):
-    from finesift.runtime.gguf import convert
-
-    return convert(
-        tiny_embedding_model,
-        tmp_path_factory.mktemp("gguf") / "e.q8_0.gguf",
-        kind="embedding",
-        file_type="q8_0",
-    )
+def embedding_gguf(tiny_gguf):
+    return tiny_gguf("embedding", "q8_0")  # written by convert(), shared with the llama.cpp tests
 
 
 def test_embedding_file_appends_eos_and_pools_last(embedding_gguf) -> None:
@@ -79,13 +72,40 @@ def test_reranker_file_is_a_plain_causal_lm_written_by_the_cli(tiny_reranker_mod
     assert "qwen3.pooling_type" not in fields
     assert fields["tokenizer.ggml.add_eos_token"] is False
     assert fields["tokenizer.ggml.eos_token_id"] == 151645
+    modelfile = path.with_name("r.Modelfile")
+    assert f"ollama create NAME -f {modelfile}" in result.output
+    _check_reranker_modelfile(modelfile.read_text(encoding="utf-8"))
+
+
+def _check_reranker_modelfile(text: str) -> None:
+    """What `ollama create` reads: the file beside, the model card's prompt around the body, one token."""
+    from finesift.testing.reference import PREFIX, SUFFIX
+
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    assert lines[0] == "FROM ./r.gguf"
+    template = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+    assert template == PREFIX + "{{ .Prompt }}" + SUFFIX
+    params = [line.split(maxsplit=2)[1:] for line in lines if line.startswith("PARAMETER")]
+    assert ["num_predict", "1"] in params and ["temperature", "0"] in params
+
+
+def test_embedding_modelfile_has_no_chat_template(tmp_path) -> None:
+    from finesift.rerank.modelfile import write_modelfile
+
+    path = write_modelfile(tmp_path / "e.q8_0.gguf", kind="embedding")
+    assert path == tmp_path / "e.q8_0.Modelfile"
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+    assert lines[:2] == ["FROM ./e.q8_0.gguf", 'TEMPLATE "{{ .Prompt }}"']
+    assert not any("num_predict" in line or "im_start" in line for line in lines)
 
 
 def test_bad_requests_are_refused(tiny_embedding_model, tmp_path, monkeypatch) -> None:
     from finesift.runtime.gguf import convert
 
-    with pytest.raises(InvalidRequest, match="q4_k_m"):
+    with pytest.raises(InvalidRequest, match="q4_k_m") as info:
         convert(tiny_embedding_model, tmp_path / "x.gguf", kind="embedding", file_type="q3_k")
+    for listed in ("q6_k", "q5_0", "q4_0", "q3_k_m", "q2_k", "iq4_xs"):
+        assert listed in str(info.value)
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     with pytest.raises(MissingDependency, match=r"finesift\[llamacpp\]"):
         convert(tiny_embedding_model, tmp_path / "x.gguf", kind="embedding", file_type="q4_k_m")

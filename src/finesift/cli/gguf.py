@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,9 @@ from finesift.errors import InvalidRequest
 from finesift.rerank.modelfile import write_modelfile
 from finesift.runtime.gguf import FILE_TYPES, REPORT_TYPES, Kind
 from finesift.runtime.gguf import convert as run
+
+if TYPE_CHECKING:
+    from finesift.eval.datasets import BeirDataset
 
 gguf_app = typer.Typer(help="GGUF files for the llamacpp backend and Ollama.", no_args_is_help=True)
 
@@ -77,6 +80,10 @@ def report(
     ] = "full",
     split: Annotated[str, typer.Option(help="Which qrels/<split>.tsv to evaluate.")] = "test",
     max_queries: Annotated[int | None, typer.Option(help="Evaluate a seeded sample of N queries.")] = None,
+    max_docs: Annotated[
+        int | None,
+        typer.Option(help="Keep the judged documents and a seeded sample of the others, N in all."),
+    ] = None,
     max_length: Annotated[int, typer.Option(help="Tokens per text before truncation.")] = 8192,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of a table.")
@@ -100,6 +107,8 @@ def report(
     data = load_beir(data_dir, split)
     if max_queries is not None:
         data = _sample(data, max_queries)
+    if max_docs is not None:
+        data = _shrink(data, max_docs)
     # Each configuration's vectors are read several times (per dimension, and for the comparison).
     cache = EmbeddingCache(settings.eval.cache_dir or settings.home / "eval-cache")
     evaluator = Evaluator(hub=settings.hub, cache=cache, progress=sys.stderr.isatty())
@@ -119,6 +128,21 @@ def report(
             f"{data.name} ({data.split}): {len(data.queries):,} queries, {len(data.doc_ids):,} documents"
         )
         typer.echo(report_table(rows))
+
+
+def _shrink(data: BeirDataset, count: int) -> BeirDataset:
+    """``data`` with every judged document of its queries and seeded others, ``count`` in all (file order)."""
+    import random
+
+    from finesift.eval.datasets import BeirDataset
+
+    judged = {d for judgements in data.qrels.values() for d in judgements}
+    others = [d for d in data.doc_ids if d not in judged]
+    keep = judged | set(random.Random(0).sample(others, max(0, min(len(others), count - len(judged)))))
+    rows = [(d, t) for d, t in zip(data.doc_ids, data.doc_texts, strict=True) if d in keep]
+    return BeirDataset(
+        data.name, data.split, [d for d, _ in rows], [t for _, t in rows], data.queries, data.qrels
+    )
 
 
 def _dim(text: str) -> int | None:

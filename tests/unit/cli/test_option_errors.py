@@ -42,6 +42,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["eval", "/no/such/beir"], 4, "/no/such/beir"),
     (["eval", "data", "--rerank-top", "0"], 2, "'--rerank-top'"),
     (["doctor", "--min-cosine", "high"], 2, "'--min-cosine'"),
+    (["gguf", "report", ".", ".", "--dims", "wide"], 2, "--dims"),
     (["quickstart", "--query"], 2, "'--query'"),  # option without its value
     (["kb", "list", "--json", "--bogus"], 2, "--bogus"),
     (["kb", "info"], 2, "'name'"),  # missing argument

@@ -6,7 +6,8 @@
 #
 # llama-cpp-python ships only a source distribution on PyPI: every install compiles llama.cpp
 # (about 4 minutes on 2 cores). The wheel is built for a portable CPU (no -march=native: AVX2/FMA/F16C,
-# any x86-64 CPU since 2013) and kept in
+# any x86-64 CPU since 2013), without the multimodal library finesift never loads (LLAVA_BUILD=OFF,
+# most of the compile time), and kept in
 #   ${XDG_CACHE_HOME:-~/.cache}/finesift/wheels/llama-cpp-python-<version>-<python>-<platform>-<args hash>/
 # so later runs on the same machine install it in seconds. Environment:
 #   LLAMACPP_VERSION     version to install (default: the pin in constraints/pinned.txt, else 0.3.16)
@@ -17,7 +18,7 @@ PYTHON=${1:-python}
 
 pinned=$(sed -n 's/^llama-cpp-python==\([^ ;]*\).*/\1/p' constraints/pinned.txt 2>/dev/null | head -n 1)
 VERSION=${LLAMACPP_VERSION:-${pinned:-0.3.16}}
-CMAKE_FLAGS=${LLAMACPP_CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}
+CMAKE_FLAGS=${LLAMACPP_CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF}
 tag=$("$PYTHON" -c 'import sys, sysconfig; print(f"cp{sys.version_info.major}{sys.version_info.minor}-" + sysconfig.get_platform().replace("-", "_").replace(".", "_"))')
 flags_hash=$(printf '%s' "$CMAKE_FLAGS" | sha256sum | cut -c1-8)
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/finesift/wheels

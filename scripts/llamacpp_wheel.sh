@@ -5,7 +5,7 @@
 #   scripts/llamacpp_wheel.sh [PYTHON]        PYTHON defaults to `python` (the active venv's)
 #
 # llama-cpp-python ships only a source distribution on PyPI: every install compiles llama.cpp
-# (about 4 minutes on 2 cores). The wheel is built for a portable CPU (no -march=native: AVX2/FMA/F16C,
+# (325 s on a busy 2-core machine). The wheel is built for a portable CPU (no -march=native: AVX2/FMA/F16C,
 # any x86-64 CPU since 2013), without the multimodal library finesift never loads (LLAVA_BUILD=OFF,
 # most of the compile time), and kept in
 #   ${XDG_CACHE_HOME:-~/.cache}/finesift/wheels/llama-cpp-python-<version>-<python>-<platform>-<args hash>/

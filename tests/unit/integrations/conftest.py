@@ -7,13 +7,14 @@ LlamaIndex program talks to ``finesift serve``.
 from __future__ import annotations
 
 import pytest
-from framework_support import KEY, TEXTS
 from server_support import StaticServices, fake_settings, live_server, wait_ready
 
 from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.server.app import create_app
 from finesift.settings import Settings
 from finesift.types import Document
+from framework_support import KEY, TEXTS
+
 
 @pytest.fixture(scope="module")
 def model_server(tiny_embedder, tiny_reranker):

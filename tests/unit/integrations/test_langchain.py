@@ -13,7 +13,6 @@ import sys
 
 import numpy as np
 import pytest
-from framework_support import KEY, PASSAGES, QUERY, TEXTS
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
@@ -21,6 +20,7 @@ from finesift.embedding.instructions import DEFAULT_TASK, INSTRUCTIONS
 from finesift.errors import BackendError, InvalidRequest, MissingDependency, NotFound
 from finesift.integrations.langchain import FinesiftEmbeddings, FinesiftRerank, FinesiftRetriever
 from finesift.retrieval.options import SearchOptions
+from framework_support import KEY, PASSAGES, QUERY, TEXTS
 
 MODES = ["local", "http"]
 
@@ -80,7 +80,7 @@ def test_http_errors_are_the_trees(model_server):
         FinesiftEmbeddings(model_server).embed_query(QUERY)  # the server wants a key
     with pytest.raises(InvalidRequest, match="dim"):
         FinesiftEmbeddings(model_server, dim=10_000, api_key=KEY).embed_query(QUERY)
-    with pytest.raises(InvalidRequest, match="http://127.0.0.1:8000"):
+    with pytest.raises(InvalidRequest, match=r"http://127\.0\.0\.1:8000"):
         FinesiftEmbeddings("127.0.0.1:8000")
     with pytest.raises(BackendError, match="cannot reach"):
         FinesiftEmbeddings("http://127.0.0.1:9", timeout_s=2).embed_query(QUERY)  # discard port: refused

@@ -1,7 +1,8 @@
 """``create_app(settings, services)``: the FastAPI app, its middleware and its lifespan.
 
 Middleware, outermost first: metrics, Host check (when bound to loopback or names are configured),
-CORS (only when origins are configured), body size limit, Bearer auth (when a key is set).
+CORS (only when origins are configured), cross-site write refusal, body size limit, Bearer auth (when a
+key is set).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from finesift.server.security import (
     LOOPBACK_NAMES,
     BearerAuthMiddleware,
     BodyLimitMiddleware,
+    CrossSiteMiddleware,
     HostCheckMiddleware,
     check_bind,
     is_loopback,
@@ -89,6 +91,7 @@ def _add_middleware(app: FastAPI, settings: Settings, state: ServerState) -> Non
     if server.api_key is not None:
         app.add_middleware(BearerAuthMiddleware, key=server.api_key.get_secret_value())
     app.add_middleware(BodyLimitMiddleware, limit=server.max_body_bytes, upload_limit=server.max_upload_bytes)
+    app.add_middleware(CrossSiteMiddleware, origins=server.cors_origins)
     if server.cors_origins:
         app.add_middleware(
             CORSMiddleware,

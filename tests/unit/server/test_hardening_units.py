@@ -77,3 +77,46 @@ def test_scrub(message: str, scrubbed: str | None) -> None:
 def test_every_error_body_is_scrubbed() -> None:
     body = error_body("the KB at /var/lib/finesift/kbs/hb failed", type="server_error", code="x")
     assert body["error"]["message"] == "the KB at …/hb failed"
+
+
+def _run_body_timeout(messages: list[dict], *, after_body: float) -> list[dict]:
+    """Feed ``messages`` (then nothing) to an app behind BodyTimeoutMiddleware(0.05 s) that reads the
+    body and then waits ``after_body`` seconds for more (as a streaming response waits for disconnect)."""
+    import asyncio
+
+    from finesift.server.connections import BodyTimeoutMiddleware
+
+    received: list[dict] = []
+    queue: asyncio.Queue[dict] = asyncio.Queue()
+
+    async def app(scope, receive, send) -> None:
+        while True:
+            message = await receive()
+            received.append(message)
+            if not message.get("more_body"):
+                break
+        try:
+            await asyncio.wait_for(receive(), after_body)
+        except TimeoutError:
+            received.append({"type": "still-open"})
+
+    async def main() -> None:
+        for message in messages:
+            queue.put_nowait(message)
+        await BodyTimeoutMiddleware(app, timeout=0.05)({"type": "http"}, queue.get, lambda m: None)
+
+    asyncio.run(main())
+    return received
+
+
+def test_body_timeout_leaves_a_complete_body_alone() -> None:
+    received = _run_body_timeout([{"type": "http.request", "body": b"x", "more_body": False}], after_body=0.3)
+    assert received[-1] == {"type": "still-open"}  # waiting past the timeout after the body is fine
+
+
+def test_body_timeout_stops_a_stalled_body() -> None:
+    from starlette.exceptions import HTTPException
+
+    with pytest.raises(HTTPException) as caught:
+        _run_body_timeout([{"type": "http.request", "body": b"x", "more_body": True}], after_body=0.3)
+    assert caught.value.status_code == 408 and caught.value.headers == {"Connection": "close"}

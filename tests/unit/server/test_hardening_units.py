@@ -120,3 +120,24 @@ def test_body_timeout_stops_a_stalled_body() -> None:
     with pytest.raises(HTTPException) as caught:
         _run_body_timeout([{"type": "http.request", "body": b"x", "more_body": True}], after_body=0.3)
     assert caught.value.status_code == 408 and caught.value.headers == {"Connection": "close"}
+
+
+def test_uvicorn_config_carries_every_connection_setting() -> None:
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from finesift.server.connections import uvicorn_config
+    from finesift.settings import ServerSettings
+
+    server = ServerSettings(
+        header_timeout=3.5,
+        keep_alive_timeout=7,
+        max_header_bytes=4096,
+        max_connections=9,
+        shutdown_timeout=12,
+    )
+    config = uvicorn_config(lambda scope, receive, send: None, server)
+    assert (config.timeout_keep_alive, config.limit_concurrency) == (7, 9)
+    assert (config.h11_max_incomplete_event_size, config.timeout_graceful_shutdown) == (4096, 12)
+    assert issubclass(config.http, AutoHTTPProtocol) and config.http is not AutoHTTPProtocol
+    assert (config.http.header_timeout, config.http.max_header_bytes) == (3.5, 4096)
+    assert config.server_header is False

@@ -190,7 +190,9 @@ class ServerSettings(_Section):
         default=(), description="extra Host names accepted when bound to loopback"
     )
     cors_origins: tuple[str, ...] = Field(
-        default=(), description="origins allowed by CORS; empty means CORS off"
+        default=(),
+        description="origins allowed by CORS and to send writes from a browser; empty: CORS off, and only "
+        "the server's own page may write",
     )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="request body limit (413 beyond)"
@@ -216,6 +218,24 @@ class ServerSettings(_Section):
     )
     max_upload_files: int = Field(default=100, ge=1, description="files per upload request")
     kb_write_queue: int = Field(default=16, ge=1, description="writes waiting per knowledge base before 429")
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds from a new connection, or a request's first byte, to the end of its headers "
+        "(closed beyond)",
+    )
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a request body may pause between two reads (408 beyond)"
+    )
+    keep_alive_timeout: int = Field(
+        default=5, ge=1, description="seconds an idle keep-alive connection stays open"
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="request line and headers (larger: 400, connection closed)"
+    )
+    max_connections: int = Field(
+        default=512, ge=1, description="open connections (or requests running) before new requests get 503"
+    )
 
 
 class EvalSettings(_Section):

@@ -64,16 +64,12 @@ def run_server(settings: Settings) -> None:
         import uvicorn
 
         from finesift.server.app import create_app
+        from finesift.server.connections import uvicorn_config
     except ImportError as exc:
         missing = getattr(exc, "name", None) or "fastapi"
         raise MissingDependency(missing, "server", "needed by finesift serve") from exc
     app = create_app(settings)
-    server_settings = settings.server
-    config = uvicorn.Config(
-        app, host=server_settings.host, port=server_settings.port, log_level="info",
-        timeout_graceful_shutdown=int(server_settings.shutdown_timeout) or None, server_header=False,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings.server, log_level="info"))
     state = app.state.finesift
     failure: list[FinesiftError] = []
 

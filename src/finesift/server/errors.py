@@ -1,7 +1,7 @@
 """The one table from the finesift error tree to HTTP status and OpenAI-shaped error bodies.
 
 Bodies are ``{"error": {"message", "type", "code", "param"}}``: a stable ``type``/``code`` and a
-one-line message; never a stack trace.
+one-line message; never a stack trace, a server path or a URL's credentials (the log keeps them).
 """
 
 from __future__ import annotations
@@ -62,11 +62,32 @@ HTTP_TYPES = {
 }
 RETRY_STATUSES = {429, 503}
 _TYPE_TAG = re.compile(r"[\[\](),-]|^(str|int|bool|list|dict|TextDocument)$")
+#: An absolute path of two or more parts (POSIX, or a Windows drive path); not one inside a URL.
+_ABSOLUTE_PATH = re.compile(
+    r"(?<![\w.~:/\]>-])(?:/[^\s'\"/:;,()<>|*?\[\]{}]+){2,}/?"  # /home/me/kb, not the /v1 of http://h/v1
+    r"|\b[A-Za-z]:\\[^\s'\";,()<>|*?]+"  # C:\Users\me\kb
+)
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
+#: The server's own routes, which messages name on purpose.
+ROUTE_PREFIXES = ("/v1/", "/v2/", "/health", "/ready", "/metrics", "/static/", "/docs", "/openapi.json")
+
+
+def _short(match: re.Match[str]) -> str:
+    path = match.group(0)
+    if path.startswith(ROUTE_PREFIXES):
+        return path
+    return "…/" + re.split(r"[/\\]", path.rstrip("/\\"))[-1]
+
+
+def scrub(message: str) -> str:
+    """``message`` without server paths (each becomes ``…/<last part>``) or credentials in URLs."""
+    return _ABSOLUTE_PATH.sub(_short, _URL_USERINFO.sub("***@", message))
 
 
 def error_body(message: str, *, type: str, code: str, param: str | None = None) -> dict[str, Any]:
-    """``{"error": {...}}`` with the message collapsed to one line."""
-    return {"error": {"message": " ".join(message.split()), "type": type, "code": code, "param": param}}
+    """``{"error": {...}}`` with the message scrubbed (:func:`scrub`) and collapsed to one line."""
+    text = " ".join(scrub(message).split())
+    return {"error": {"message": text, "type": type, "code": code, "param": param}}
 
 
 def error_response(

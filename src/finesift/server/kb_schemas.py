@@ -121,8 +121,10 @@ class SearchQuery(_Request):
     """What a search asks besides its options: the query and the filters."""
 
     query: Text = Field(max_length=MAX_QUERY_CHARS, examples=["如何优化数据库"])
-    source: str | None = Field(None, max_length=4096, description="Only sources starting with this prefix.")
-    file_types: list[str] = Field(default_factory=list, max_length=64, description="e.g. `pdf`, `md`.")
+    source: Text | None = Field(None, max_length=4096, description="Only sources starting with this prefix.")
+    file_types: list[Annotated[Text, Field(max_length=32)]] = Field(
+        default_factory=list, max_length=64, description="e.g. `pdf`, `md`."
+    )
 
     def overrides(self) -> dict[str, Any]:
         """The search options this request sets (by their ``SearchSettings`` names)."""

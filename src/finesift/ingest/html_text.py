@@ -42,8 +42,15 @@ class _TextExtractor(HTMLParser):
             self.heading.append(text)
         else:
             self.parts.append(text)
-        self.size += len(text)
-        self.caps.check_chars(self.source, self.size)
+
+    def handle_data(self, data: str) -> None:
+        if self.title_parts is not None:
+            self.title_parts.append(data)
+        if not self.skip:
+            self.emit(data)
+            # Only text counts: the separators of 100,000 nested blocks normalise away.
+            self.size += len(data)
+            self.caps.check_chars(self.source, self.size)
 
     def handle_starttag(self, tag: str, attrs: object) -> None:
         if tag == "title" and self.title is None:
@@ -80,7 +87,6 @@ class _TextExtractor(HTMLParser):
             return
         if tag in HEADINGS and self.heading is not None:
             words = " ".join(p.strip() for p in self.heading if p.strip())
-            self.size -= sum(len(p) for p in self.heading)  # counted as it came in
             self.heading = None
             self.emit(f"\n\n{'#' * self.level} {words}\n\n")
         elif tag in CELLS and self.in_cell:
@@ -88,12 +94,6 @@ class _TextExtractor(HTMLParser):
             self.in_cell = False
         if tag in BLOCKS:
             self.emit("\n")
-
-    def handle_data(self, data: str) -> None:
-        if self.title_parts is not None:
-            self.title_parts.append(data)
-        if not self.skip:
-            self.emit(data)
 
 
 def html_text(text: str, source: str, caps: Caps) -> tuple[str, str | None]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from finesift.errors import FinesiftError
+from finesift.errors import BackendError, FinesiftError
 from finesift.ingest.limits import Caps, refusal
 from finesift.ingest.loaders import CODE_TYPES, TEXT_TYPES, file_type_of, load_bytes
 from finesift.types import Document
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the workers import this module: keep pydantic out of them
     from finesift.settings import KBSettings
 
 _KILL_WAIT_S = 5.0
+_START_TIMEOUT_S = 120.0
 
 
 def _limit_memory(memory_mb: int) -> None:
@@ -56,6 +57,7 @@ def _rebuild(kind: type[FinesiftError], message: str) -> FinesiftError:
 def serve(conn: Connection, memory_mb: int) -> None:
     """A worker's loop: ``(data, source, caps)`` in, ``("ok", Document)`` or ``("error", type, msg)`` out."""
     _limit_memory(memory_mb)
+    conn.send(("ready",))  # the parse timeout starts after the worker's own start-up
     while True:
         try:
             data, source, caps = conn.recv()
@@ -100,7 +102,14 @@ class ParsePool:
         )
         process.start()
         child.close()
-        return _Worker(process, parent)
+        worker = _Worker(process, parent)
+        try:
+            if parent.poll(_START_TIMEOUT_S) and parent.recv() == ("ready",):
+                return worker
+        except (EOFError, OSError):
+            pass
+        self._stop(worker)
+        raise BackendError(f"a parser process did not start within {_START_TIMEOUT_S:g} s; see the log")
 
     def _stop(self, worker: _Worker) -> None:
         worker.conn.close()

@@ -150,3 +150,28 @@ def test_parser_for_settings() -> None:
     with pytest.raises(TooLarge, match=r"kb\.max_chars"):
         parser(b"<p>more than ten characters</p>", "a.html")
     assert parser_for(KBSettings(parse_workers=1)).pool is not None
+
+
+def test_token_and_chunk_caps_at_and_past_the_limit() -> None:
+    from finesift.ingest.chunking import chunk_document
+    from finesift.types import Document
+
+    document = Document("a.md", "\n\n".join(f"# Part {i}\n\nfour words of text" for i in range(5)), "md")
+
+    def words(texts):
+        return [len(t.split()) for t in texts]
+
+    def chunks(caps: Caps) -> int:
+        return len(chunk_document(document, "id", count=words, size=16, overlap=0, caps=caps))
+
+    assert chunks(Caps(tokens=35, chunks=5)) == 5  # 5 x (3 + 4) tokens, one chunk per part
+    with pytest.raises(TooLarge, match=r"35 tokens, more than 34 .*kb\.max_tokens"):
+        chunks(Caps(tokens=34))
+    with pytest.raises(TooLarge, match=r"5 chunks, more than 4 .*kb\.max_chunks"):
+        chunks(Caps(chunks=4))
+
+
+def test_char_cap_at_and_past_the_limit() -> None:
+    assert load_bytes(b"x" * 100, "a.txt", Caps(chars=100)).text == "x" * 100
+    with pytest.raises(TooLarge, match=r"more than 100 characters"):
+        load_bytes(b"x" * 101, "a.txt", Caps(chars=100))

@@ -93,6 +93,33 @@ def load_html(data: bytes, source: str, caps: Caps = NO_CAPS) -> Document:
     return Document(source, normalize_text(text), file_type_of(source), title=title)
 
 
+def _pdf_page_key(page: Any) -> tuple[Any, ...] | None:
+    """What a page's text depends on, when its content streams are shared objects (else ``None``).
+
+    Pages that draw the same content streams with the same resources and parent have the same text:
+    a 14 KB PDF whose 50 pages share one 2 MB stream is then extracted once, not 50 times.
+    """
+    from pypdf.generic import IndirectObject
+
+    contents = page.get("/Contents")  # dict.get: the reference itself, not the resolved stream
+    refs = list(contents) if isinstance(contents, list) else [contents]
+    if not refs or not all(isinstance(r, IndirectObject) for r in refs):
+        return None
+    ids = tuple((r.idnum, r.generation) for r in refs)
+    return ids, repr(page.get("/Resources")), repr(page.get("/Parent")), page.get("/Rotate")
+
+
+def _pdf_page_text(page: Any, source: str, caps: Caps, offset: int) -> str:
+    """One page's text; over ``caps.chars`` (counting ``offset`` before it) is refused as text arrives."""
+    seen = [offset]
+
+    def count(text: str, *_: Any) -> None:
+        seen[0] += len(text)
+        caps.check_chars(source, seen[0])
+
+    return normalize_text(page.extract_text(visitor_text=count) or "")
+
+
 def load_pdf(data: bytes, source: str, caps: Caps = NO_CAPS) -> Document:
     """PDF text layer, page by page; ``page_starts[i]`` is where page i+1 begins in the text.
 
@@ -108,14 +135,14 @@ def load_pdf(data: bytes, source: str, caps: Caps = NO_CAPS) -> Document:
     parts: list[str] = []
     starts: list[int] = []
     offset = 0
+    done: dict[tuple[Any, ...], str] = {}
     for page in reader.pages:
-        seen = [offset]
-
-        def count(text: str, *_: Any, seen: list[int] = seen) -> None:
-            seen[0] += len(text)
-            caps.check_chars(source, seen[0])
-
-        text = normalize_text(page.extract_text(visitor_text=count) or "")
+        key = _pdf_page_key(page)
+        text = done.get(key) if key is not None else None
+        if text is None:
+            text = _pdf_page_text(page, source, caps, offset)
+            if key is not None:
+                done[key] = text
         starts.append(offset)
         parts.append(text)
         offset += len(text) + 2

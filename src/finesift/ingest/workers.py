@@ -18,6 +18,7 @@ import contextlib
 import multiprocessing
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,9 @@ class ParsePool:
         method = "forkserver" if sys.platform.startswith("linux") else "spawn"
         self._context: Any = multiprocessing.get_context(method)
         self.memory_mb = memory_mb
+        #: Threads that wait for the workers: async callers run :meth:`parse` here, so a large upload
+        #: waits in its own queue instead of filling the event loop's default executor.
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="finesift-parse")
         self._slots = threading.BoundedSemaphore(workers)
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
@@ -162,6 +166,7 @@ class ParsePool:
             idle, self._idle = self._idle, []
         for worker in idle:
             self._stop(worker)
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass(frozen=True)

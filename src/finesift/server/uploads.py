@@ -80,15 +80,18 @@ def _check_total(uploads: Uploads, limit: int) -> None:
 
 
 async def _parse(files: list[UploadFile], parser: Parser) -> Uploads:
-    """Parse the files concurrently (the parser's pool bounds how many run at once), keeping their order."""
+    """Parse the files concurrently, in the parser pool's own threads (not the default executor)."""
     names = [safe_name(f.filename) for f in files]
     if len(set(names)) != len(names):
         raise InvalidRequest("two uploaded files have the same name; each name must be unique")
 
+    loop = asyncio.get_running_loop()
+    executor = parser.pool.executor if parser.pool is not None else None
+
     async def parse(name: str, upload: UploadFile) -> Document | FinesiftError:
         data = await upload.read()
         try:
-            return await asyncio.to_thread(parser, data, UPLOAD_SCHEME + name)
+            return await loop.run_in_executor(executor, parser, data, UPLOAD_SCHEME + name)
         except FinesiftError as exc:
             return exc
 

@@ -175,3 +175,34 @@ def test_char_cap_at_and_past_the_limit() -> None:
     assert load_bytes(b"x" * 100, "a.txt", Caps(chars=100)).text == "x" * 100
     with pytest.raises(TooLarge, match=r"more than 100 characters"):
         load_bytes(b"x" * 101, "a.txt", Caps(chars=100))
+
+
+def test_pages_sharing_one_content_stream_are_extracted_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pypdf import PageObject
+
+    calls = []
+    extract = PageObject.extract_text
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> str:
+        calls.append(1)
+        return extract(self, *args, **kwargs)
+
+    monkeypatch.setattr(PageObject, "extract_text", counted)
+    document = load_bytes(shared_stream_pdf(pages=50, stream_bytes=20_000), "shared.pdf")
+    ends = [*document.page_starts[1:], None]
+    pages = [document.text[a:b].strip() for a, b in zip(document.page_starts, ends, strict=True)]
+    assert len(pages) == 50 and len(set(pages)) == 1 and pages[0].startswith("Hostile page text")
+    assert len(calls) == 1
+    two = load_bytes(make_two_page_pdf(), "two.pdf")  # distinct streams: each page its own text
+    assert two.text[two.page_starts[1] :].startswith("Second")
+
+
+def make_two_page_pdf() -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for text in ("First page.", "Second page."):
+        pdf.add_page()
+        pdf.multi_cell(0, 10, text)
+    return bytes(pdf.output())

@@ -30,6 +30,7 @@ def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *ar
     return code, out, err
 
 
+@pytest.mark.slow
 def test_index_skips_hostile_files_and_indexes_the_rest(monkeypatch, capsys, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -104,6 +104,21 @@ class KBSettings(_Section):
     chunk_overlap: int = Field(default=64, ge=0, le=4096, description="overlap tokens (new KBs)")
     commit_chunks: int = Field(default=256, ge=1, description="chunks per commit")
     max_file_mb: float = Field(default=64.0, gt=0, description="larger files are skipped")
+    max_chars: int = Field(
+        default=2_000_000, ge=1, description="characters of text per document (more: the document is refused)"
+    )
+    max_pages: int = Field(default=2_000, ge=1, description="pages per PDF (more: refused before parsing)")
+    max_chunks: int = Field(default=20_000, ge=1, description="chunks per document (more: refused)")
+    max_tokens: int = Field(default=2_000_000, ge=1, description="tokens per document (more: refused)")
+    parse_timeout_s: float = Field(
+        default=30.0, gt=0, description="seconds one PDF, DOCX or HTML file may take to parse"
+    )
+    parse_memory_mb: int = Field(
+        default=2048, ge=64, description="address space of a parser process, in MiB (Linux)"
+    )
+    parse_workers: int = Field(
+        default=2, ge=0, le=64, description="parser processes (0: parse in-process, without the limits)"
+    )
     optimize_versions: int = Field(default=200, ge=2, description="compact after N versions")
 
 
@@ -217,6 +232,9 @@ class ServerSettings(_Section):
         default=64 * 1024 * 1024, ge=1024, description="multipart upload body limit (413 beyond)"
     )
     max_upload_files: int = Field(default=100, ge=1, description="files per upload request")
+    max_upload_chars: int = Field(
+        default=20_000_000, ge=1, description="characters of text per upload request, all files together"
+    )
     kb_write_queue: int = Field(default=16, ge=1, description="writes waiting per knowledge base before 429")
     header_timeout: float = Field(
         default=10.0,

@@ -28,8 +28,10 @@ import numpy as np
 
 from finesift.embedding.embedder import Embedder, validate_dim
 from finesift.errors import Conflict, InvalidRequest, NotFound
+from finesift.ingest.limits import Caps
 from finesift.ingest.loaders import file_type_of
 from finesift.ingest.normalize import normalize_text
+from finesift.ingest.workers import parser_for
 from finesift.kb import manifest as mf
 from finesift.kb.indexing import IndexJob, Progress, collect_files, doc_id_for
 from finesift.kb.spec import KBSpec, build_kb_embedder, build_kb_reranker, check_choices
@@ -233,6 +235,8 @@ class KnowledgeBase:
             self.manifest.chunk_overlap,
             commit_chunks=kb.commit_chunks,
             max_bytes=int(kb.max_file_mb * (1 << 20)),
+            parse=parser_for(kb),
+            caps=Caps.from_settings(kb),
         )
 
     def add(

@@ -26,6 +26,7 @@ from finesift.errors import (
     NotFound,
     Overloaded,
     StoreError,
+    TooLarge,
 )
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ ERROR_TABLE: list[tuple[type[FinesiftError], int, str, str]] = [
     (DeadlineExceeded, 503, "service_unavailable_error", "deadline_exceeded"),
     (Overloaded, 429, "rate_limit_error", "overloaded"),
     (Forbidden, 403, "permission_error", "forbidden"),
+    (TooLarge, 413, "invalid_request_error", "too_large"),
     (InvalidRequest, 422, "invalid_request_error", "invalid_request"),
     (NotFound, 404, "not_found_error", "not_found"),
     (Conflict, 409, "conflict_error", "conflict"),

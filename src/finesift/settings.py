@@ -24,6 +24,10 @@ MAX_TOP_K = 1000
 
 DEFAULT_EMBEDDING_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 DEFAULT_RERANKER_MODEL = "Qwen/Qwen3-Reranker-0.6B"
+#: Model names that mean "no such model" (``finesift serve --reranker-model none``).
+NO_MODEL = ("", "none")
+#: Tokens per chunk of a new KB when the embedding model reads at least this many (plus its special tokens).
+DEFAULT_CHUNK_SIZE = 400
 
 
 class _Section(BaseModel):
@@ -100,7 +104,12 @@ class KBSettings(_Section):
     store_token: SecretStr | None = Field(
         default=None, description="token of a Milvus server (user:password)"
     )
-    chunk_size: int = Field(default=400, ge=32, le=8192, description="tokens per chunk (new KBs)")
+    chunk_size: int | None = Field(
+        default=None,
+        ge=32,
+        le=8192,
+        description="tokens per chunk (new KBs; default: what fits the embedding model's input, at most 400)",
+    )
     chunk_overlap: int = Field(default=64, ge=0, le=4096, description="overlap tokens (new KBs)")
     commit_chunks: int = Field(default=256, ge=1, description="chunks per commit")
     max_file_mb: float = Field(default=64.0, gt=0, description="larger files are skipped")

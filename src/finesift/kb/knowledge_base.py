@@ -108,6 +108,7 @@ class KnowledgeBase:
         if target.exists():
             raise Conflict(f"knowledge base {name!r} already exists; use it, or drop it first")
         embedder = embedder or build_kb_embedder(spec, settings)
+        spec = spec.fitted(embedder)
         dim = validate_dim(spec.dim, embedder.dimension)
         manifest = spec.manifest(
             name, embedder, dim, created_at=datetime.now(UTC).isoformat(timespec="seconds")

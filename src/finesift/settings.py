@@ -46,6 +46,11 @@ class ModelSettings(_Section):
     """What every model role shares: which model, which backend, where it runs."""
 
     model: str = Field(description="hub id, local directory, or fake")
+    served_name: str | None = Field(
+        default=None,
+        description="server: the name clients send as model and see in /v1/models "
+        "(default: the hub id, or the model directory's name)",
+    )
     backend: str = Field(default="auto", description="backend name (auto: chosen from the model)")
     revision: str | None = None
     device: str = Field(default="auto", description="where the model runs: auto, cpu, cuda, cuda:N or mps")
@@ -71,11 +76,18 @@ class ModelSettings(_Section):
     batch_size: int | None = Field(default=None, ge=1, description="remote backends: inputs per request")
     n_gpu_layers: int = Field(default=0, ge=-1, description="llamacpp: layers offloaded to the GPU (-1: all)")
 
+    @property
+    def enabled(self) -> bool:
+        """False when ``model`` is ``none``: the server serves no model of this role."""
+        return self.model.strip().lower() not in NO_MODEL
+
 
 class EmbeddingSettings(ModelSettings):
     """The embedding model."""
 
-    model: str = Field(default=DEFAULT_EMBEDDING_MODEL, description="hub id, local directory, or fake")
+    model: str = Field(
+        default=DEFAULT_EMBEDDING_MODEL, description="hub id, local directory, fake, or none (no embedder)"
+    )
     on_overflow: OnOverflow = Field(
         default="truncate", description="a text longer than max_length: truncate it, or refuse it"
     )
@@ -90,7 +102,9 @@ class EmbeddingSettings(ModelSettings):
 class RerankSettings(ModelSettings):
     """The reranking model."""
 
-    model: str = Field(default=DEFAULT_RERANKER_MODEL, description="hub id, local directory, or fake")
+    model: str = Field(
+        default=DEFAULT_RERANKER_MODEL, description="hub id, local directory, fake, or none (no reranker)"
+    )
     #: Compute the prompt prefix (system, instruction, query) shared by a query's documents once.
     prefix_cache: bool = True
 

@@ -167,3 +167,24 @@ def test_the_query_alias_takes_the_configured_instruction(tmp_path):
     with ready_client(create_app(configured)) as c:
         r = post_json(c, "/v1/embeddings", {"input": ["crash on start"], "model": "fake:64:query"})
     np.testing.assert_allclose([r.json()["data"][0]["embedding"]], expected, atol=1e-6)
+
+
+def test_ask_on_an_embeddings_only_server_answers_from_fused_scores(tmp_path):
+    """Without a reranker the scores are RRF (~0.03), not probabilities: the 0.2 threshold must not refuse."""
+    pytest.importorskip("lancedb")
+    from finesift.kb.knowledge_base import KnowledgeBase
+    from finesift.testing.chat import chat_server
+
+    with KnowledgeBase.create("kb", settings=settings(tmp_path)) as kb:  # records the fake reranker
+        source = tmp_path / "db.md"
+        source.write_text("# 数据库\n如何优化数据库：建立索引，避免全表扫描。", encoding="utf-8")
+        kb.add([source])
+    with chat_server() as (llm, chat):
+        served = settings(tmp_path, reranker="none").model_copy(
+            update={"llm": Settings(llm={"url": llm, "model": "tiny"}).llm}
+        )
+        with ready_client(create_app(served)) as c:
+            r = post_json(c, "/v1/kbs/kb/ask", {"query": "如何优化数据库"})
+    assert r.status_code == 200, r.text
+    assert r.json()["refused"] is False and r.json()["citations"]
+    assert chat.requests  # the answer came from the chat model

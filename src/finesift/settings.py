@@ -24,6 +24,10 @@ MAX_TOP_K = 1000
 
 DEFAULT_EMBEDDING_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 DEFAULT_RERANKER_MODEL = "Qwen/Qwen3-Reranker-0.6B"
+#: Model names that mean "no such model" (``finesift serve --reranker-model none``).
+NO_MODEL = ("", "none")
+#: Tokens per chunk of a new KB when the embedding model reads at least this many (plus its special tokens).
+DEFAULT_CHUNK_SIZE = 400
 
 
 class _Section(BaseModel):
@@ -42,6 +46,11 @@ class ModelSettings(_Section):
     """What every model role shares: which model, which backend, where it runs."""
 
     model: str = Field(description="hub id, local directory, or fake")
+    served_name: str | None = Field(
+        default=None,
+        description="server: the name clients send as model and see in /v1/models "
+        "(default: the hub id, or the model directory's name)",
+    )
     backend: str = Field(default="auto", description="backend name (auto: chosen from the model)")
     revision: str | None = None
     device: str = Field(default="auto", description="where the model runs: auto, cpu, cuda, cuda:N or mps")
@@ -67,11 +76,18 @@ class ModelSettings(_Section):
     batch_size: int | None = Field(default=None, ge=1, description="remote backends: inputs per request")
     n_gpu_layers: int = Field(default=0, ge=-1, description="llamacpp: layers offloaded to the GPU (-1: all)")
 
+    @property
+    def enabled(self) -> bool:
+        """False when ``model`` is ``none``: the server serves no model of this role."""
+        return self.model.strip().lower() not in NO_MODEL
+
 
 class EmbeddingSettings(ModelSettings):
     """The embedding model."""
 
-    model: str = Field(default=DEFAULT_EMBEDDING_MODEL, description="hub id, local directory, or fake")
+    model: str = Field(
+        default=DEFAULT_EMBEDDING_MODEL, description="hub id, local directory, fake, or none (no embedder)"
+    )
     on_overflow: OnOverflow = Field(
         default="truncate", description="a text longer than max_length: truncate it, or refuse it"
     )
@@ -86,7 +102,9 @@ class EmbeddingSettings(ModelSettings):
 class RerankSettings(ModelSettings):
     """The reranking model."""
 
-    model: str = Field(default=DEFAULT_RERANKER_MODEL, description="hub id, local directory, or fake")
+    model: str = Field(
+        default=DEFAULT_RERANKER_MODEL, description="hub id, local directory, fake, or none (no reranker)"
+    )
     #: Compute the prompt prefix (system, instruction, query) shared by a query's documents once.
     prefix_cache: bool = True
 
@@ -100,7 +118,12 @@ class KBSettings(_Section):
     store_token: SecretStr | None = Field(
         default=None, description="token of a Milvus server (user:password)"
     )
-    chunk_size: int = Field(default=400, ge=32, le=8192, description="tokens per chunk (new KBs)")
+    chunk_size: int | None = Field(
+        default=None,
+        ge=32,
+        le=8192,
+        description="tokens per chunk (new KBs; default: what fits the embedding model's input, at most 400)",
+    )
     chunk_overlap: int = Field(default=64, ge=0, le=4096, description="overlap tokens (new KBs)")
     commit_chunks: int = Field(default=256, ge=1, description="chunks per commit")
     max_file_mb: float = Field(default=64.0, gt=0, description="larger files are skipped")

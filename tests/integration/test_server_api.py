@@ -154,7 +154,11 @@ def test_rerank_v2_is_cohere_v2(client):
 def test_models_health_ready_metrics(client):
     models = client.get("/v1/models").json()
     assert models["object"] == "list"
-    assert [(m["id"], m["task"]) for m in models["data"]] == [("fake:64", "embedding"), ("fake", "rerank")]
+    assert [(m["id"], m["task"]) for m in models["data"]] == [
+        ("fake:64", "embedding"),
+        ("fake:64:query", "embedding-query"),
+        ("fake", "rerank"),
+    ]
     assert models["data"][0]["dimension"] == 64
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").json()["status"] == "ready"

@@ -110,6 +110,7 @@ class KnowledgeBase:
         if target.exists():
             raise Conflict(f"knowledge base {name!r} already exists; use it, or drop it first")
         embedder = embedder or build_kb_embedder(spec, settings)
+        spec = spec.fitted(embedder)
         dim = validate_dim(spec.dim, embedder.dimension)
         manifest = spec.manifest(
             name, embedder, dim, created_at=datetime.now(UTC).isoformat(timespec="seconds")
@@ -138,15 +139,19 @@ class KnowledgeBase:
         settings: Settings | None = None,
         embedder: Embedder | None = None,
         reranker: Reranker | None = None,
+        rerank: bool = True,
     ) -> KnowledgeBase:
-        """An existing KB; :class:`NotFound` if unknown, :class:`Conflict` if ``embedder`` is incompatible."""
+        """An existing KB; :class:`NotFound` if unknown, :class:`Conflict` if ``embedder`` is incompatible.
+
+        ``rerank=False`` never reranks, even if the KB records a reranker (a server that serves none).
+        """
         settings = settings or Settings()
         path = mf.kb_dir(settings.home, name)
         manifest = mf.read_manifest(path, name)
         store = open_store(
             manifest.store, mf.store_path(path, manifest), dimension=manifest.dim, token=store_token(settings)
         )
-        kb = cls(path, manifest, store, settings=settings, models={"reranker": reranker})
+        kb = cls(path, manifest, store, settings=settings, models={"reranker": reranker, "rerank": rerank})
         if embedder is not None:
             try:
                 kb._check_embedder(embedder)
@@ -202,7 +207,14 @@ class KnowledgeBase:
         embedder: Embedder = self._models["embedder"]
         return embedder
 
+    @property
+    def reranks(self) -> bool:
+        """Whether searches that ask for reranking get it (the KB records a reranker, and it is not off)."""
+        return bool(self.manifest.reranker_model) and self._models.get("rerank", True)
+
     def _get_reranker(self) -> Reranker | None:
+        if not self.reranks:
+            return None
         if self._models.get("reranker") is None and self.manifest.reranker_model:
             self._models["reranker"] = build_kb_reranker(self.manifest.reranker_model, self.settings)
         reranker: Reranker | None = self._models.get("reranker")

@@ -174,6 +174,11 @@ class SearchResponse(BaseModel):
     query_terms: list[str] = Field(
         default_factory=list, description="The query's BM25 terms (lower case), for highlighting."
     )
+    score: Literal["rerank", "rrf", "cosine", "bm25"] = Field(
+        "rrf",
+        description="What each hit's `score` is: `rerank` the reranker's probability in [0, 1]; `rrf` the "
+        "fused rank score (hybrid without reranking); `cosine` the dense similarity; `bm25` the BM25 score.",
+    )
 
 
 IndexResult.model_rebuild()

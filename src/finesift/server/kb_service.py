@@ -132,8 +132,12 @@ class KBRegistry:
             return entry
         if entry is not None:
             self._retire(name)
-        reranker = self.state.services.reranker if self._records_reranker(name) else None
-        kb = KnowledgeBase.open(name, settings=self.settings, embedder=services.embedder, reranker=reranker)
+        # A server started with --reranker-model none searches without reranking, never loads the KB's.
+        rerank = self.settings.reranker.enabled
+        reranker = self.state.services.reranker if rerank and self._records_reranker(name) else None
+        kb = KnowledgeBase.open(
+            name, settings=self.settings, embedder=services.embedder, reranker=reranker, rerank=rerank
+        )
         entry = self._open[name] = _Entry(name, kb, stamp)
         return entry
 

@@ -241,11 +241,25 @@ async def delete_document(kb: KBName, doc_id: DocId, kbs: KBs) -> Any:
 
 @router.post("/v1/kbs/{kb}/search", response_model=SearchResponse, responses=READ)
 async def search(kb: KBName, body: SearchRequest, kbs: KBs) -> Any:
-    """Hybrid recall, then rerank: the hits of `finesift search --json`, plus the query's terms."""
+    """Hybrid recall, then rerank: the hits of `finesift search --json`, plus the query's terms and what
+    the scores are (`score`)."""
     query = validate_query(body.query)
-    hits = await kbs.read_kb(kb, lambda base: base.search(query, _options(kbs, body)))
+    options = _options(kbs, body)
+
+    def run(base: KnowledgeBase) -> tuple[list[Any], str]:
+        return base.search(query, options), score_kind(options, reranks=base.reranks)
+
+    hits, kind = await kbs.read_kb(kb, run)
     terms = list(dict.fromkeys(tokenize(query)))
-    return JSONResponse({"hits": [dataclasses.asdict(h) for h in hits], "query_terms": terms})
+    body_out = {"hits": [dataclasses.asdict(h) for h in hits], "query_terms": terms, "score": kind}
+    return JSONResponse(body_out)
+
+
+def score_kind(options: SearchOptions, *, reranks: bool) -> str:
+    """What the hits' ``score`` is: the stage that ran last (see :class:`SearchResponse`)."""
+    if options.rerank and reranks:
+        return "rerank"
+    return {"hybrid": "rrf", "dense": "cosine", "bm25": "bm25"}[options.mode]
 
 
 def _options(kbs: KBRegistry, body: SearchRequest) -> SearchOptions:

@@ -141,3 +141,26 @@ def test_only_the_document_is_cut_to_fit_the_context(ollama_generator, reference
     sent_doc = [p[len(start) : -len(SUFFIX)] for p in prompts if p != start + docs[0] + SUFFIX][-1]
     assert long_doc.startswith(sent_doc) and len(sent_doc) < len(long_doc)
     assert out.scores[1] == pytest.approx(reference.score(query.text, [sent_doc])[0], abs=1e-5)
+
+
+def test_cli_reranks_through_ollama_and_refuses_an_old_server(ollama_generator, reference, tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from finesift.cli.app import app
+
+    query, docs = PROBES.rerank[1]
+    args = ["rerank", "-q", query.text, "--backend", "ollama", "--model", MODEL, "--max-concurrent", "2"]
+    with protocol_server(_state(ollama_generator)) as (url, state):
+        result = CliRunner().invoke(
+            app, ["--home", str(tmp_path), *args, "--url", url, "--keep-alive", "5m"], input="\n".join(docs)
+        )
+    assert result.exit_code == 0, result.output
+    scores = [json.loads(line)["score"] for line in result.stdout.splitlines()]
+    assert scores == pytest.approx(reference.score(query.text, list(docs)), abs=1e-5)
+    assert {r.get("keep_alive") for r in state.requests if r["path"] == "/api/generate"} == {"5m"}
+    with protocol_server(_state(ollama_generator, ollama_version="0.12.6")) as (url, _):
+        old = CliRunner().invoke(app, ["--home", str(tmp_path), *args, "--url", url], input="x\n")
+    assert old.exit_code != 0
+    assert "Ollama 0.12.6" in old.output and "needs Ollama >= 0.12.11" in old.output

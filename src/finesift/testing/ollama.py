@@ -114,3 +114,41 @@ _SAMPLE_PROMPTS = [
         ("sort a list in python", "def f(xs): return sorted(xs)"),
     )
 ]
+
+
+def pull_into_store(root: str | Path, reference: str, gguf: str | Path) -> Path:
+    """Lay ``gguf`` out in an Ollama store under ``root`` as ``ollama pull`` does: the blob named by its
+    sha256, a template layer, and the manifest at ``manifests/<registry>/<namespace>/<name>/<tag>``.
+    Returns the blob path."""
+    import hashlib
+    import json
+    import shutil
+
+    from finesift.runtime.ollama_store import MODEL_LAYER, parse
+
+    root, ref = Path(root), parse(reference)
+    blobs = root / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    digest = "sha256:" + hashlib.sha256(Path(gguf).read_bytes()).hexdigest()
+    blob = blobs / digest.replace(":", "-")
+    shutil.copyfile(gguf, blob)
+    template = b"{{ .Prompt }}"
+    template_digest = "sha256:" + hashlib.sha256(template).hexdigest()
+    (blobs / template_digest.replace(":", "-")).write_bytes(template)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "digest": digest,
+            "size": 2,
+        },
+        "layers": [
+            {"mediaType": MODEL_LAYER, "digest": digest, "size": blob.stat().st_size},
+            {"mediaType": "application/vnd.ollama.image.template", "digest": template_digest, "size": 13},
+        ],
+    }
+    path = root / "manifests" / ref.registry / ref.namespace / ref.name / ref.tag
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    return blob

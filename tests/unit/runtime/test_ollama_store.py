@@ -109,7 +109,7 @@ def test_a_missing_blob_or_a_manifest_without_a_model_layer_is_explained(tiny_gg
     data = json.loads(manifest.read_text())
     data["layers"] = data["layers"][1:]
     manifest.write_text(json.dumps(data))
-    with pytest.raises(InvalidRequest, match="no application/vnd.ollama.image.model layer"):
+    with pytest.raises(InvalidRequest, match=r"no application/vnd\.ollama\.image\.model layer"):
         ollama_store.resolve(RERANKER, tmp_path)
 
 
@@ -125,7 +125,7 @@ def test_references_choose_llamacpp_and_the_hub_points_there() -> None:
 def test_a_file_that_is_not_gguf_is_refused(tmp_path) -> None:
     blob = tmp_path / "sha256-00"
     blob.write_bytes(b"PK\x03\x04 not a gguf")
-    with pytest.raises(InvalidRequest, match="needs a .gguf file"):
+    with pytest.raises(InvalidRequest, match=r"needs a \.gguf file"):
         llamacpp.gguf_path(str(blob))
 
 

@@ -250,7 +250,8 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default_factory=default_home, description="where knowledge bases live")
-    hub: HubSettings = HubSettings()
+    #: A factory, so that OLLAMA_MODELS is read when settings are built, not when finesift is imported.
+    hub: HubSettings = Field(default_factory=HubSettings)
     embedding: EmbeddingSettings = EmbeddingSettings()
     reranker: RerankSettings = RerankSettings()
     kb: KBSettings = KBSettings()

@@ -98,7 +98,7 @@ def _gguf_for(model: str, options: DoctorOptions, home: Path, role: str) -> str:
     given = options.gguf if role == "embedding" else options.reranker_gguf
     if given:
         return given
-    if model.lower().endswith(".gguf"):
+    if model.lower().endswith(".gguf") or model.startswith("ollama:"):
         return model
     import_llama_cpp()  # skip before converting when llama.cpp is not there to run the file
 

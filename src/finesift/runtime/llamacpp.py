@@ -25,11 +25,12 @@ def import_llama_cpp() -> Any:
     return llama_cpp
 
 
-def locate(model: str, ollama_models: str | None = None) -> Path:
-    """The GGUF file ``model`` names: a ``.gguf`` path, or ``ollama:NAME:TAG`` (a blob Ollama pulled)."""
+def locate(model: str, ollama_models: str | None = None) -> str:
+    """``ollama:NAME:TAG`` as the path of the GGUF blob Ollama pulled; any other name unchanged
+    (the backend checks it is a GGUF file once llama.cpp is known to be installed)."""
     if ollama_store.is_reference(model):
-        return ollama_store.resolve(model, ollama_models)
-    return gguf_path(model)
+        return str(ollama_store.resolve(model, ollama_models))
+    return model
 
 
 def gguf_path(model: str) -> Path:

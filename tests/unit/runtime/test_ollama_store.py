@@ -75,7 +75,8 @@ def test_a_pulled_model_resolves_to_its_gguf_blob(tiny_gguf, tmp_path) -> None:
     assert blob.read_bytes() == tiny_gguf.read_bytes()
     # the llama.cpp backends accept the blob (GGUF magic, no .gguf suffix) and the reference
     assert llamacpp.gguf_path(str(blob)) == blob
-    assert llamacpp.locate(RERANKER, str(tmp_path)) == blob
+    assert llamacpp.locate(RERANKER, str(tmp_path)) == str(blob)
+    assert llamacpp.locate("/models/x.gguf") == "/models/x.gguf"
     # Ollama compares names without case
     assert ollama_store.resolve("ollama:DengCao/qwen3-reranker-0.6b:f16", tmp_path) == blob
 
@@ -152,3 +153,15 @@ def test_llamacpp_embeds_and_reranks_with_models_ollama_pulled(
     query, docs = PROBES.rerank[0]
     got = reranker.score(query.text, list(docs))
     assert got == pytest.approx(tiny_reranker.score(query.text, list(docs)), abs=0.05)
+    # the same through the CLI: `finesift rerank --model ollama:NAME:TAG` picks llama.cpp by itself
+    from typer.testing import CliRunner
+
+    from finesift.cli.app import app
+
+    args = ["--home", str(tmp_path / "home"), "rerank", "-q", query.text, "--model", RERANKER]
+    result = CliRunner().invoke(app, [*args, "--max-length", "2048"], input="\n".join(docs[:3]))
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["score"] for line in result.stdout.splitlines()] == pytest.approx(got[:3], abs=1e-6)
+    missing = CliRunner().invoke(app, [*args[:-1], "ollama:dengcao/Qwen3-Reranker-0.6B:Q4_K_M"], input="x\n")
+    assert missing.exit_code != 0
+    assert "ollama pull dengcao/Qwen3-Reranker-0.6B:Q4_K_M" in missing.output

@@ -161,7 +161,8 @@ def test_llamacpp_embeds_and_reranks_with_models_ollama_pulled(
     args = ["--home", str(tmp_path / "home"), "rerank", "-q", query.text, "--model", RERANKER]
     result = CliRunner().invoke(app, [*args, "--max-length", "2048"], input="\n".join(docs[:3]))
     assert result.exit_code == 0, result.output
-    assert [json.loads(line)["score"] for line in result.stdout.splitlines()] == pytest.approx(got[:3], abs=1e-6)
+    cli_scores = [json.loads(line)["score"] for line in result.stdout.splitlines()]
+    assert cli_scores == pytest.approx(got[:3], abs=1e-6)
     missing = CliRunner().invoke(app, [*args[:-1], "ollama:dengcao/Qwen3-Reranker-0.6B:Q4_K_M"], input="x\n")
     assert missing.exit_code != 0
     assert "ollama pull dengcao/Qwen3-Reranker-0.6B:Q4_K_M" in missing.output

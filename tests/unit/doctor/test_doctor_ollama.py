@@ -47,3 +47,16 @@ def test_ollama_rows_are_green_or_name_the_fault(ollama_generator, checker, faul
     if diagnosis is None:
         assert row.metrics.max_delta is not None and row.metrics.max_delta < 1e-4
         assert backend.floored_pairs == 0
+
+
+def test_the_row_says_how_many_pairs_were_floored() -> None:
+    from types import SimpleNamespace
+
+    from finesift.doctor.report import Row
+    from finesift.doctor.run import _note_floored
+
+    built = SimpleNamespace(backend=SimpleNamespace(floored_pairs=3, scored_pairs=10))
+    row = _note_floored(Row("ollama", "reranker", "ok"), built)
+    assert row.message == "3 of 10 pairs lacked 'yes' or 'no' in the top logprobs (bounded by -10)"
+    clean = SimpleNamespace(backend=SimpleNamespace(floored_pairs=0, scored_pairs=10))
+    assert _note_floored(Row("ollama", "reranker", "ok"), clean).message is None

@@ -6,6 +6,7 @@ Nested sections read from ``FINESIFT_<SECTION>__<FIELD>``, e.g. ``FINESIFT_EMBED
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeVar
 
@@ -40,6 +41,10 @@ class HubSettings(_Section):
     source: HubSource = Field(default="huggingface", description="where hub ids are downloaded from")
     cache_dir: str | None = None
     offline: bool = Field(default=False, description="never download; use cached or local models only")
+    ollama_models: str | None = Field(
+        default_factory=lambda: os.environ.get("OLLAMA_MODELS") or None,
+        description="Ollama's model store for ollama:NAME:TAG (default $OLLAMA_MODELS or ~/.ollama/models)",
+    )
 
 
 class ModelSettings(_Section):
@@ -75,6 +80,9 @@ class ModelSettings(_Section):
     max_retries: int = Field(default=4, ge=0, le=20, description="remote: retries on 429/5xx/timeouts")
     batch_size: int | None = Field(default=None, ge=1, description="remote backends: inputs per request")
     n_gpu_layers: int = Field(default=0, ge=-1, description="llamacpp: layers offloaded to the GPU (-1: all)")
+    keep_alive: str | None = Field(
+        default=None, description="ollama: how long the server keeps the model loaded (5m, 1h, -1, 0)"
+    )
 
     @property
     def enabled(self) -> bool:
@@ -107,6 +115,9 @@ class RerankSettings(ModelSettings):
     )
     #: Compute the prompt prefix (system, instruction, query) shared by a query's documents once.
     prefix_cache: bool = True
+    max_concurrent: int = Field(
+        default=4, ge=1, le=64, description="ollama: generate requests in flight at once (one per document)"
+    )
 
 
 class KBSettings(_Section):
@@ -300,7 +311,8 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default_factory=default_home, description="where knowledge bases live")
-    hub: HubSettings = HubSettings()
+    #: A factory, so that OLLAMA_MODELS is read when settings are built, not when finesift is imported.
+    hub: HubSettings = Field(default_factory=HubSettings)
     embedding: EmbeddingSettings = EmbeddingSettings()
     reranker: RerankSettings = RerankSettings()
     kb: KBSettings = KBSettings()

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 #: The rerank backend a doctor backend name stands for, where the names differ.
 RERANK_NAME = {"openai": "remote", "remote": "remote"}
 #: Backends that cannot rerank, and why.
-NO_RERANK = {"ollama": "Ollama has no rerank API", "fake": "not a Qwen3 model"}
+NO_RERANK = {"fake": "not a Qwen3 model"}
 #: Backends that cannot embed.
 NO_EMBED = {"remote": "the remote reranker has no embedding role; use openai"}
 REFERENCE = "transformers float32"
@@ -98,7 +98,7 @@ def _gguf_for(model: str, options: DoctorOptions, home: Path, role: str) -> str:
     given = options.gguf if role == "embedding" else options.reranker_gguf
     if given:
         return given
-    if model.lower().endswith(".gguf"):
+    if model.lower().endswith(".gguf") or model.startswith("ollama:"):
         return model
     import_llama_cpp()  # skip before converting when llama.cpp is not there to run the file
 
@@ -125,6 +125,16 @@ def _build(role: str, name: str, section: Any, settings: Settings, options: Doct
         return "skip", str(exc)
     except FinesiftError as exc:
         return "fail", " ".join(str(exc).split())
+
+
+def _note_floored(row: Row, built: Any) -> Row:
+    """Say how many pairs a logprob backend (Ollama) scored with a floored "yes" or "no"."""
+    floored = getattr(getattr(built, "backend", None), "floored_pairs", 0)
+    if isinstance(floored, int) and floored > 0:
+        scored = built.backend.scored_pairs
+        note = f"{floored} of {scored} pairs lacked 'yes' or 'no' in the top logprobs (bounded by -10)"
+        row.message = f"{row.message}; {note}" if row.message else note
+    return row
 
 
 def _causal_lm(model: str) -> bool:
@@ -155,7 +165,7 @@ def run_doctor(settings: Settings, options: DoctorOptions, *, rerank: bool = Tru
                 continue
             log.info("doctor: reranker backend %s", name)
             built = _build("reranker", name, settings.reranker, settings, options)
-            rows.append(rr_checker.check(name, built))
+            rows.append(_note_floored(rr_checker.check(name, built), built))
     models = {"embedding": settings.embedding.model, "reranker": settings.reranker.model if rerank else None}
     return DoctorReport(rows, REFERENCE, models)
 

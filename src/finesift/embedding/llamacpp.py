@@ -105,9 +105,9 @@ class LlamaCppEmbedder(LocalEmbedder):
 
 
 def create(settings: EmbeddingSettings, hub: HubSettings) -> LlamaCppEmbedder:
-    """Registry factory: ``settings.model`` is a ``.gguf`` file."""
+    """Registry factory: ``settings.model`` is a ``.gguf`` file or ``ollama:NAME:TAG``."""
     return LlamaCppEmbedder(
-        settings.model,
+        llamacpp.locate(settings.model, hub.ollama_models),
         model_id=settings.model,
         max_length=settings.max_length,
         n_gpu_layers=settings.n_gpu_layers,

@@ -21,14 +21,14 @@ BACKENDS: dict[str, Entry] = {
 
 
 def choose_backend(settings: EmbeddingSettings) -> str:
-    """Resolve ``backend="auto"``: fake; ``.gguf`` files (llamacpp); a URL (openai); a local
-    sentence-transformers directory whose pooling is not last-token, e.g. all-MiniLM-L6-v2
-    (sentence-transformers); else transformers."""
+    """Resolve ``backend="auto"``: fake; ``.gguf`` files and ``ollama:NAME:TAG`` (llamacpp); a URL
+    (openai); a local sentence-transformers directory whose pooling is not last-token, e.g.
+    all-MiniLM-L6-v2 (sentence-transformers); else transformers."""
     if settings.backend != "auto":
         return settings.backend
     if settings.model == "fake" or settings.model.startswith("fake:"):
         return "fake"
-    if settings.model.lower().endswith(".gguf"):
+    if settings.model.lower().endswith(".gguf") or settings.model.startswith("ollama:"):
         return "llamacpp"
     if settings.url:
         return "openai"

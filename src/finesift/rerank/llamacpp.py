@@ -89,9 +89,9 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def create(settings: RerankSettings, hub: HubSettings) -> LlamaCppReranker:
-    """Registry factory: ``settings.model`` is a ``.gguf`` file of the reranker."""
+    """Registry factory: ``settings.model`` is a ``.gguf`` file of the reranker or ``ollama:NAME:TAG``."""
     return LlamaCppReranker(
-        settings.model,
+        llamacpp.locate(settings.model, hub.ollama_models),
         model_id=settings.model,
         max_length=settings.max_length,
         n_gpu_layers=settings.n_gpu_layers,

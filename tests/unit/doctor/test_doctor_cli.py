@@ -18,15 +18,20 @@ def _doctor(home, *args: str):
     return CliRunner().invoke(app, ["--home", str(home), "doctor", *args])
 
 
-def test_transformers_openai_and_remote_rerank_are_green(tiny_embedder, tiny_reranker, tmp_path) -> None:
-    state = ServerState(embedder=tiny_embedder.backend, reranker=tiny_reranker.backend)
+def test_transformers_openai_and_remote_rerank_are_green(
+    tiny_embedder, tiny_ollama_reranker_model, ollama_generator, tmp_path
+) -> None:
+    from finesift.rerank.transformers import TransformersReranker
+
+    reranker = TransformersReranker(tiny_ollama_reranker_model, device="cpu", dtype="float32")
+    state = ServerState(embedder=tiny_embedder.backend, reranker=reranker, generator=ollama_generator)
     with protocol_server(state) as (url, _):
         result = _doctor(
             tmp_path,
             "--embedding-model",
             str(tiny_embedder.backend.path),
             "--reranker-model",
-            str(tiny_reranker.backend.path),
+            str(tiny_ollama_reranker_model),
             "--backends",
             "transformers,openai,ollama,nonesuch",
             "--device",
@@ -49,9 +54,9 @@ def test_transformers_openai_and_remote_rerank_are_green(tiny_embedder, tiny_rer
     assert rows[("openai", "embedding")] == "OK"
     assert rows[("openai", "reranker")] == "OK"
     assert rows[("ollama", "embedding")] == "OK"
-    assert rows[("ollama", "reranker")] == "SKIP"
+    assert rows[("ollama", "reranker")] == "OK"
     assert rows[("nonesuch", "embedding")] == "SKIP"
-    assert "ollama (reranker) skipped: Ollama has no rerank API" in result.output
+    assert "Ollama has no rerank API" not in result.output
     assert "no embedding backend 'nonesuch' is registered" in result.output
     assert "all backends agree with the reference" in result.output
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from finesift import load_embedder
 from finesift.errors import Conflict
 from finesift.kb.knowledge_base import KnowledgeBase, open_or_create
 from finesift.kb.manifest import writer_lock
@@ -131,3 +132,28 @@ def test_searches_are_not_blocked_by_the_writer_lock(kb_settings: Settings, corp
         hits = reader.search("数据库 索引", SearchOptions(top_k=3))
         assert hits and Path(hits[0].source).name == "db.md"
         assert len(reader.documents()) == 4 and reader.info()["documents"] == 4
+
+
+def test_a_moved_model_directory_keeps_the_kb_working(
+    copy_model, tiny_embedding_model: Path, tmp_path: Path, corpus: Path
+) -> None:
+    import shutil
+
+    first = copy_model(tiny_embedding_model)
+
+    def settings(model: Path) -> Settings:
+        embedding = {"model": str(model), "dtype": "float32", "device": "cpu"}
+        return Settings(home=tmp_path / "home", embedding=embedding, reranker={"model": "fake"})
+
+    with open_or_create("moved", settings=settings(first)) as kb:
+        kb.add([corpus])
+        before = [(h.doc_id, h.start) for h in kb.search("数据库 索引", SearchOptions(rerank=False))]
+    moved = tmp_path / "elsewhere" / "renamed-model"
+    moved.parent.mkdir()
+    shutil.move(first, moved)
+    # kb-correctness.md: the model name (here its path) is not compared, so the moved directory is
+    # accepted as the KB's embedder (passed as `embedder=`; the KB itself records the old path).
+    embedder = load_embedder(str(moved), dtype="float32", device="cpu")
+    with KnowledgeBase.open("moved", settings=settings(moved), embedder=embedder) as kb:
+        assert [(h.doc_id, h.start) for h in kb.search("数据库 索引", SearchOptions(rerank=False))] == before
+        assert kb.add([corpus]).documents_unchanged == 4  # the pipeline digest did not change either

@@ -43,7 +43,14 @@ def test_an_unreachable_store_exits_6(tmp_path: Path) -> None:
     docs.mkdir()
     (docs / "a.md").write_text("hello", encoding="utf-8")
     args = ["--home", str(tmp_path / "home"), "index", str(docs), "--kb", "x"]
-    args += ["--store", "postgresql://127.0.0.1:1/db", "--embedding-model", "fake", "--reranker-model", "fake"]
+    args += [
+        "--store",
+        "postgresql://127.0.0.1:1/db",
+        "--embedding-model",
+        "fake",
+        "--reranker-model",
+        "fake",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 6, result.output
     assert "cannot create the pgvector tables" in _one_line_error(result.output)

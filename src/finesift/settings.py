@@ -229,7 +229,7 @@ class ServerSettings(_Section):
 
     host: str = Field(default="127.0.0.1", description="address to bind")
     self_test: bool = Field(
-        default=False, description="probe the loaded models against transformers fp32 before serving"
+        default=False, description="probe the loaded models against the model cards' code before serving"
     )
     port: int = Field(default=8000, ge=0, le=65535, description="port to listen on")
     api_key: SecretStr | None = Field(

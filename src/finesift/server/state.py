@@ -120,7 +120,7 @@ class ServerState:
         return embedder, reranker
 
     def _self_test(self, embedder: Embedder | None, reranker: Reranker | None) -> None:
-        """The doctor's probe against transformers fp32; a failing row stops the server."""
+        """The doctor's probe against the model cards' code (fp32); a failing row stops the server."""
         report = self_test(self.settings, embedder=embedder, reranker=reranker)
         log.info("self-test:\n%s", report.table())
         if not report.ok:

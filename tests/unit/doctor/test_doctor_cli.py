@@ -59,6 +59,7 @@ def test_transformers_openai_and_remote_rerank_are_green(
     assert "Ollama has no rerank API" not in result.output
     assert "no embedding backend 'nonesuch' is registered" in result.output
     assert "all backends agree with the reference" in result.output
+    assert "reference: model card (transformers float32)" in result.output
 
 
 def test_a_deviating_backend_fails_with_its_diagnosis_and_json(tiny_embedder, tmp_path) -> None:
@@ -99,7 +100,11 @@ def test_sentence_transformers_is_checked_when_registered_and_skipped_otherwise(
         "cpu",
     )
     if "sentence-transformers" in BACKENDS:
-        assert "sentence-transformers  embedding" in result.output
+        # The row must be green against the model card, and the run must pass: a failing row fails this.
+        assert result.exit_code == 0, result.output
+        (row,) = [ln.split() for ln in result.output.splitlines() if ln.startswith("sentence-transformers")]
+        assert row[1:3] == ["embedding", "OK"], result.output
+        assert "reference: model card (transformers float32)" in result.output
     else:
         assert result.exit_code == 0
         assert "no embedding backend 'sentence-transformers' is registered" in result.output
@@ -122,6 +127,7 @@ def test_self_test_with_a_reference_and_without(tiny_embedder, tiny_reranker) ->
     )
     report = self_test(settings, embedder=tiny_embedder, reranker=tiny_reranker)
     assert report.ok and [r.status for r in report.rows] == ["ok", "ok"]
+    assert report.reference == "model card (transformers float32)"
     assert report.rows[0].metrics.cos_min == pytest.approx(1.0, abs=1e-5)
 
     from finesift import load_embedder, load_reranker

@@ -104,9 +104,7 @@ class KBSettings(_Section):
     chunk_overlap: int = Field(default=64, ge=0, le=4096, description="overlap tokens (new KBs)")
     commit_chunks: int = Field(default=256, ge=1, description="chunks per commit")
     max_file_mb: float = Field(default=64.0, gt=0, description="larger files are skipped")
-    optimize_versions: int = Field(
-        default=200, ge=2, description="compact a KB's store once N versions were written since the last time"
-    )
+    optimize_versions: int = Field(default=200, ge=2, description="compact after N versions")
     optimize_keep: float = Field(
         default=600.0, ge=0.001, description="seconds old store versions stay readable after a compaction"
     )
@@ -209,6 +207,12 @@ class ServerSettings(_Section):
     max_batch_items: int = Field(default=512, ge=1, description="texts or documents per model call")
     queue_size: int = Field(default=64, ge=1, description="requests admitted per model before 429")
     request_timeout: float = Field(default=60.0, gt=0, description="seconds a request may wait and run")
+    kb_read_threads: int = Field(
+        default=8, ge=1, description="threads for knowledge-base reads (search, info, retrieval for answers)"
+    )
+    kb_write_threads: int = Field(
+        default=4, ge=1, description="threads for knowledge-base writes, drops and background compaction"
+    )
     retry_after: int = Field(default=1, ge=1, description="seconds suggested in Retry-After on 429/503")
     shutdown_timeout: float = Field(
         default=30.0, ge=0, description="seconds to finish in-flight work on shutdown"
@@ -221,12 +225,6 @@ class ServerSettings(_Section):
     )
     max_upload_files: int = Field(default=100, ge=1, description="files per upload request")
     kb_write_queue: int = Field(default=16, ge=1, description="writes waiting per knowledge base before 429")
-    kb_read_threads: int = Field(
-        default=8, ge=1, description="threads for knowledge-base reads (search, info, retrieval for answers)"
-    )
-    kb_write_threads: int = Field(
-        default=4, ge=1, description="threads for knowledge-base writes, drops and background compaction"
-    )
 
 
 class EvalSettings(_Section):

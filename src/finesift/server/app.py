@@ -1,8 +1,7 @@
 """``create_app(settings, services)``: the FastAPI app, its middleware and its lifespan.
 
-Middleware, outermost first: the 500 for unexpected errors, metrics, Host check (when bound to
-loopback or names are configured), CORS (only when origins are configured), body size limit, Bearer
-auth (when a key is set).
+Middleware, outermost first: metrics, Host check (when bound to loopback or names are configured),
+CORS (only when origins are configured), body size limit, Bearer auth (when a key is set).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 
 from finesift import __version__
 from finesift.server.answering import Answerers
-from finesift.server.errors import UnexpectedErrorMiddleware, install
+from finesift.server.errors import install
 from finesift.server.kb_service import KBRegistry
 from finesift.server.metrics import Metrics, MetricsMiddleware
 from finesift.server.security import (
@@ -104,7 +103,6 @@ def _add_middleware(app: FastAPI, settings: Settings, state: ServerState) -> Non
     if allowed:
         app.add_middleware(HostCheckMiddleware, allowed=allowed)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
-    app.add_middleware(UnexpectedErrorMiddleware)
 
 
 def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:

@@ -1,10 +1,7 @@
 """The one table from the finesift error tree to HTTP status and OpenAI-shaped error bodies.
 
 Bodies are ``{"error": {"message", "type", "code", "param"}}``: a stable ``type``/``code`` and a
-one-line message; never a stack trace. An unexpected exception becomes a 500 in
-:class:`UnexpectedErrorMiddleware`, which, unlike Starlette's own handler for ``Exception``, does not
-re-raise once the 500 is sent: the server would then close the keep-alive connection under the
-client's next request.
+one-line message; never a stack trace.
 """
 
 from __future__ import annotations
@@ -150,12 +147,15 @@ def install(app: FastAPI, *, retry_after: int) -> None:
     app.add_exception_handler(FinesiftError, finesift_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
+    # Not add_exception_handler(Exception, ...): Starlette re-raises after sending that handler's 500,
+    # and uvicorn then cuts the keep-alive connection under the client's next request.
+    app.add_middleware(UnexpectedErrorMiddleware)
 
 
 class UnexpectedErrorMiddleware:
     """Any other exception: logged with its traceback, answered 500, and not raised further.
 
-    Add it outermost. Once a response has started, nothing else can be sent: an exception before
+    Once a response has started, nothing else can be sent: an exception before
     its end is re-raised (the server must cut the connection, or the client would take a truncated
     body for a whole one); one after its end is only logged.
     """

@@ -135,14 +135,10 @@ class KBRegistry:
 
         return await self.read(run)
 
-    async def check(self, name: str) -> None:
-        """404/409 now if KB ``name`` cannot take a write; on the write threads, within the deadline."""
-
-        def opened() -> None:
-            with self.lease(name):
-                pass
-
-        await self._deadline(self._submit(self._write_pool, opened))
+    async def get(self, name: str) -> KnowledgeBase:
+        """:meth:`open` (404/409 before a write reads its body): on the write threads, so that read
+        pressure cannot refuse it, and within the request deadline."""
+        return await self._deadline(self._submit(self._write_pool, lambda: self.open(name)))
 
     # ---- writing ----------------------------------------------------------------------------
 

@@ -164,7 +164,7 @@ async def upload_documents(kb: KBName, request: Request, kbs: KBs) -> Any:
     Re-uploading a name replaces that document (unchanged content costs nothing). Files that cannot
     be parsed are listed in `failures`; if no file could be read the answer is 422.
     """
-    await kbs.check(kb)  # 404/409 before reading the body
+    await kbs.get(kb)  # 404/409 before reading the body
     uploads = await read_uploads(request, kbs.settings.server)
     if not uploads.documents:
         first = uploads.failures[0].reason if uploads.failures else "no file in the request"
@@ -191,7 +191,7 @@ async def index_paths(kb: KBName, body: IndexPaths, kbs: KBs) -> Any:
     Symlinks are resolved before the check; `..`, paths outside the roots, NUL bytes and device
     files are refused with 403/422; links inside a folder that lead outside are skipped and listed.
     """
-    await kbs.check(kb)  # 404/409 before any path is looked at
+    await kbs.get(kb)  # 404/409 before any path is looked at
     roots = resolve_roots(kbs.settings.server.index_roots)
     targets = [confine(raw, roots) for raw in body.paths]
 

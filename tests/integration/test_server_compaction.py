@@ -32,9 +32,12 @@ def _settings(home: Path, **kb: Any) -> Settings:
     )
 
 
+def _text(i: int) -> bytes:
+    return f"note number {i}: compaction keeps the store small".encode()
+
+
 def _upload(client: Any, i: int) -> Any:
-    text = f"note number {i}: compaction keeps the store small".encode()
-    return client.post("/v1/kbs/kb/documents", files=[("files", (f"n{i}.md", text))])
+    return client.post("/v1/kbs/kb/documents", files=[("files", (f"n{i}.md", _text(i)))])
 
 
 def _settle(app: Any) -> None:
@@ -75,6 +78,11 @@ def test_uploads_and_deletes_over_http_keep_the_store_bounded(tmp_path: Path) ->
         assert len(client.get("/v1/kbs/kb/documents").json()["data"]) == 20
         hits = client.post("/v1/kbs/kb/search", json={"query": "note number 35"}).json()["hits"]
         assert hits and all(int(h["source"][len("upload://n") : -3]) >= 20 for h in hits)
+    # Delete means gone: after the compactions that followed, the text of the first deletes is in no
+    # file (the text of a kept document is, so the files are searchable as they are).
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "kbs" / "kb").rglob("*") if p.is_file())
+    assert _text(35) in stored
+    assert not [i for i in range(10) if _text(i) in stored]
     # Before the fix: about 2 versions per write and 8 files per version, never compacted over HTTP.
     for versions, files in (after_uploads, after_deletes):
         assert versions <= VERSIONS + 2, (after_uploads, after_deletes)

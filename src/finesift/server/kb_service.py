@@ -211,8 +211,8 @@ class KBRegistry:
 
         try:
             return await self.write(name, run, bounded=False)
-        except NotFound:
-            return False  # dropped meanwhile
+        except (NotFound, NotReady):
+            return False  # dropped meanwhile, or the server is shutting down
         except FinesiftError as exc:  # e.g. another writer outside the server: the next write retries
             log.warning("compacting knowledge base %r failed: %s", name, exc)
         except Exception:

@@ -19,10 +19,10 @@ import pytest
 from server_support import ready_client
 
 from finesift.kb.knowledge_base import KnowledgeBase
-from finesift.server import uploads
 from finesift.server.app import create_app
 from finesift.settings import Settings
 from finesift.testing.chat import chat_server
+from finesift.types import Document
 
 pytest.importorskip("lancedb")
 pytestmark = pytest.mark.service
@@ -105,7 +105,7 @@ def test_the_deadline_covers_the_open(tmp_path: Path, chat_url: str, monkeypatch
     settings = _settings(tmp_path, chat_url, request_timeout=0.5)
     for name in ("fast", "slow1", "slow2", "slow3"):
         with KnowledgeBase.create(name, settings=settings) as kb:
-            kb.add_documents([uploads.load_bytes(TEXT, "upload://a.md")])
+            kb.add_documents([Document("upload://a.md", TEXT.decode(), "md")])
     gate = threading.Event()
     opened = KnowledgeBase.open.__func__  # type: ignore[attr-defined]
 

@@ -27,8 +27,10 @@ from finesift.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: The server's models, or :class:`~finesift.server.errors.NotReady` while they load.
-Models = Callable[[], tuple[Embedder, Reranker]]
+#: The server's embedder, or :class:`~finesift.server.errors.NotReady` while it loads.
+EmbedderOf = Callable[[], Embedder]
+#: The server's reranker (asked for only by KBs that record one).
+RerankerOf = Callable[[], Reranker]
 
 
 @dataclass
@@ -59,9 +61,10 @@ def _gone(name: str) -> NotFound:
 class KBHandles:
     """The open KBs of one server by name; thread-safe. Leases count users; drops wait for them."""
 
-    def __init__(self, settings: Settings, models: Models) -> None:
+    def __init__(self, settings: Settings, *, embedder: EmbedderOf, reranker: RerankerOf) -> None:
         self.settings = settings
-        self._models = models
+        self._embedder = embedder
+        self._reranker = reranker
         self._open: dict[str, _Entry] = {}
         self._retired: list[_Entry] = []  # replaced handles that leases still hold
         self._guard = threading.Condition()
@@ -128,9 +131,10 @@ class KBHandles:
     def _bind(self, entry: _Entry) -> KnowledgeBase:
         """The entry's KB with the server's models (call with the guard held)."""
         if entry.bound is None:
-            embedder, reranker = self._models()
             records = entry.plain.manifest.reranker_model is not None
-            entry.bound = entry.plain.with_models(embedder=embedder, reranker=reranker if records else None)
+            entry.bound = entry.plain.with_models(
+                embedder=self._embedder(), reranker=self._reranker() if records else None
+            )
         return entry.bound
 
     def open(self, name: str, *, models: bool = True) -> KnowledgeBase:

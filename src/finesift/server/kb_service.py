@@ -28,10 +28,8 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from finesift.embedding.embedder import Embedder
 from finesift.errors import DeadlineExceeded, FinesiftError, NotFound, Overloaded
 from finesift.kb.knowledge_base import KnowledgeBase
-from finesift.rerank.base import Reranker
 from finesift.server.errors import NotReady
 from finesift.server.kb_handles import KBHandles
 from finesift.server.state import ServerState
@@ -56,7 +54,11 @@ class KBRegistry:
     def __init__(self, settings: Settings, state: ServerState) -> None:
         self.settings = settings
         self.state = state
-        self.handles = KBHandles(settings, self._models)
+        self.handles = KBHandles(
+            settings,
+            embedder=lambda: state.require_embeddings().embedder,
+            reranker=lambda: state.services.reranker,
+        )
         server = settings.server
         self._read_pool = ThreadPoolExecutor(server.kb_read_threads, thread_name_prefix="finesift-kb-read")
         self._write_pool = ThreadPoolExecutor(server.kb_write_threads, thread_name_prefix="finesift-kb-write")
@@ -64,9 +66,6 @@ class KBRegistry:
         self._reads = 0
         self._compactions: dict[str, asyncio.Task[bool]] = {}
         self._closed = False
-
-    def _models(self) -> tuple[Embedder, Reranker]:
-        return self.state.require_embeddings().embedder, self.state.services.reranker
 
     # ---- handles ----------------------------------------------------------------------------
 

@@ -154,6 +154,9 @@ class KBSettings(_Section):
         default=2, ge=0, le=64, description="parser processes (0: parse in-process, without the limits)"
     )
     optimize_versions: int = Field(default=200, ge=2, description="compact after N versions")
+    optimize_keep: float = Field(
+        default=600.0, ge=0.001, description="seconds old store versions stay readable after a compaction"
+    )
 
 
 class SearchSettings(_Section):
@@ -255,6 +258,12 @@ class ServerSettings(_Section):
     max_batch_items: int = Field(default=512, ge=1, description="texts or documents per model call")
     queue_size: int = Field(default=64, ge=1, description="requests admitted per model before 429")
     request_timeout: float = Field(default=60.0, gt=0, description="seconds a request may wait and run")
+    kb_read_threads: int = Field(
+        default=8, ge=1, description="threads for knowledge-base reads (search, info, retrieval for answers)"
+    )
+    kb_write_threads: int = Field(
+        default=4, ge=1, description="threads for knowledge-base writes, drops and background compaction"
+    )
     retry_after: int = Field(default=1, ge=1, description="seconds suggested in Retry-After on 429/503")
     shutdown_timeout: float = Field(
         default=30.0, ge=0, description="seconds to finish in-flight work on shutdown"

@@ -86,6 +86,7 @@ class IndexJob:
     caps: Caps = NO_CAPS
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    stored: list[str] = field(default_factory=list)
     _batch: _Batch = field(default_factory=_Batch)
 
     def __post_init__(self) -> None:
@@ -126,6 +127,7 @@ class IndexJob:
         old = self.known.get(doc_id)
         if old is not None and old.content_hash == content_hash and old.pipeline == self.pipeline:
             self._count("documents_unchanged")
+            self.stored.append(source)
             return
         try:
             document = loader()
@@ -174,6 +176,7 @@ class IndexJob:
         self._count("chunks_embedded", len(texts))
         for info, _, updated in batch.documents:
             self.known[info.doc_id] = info
+            self.stored.append(info.source)
             self._count("documents_updated" if updated else "documents_added")
 
     def prune(self, roots: Iterable[Path], seen: set[str]) -> None:
@@ -189,4 +192,4 @@ class IndexJob:
             self._count("documents_removed", len(gone))
 
     def report(self) -> IndexReport:
-        return IndexReport(**self.counts, failures=tuple(self.failures))
+        return IndexReport(**self.counts, failures=tuple(self.failures), stored=tuple(self.stored))

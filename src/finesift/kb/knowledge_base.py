@@ -11,6 +11,9 @@ A KB records its embedder's fingerprint at creation; opening it with an embedder
 differ raises :class:`~finesift.errors.Conflict`. Writes (``add``, ``add_documents``, ``delete``)
 take the KB's writer lock (a second writer fails at once with :class:`Conflict`); searches read the
 last committed snapshot and never wait. One ``KnowledgeBase`` object may serve concurrent searches.
+Every write compacts the store once ``kb.optimize_versions`` versions piled up since the last
+compaction, unless the KB was opened with ``auto_optimize=False`` (the server compacts in the
+background instead, with :meth:`optimize_due` and :meth:`optimize`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +74,13 @@ class KnowledgeBase:
         *,
         settings: Settings,
         models: dict[str, Any],
+        auto_optimize: bool = True,
     ) -> None:
         self.path = path
         self.manifest = manifest
         self.store = store
         self.settings = settings
+        self.auto_optimize = auto_optimize
         self._models = models
         # The task recorded at creation reaches both models, whatever their own defaults are.
         self._pipeline = RetrievalPipeline(
@@ -140,10 +145,12 @@ class KnowledgeBase:
         embedder: Embedder | None = None,
         reranker: Reranker | None = None,
         rerank: bool = True,
+        auto_optimize: bool = True,
     ) -> KnowledgeBase:
         """An existing KB; :class:`NotFound` if unknown, :class:`Conflict` if ``embedder`` is incompatible.
 
         ``rerank=False`` never reranks, even if the KB records a reranker (a server that serves none).
+        ``auto_optimize=False``: writes leave compaction to the caller (:meth:`optimize_due`).
         """
         settings = settings or Settings()
         path = mf.kb_dir(settings.home, name)
@@ -151,13 +158,35 @@ class KnowledgeBase:
         store = open_store(
             manifest.store, mf.store_path(path, manifest), dimension=manifest.dim, token=store_token(settings)
         )
-        kb = cls(path, manifest, store, settings=settings, models={"reranker": reranker, "rerank": rerank})
+        kb = cls(
+            path, manifest, store, settings=settings, models={"rerank": rerank}, auto_optimize=auto_optimize
+        )
+        if embedder is None and reranker is None:
+            return kb
+        try:
+            return kb.with_models(embedder=embedder, reranker=reranker, rerank=rerank)
+        except BaseException:
+            store.close()  # a server store holds connections
+            raise
+
+    def with_models(
+        self, *, embedder: Embedder | None, reranker: Reranker | None, rerank: bool = True
+    ) -> KnowledgeBase:
+        """This KB over the same open store, with these models (``None``: the recorded one, loaded on use).
+
+        :class:`Conflict` if ``embedder``'s vectors differ from the KB's. ``rerank=False`` never reranks.
+        Both objects share the store: close only one of them.
+        """
+        kb = KnowledgeBase(
+            self.path,
+            self.manifest,
+            self.store,
+            settings=self.settings,
+            models={"reranker": reranker, "rerank": rerank},
+            auto_optimize=self.auto_optimize,
+        )
         if embedder is not None:
-            try:
-                kb._check_embedder(embedder)
-            except BaseException:
-                store.close()  # a server store holds connections
-                raise
+            kb._check_embedder(embedder)
         return kb
 
     @staticmethod
@@ -279,6 +308,7 @@ class KnowledgeBase:
             for doc in documents:
                 job.add_bytes(doc.source, doc.text.encode("utf-8", "surrogatepass"), loader=_prepared(doc))
             job.flush()
+            self._maybe_optimize()
             return job.report()
 
     def delete(self, doc_ids: Sequence[str]) -> int:
@@ -296,13 +326,32 @@ class KnowledgeBase:
             )
         with mf.writer_lock(self.path, self.name):
             self.store.commit(deletes=ids)
+            self._maybe_optimize()
         return len(ids)
 
-    def _maybe_optimize(self) -> None:
-        optimize = getattr(self.store, "optimize", None)
+    def optimize_due(self) -> bool:
+        """Whether ``kb.optimize_versions`` store versions were written since the last compaction."""
         versions = getattr(self.store, "versions_since_optimize", None)
-        if optimize is not None and versions is not None and versions() >= self.settings.kb.optimize_versions:
-            optimize()
+        return versions is not None and versions() >= self.settings.kb.optimize_versions
+
+    def optimize(self) -> None:
+        """Compact the store (content unchanged; versions older than ``kb.optimize_keep`` s are pruned).
+
+        Takes the writer lock (:class:`Conflict` while another writer holds it); a no-op for stores
+        that compact themselves.
+        """
+        with mf.writer_lock(self.path, self.name):
+            self._optimize()
+
+    def _optimize(self) -> None:
+        optimize = getattr(self.store, "optimize", None)
+        if optimize is not None:
+            optimize(keep=timedelta(seconds=self.settings.kb.optimize_keep))
+
+    def _maybe_optimize(self) -> None:
+        """Compact when due and this object does it itself (call with the writer lock held)."""
+        if self.auto_optimize and self.optimize_due():
+            self._optimize()
 
     # ---- reads ----------------------------------------------------------------------------------
 

@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, services: ModelServices | None 
         finally:
             await state.stop()
             answerers.close()
-            kbs.close()
+            await kbs.aclose()
 
     app = FastAPI(title="finesift", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.finesift = state

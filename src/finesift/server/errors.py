@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from finesift.errors import (
     BackendError,
@@ -166,11 +167,45 @@ def install(app: FastAPI, *, retry_after: int) -> None:
         response.headers.update(exc.headers or {})
         return response
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return error_response(500, "internal server error; see the server log", code="internal_error")
-
     app.add_exception_handler(FinesiftError, finesift_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)
+    # Not add_exception_handler(Exception, ...): Starlette re-raises after sending that handler's 500,
+    # and uvicorn then cuts the keep-alive connection under the client's next request.
+    app.add_middleware(UnexpectedErrorMiddleware)
+
+
+class UnexpectedErrorMiddleware:
+    """Any other exception: logged with its traceback, answered 500, and not raised further.
+
+    Once a response has started, nothing else can be sent: an exception before
+    its end is re-raised (the server must cut the connection, or the client would take a truncated
+    body for a whole one); one after its end is only logged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = ended = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started, ended
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                ended = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            log.error("%s %s failed", scope.get("method"), scope.get("path"), exc_info=exc)
+            if started and not ended:
+                raise
+            if not started:
+                message = "internal server error; see the server log"
+                await error_response(500, message, code="internal_error")(scope, receive, send)

@@ -7,7 +7,6 @@ by ``data: [DONE]``; failures before it are ordinary HTTP errors.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Annotated, Any, Literal
@@ -99,8 +98,8 @@ async def _ask(answerers: Answerers, kb: str, body: AskRequest) -> Response:
         return answerer.prepare(body.query, top_k=body.top_k, threshold=body.threshold, mode=body.mode)
 
     if not body.stream:
-        answerer, prepared = await asyncio.to_thread(answerers.prepare, kb, prepare)
-        result = await asyncio.to_thread(answerer.complete, prepared)
+        answerer, prepared = await answerers.prepare(kb, prepare)
+        result = await answerers.run(lambda: answerer.complete(prepared))
         return JSONResponse(result.to_dict())
     answerer, prepared, pieces = await prepare_stream(answerers, kb, prepare)
 
@@ -163,8 +162,8 @@ async def _chat(answerers: Answerers, body: ChatRequest) -> Response:
 
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
     if not body.stream:
-        answerer, prepared = await asyncio.to_thread(answerers.prepare, body.model, prepare)
-        result = await asyncio.to_thread(answerer.complete, prepared)
+        answerer, prepared = await answerers.prepare(body.model, prepare)
+        result = await answerers.run(lambda: answerer.complete(prepared))
         return JSONResponse(_completion(base, result, answerer, prepared))
     answerer, prepared, pieces = await prepare_stream(answerers, body.model, prepare)
 

@@ -10,6 +10,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from finesift.errors import InvalidRequest
+from finesift.kb.indexing import doc_id_for
 from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.kb.spec import KBSpec
 from finesift.lexical import tokenize
@@ -52,7 +53,7 @@ COMMON: dict[int | str, dict[str, Any]] = {
     413: _error("Body or upload too large"),
     422: _error("Invalid request: bad name, empty query, wrong types, out-of-range options"),
     429: _error("Too many reads in flight, or too many writes waiting for this knowledge base"),
-    503: _error("Store unavailable, or deadline exceeded"),
+    503: _error("Store unavailable, deadline exceeded (the open included), or server draining"),
 }
 WRITE: dict[int | str, dict[str, Any]] = {
     **COMMON,
@@ -66,12 +67,10 @@ READ: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _index_result(
-    report: IndexReport, kb: KnowledgeBase | None = None, sources: set[str] | None = None
-) -> Any:
-    documents = []
-    if kb is not None and sources:
-        documents = [{"doc_id": d.doc_id, "source": d.source} for d in kb.documents() if d.source in sources]
+def _index_result(report: IndexReport) -> Any:
+    """The answer of a write, built from what the write itself knows (no second read that could fail
+    or be refused after the commit)."""
+    documents = [{"doc_id": doc_id_for(s), "source": s} for s in sorted(set(report.stored))]
     failures = [dataclasses.asdict(f) for f in report.failures]
     return {**report.summary(), "failures": failures, "documents": documents}
 
@@ -113,12 +112,7 @@ def _info(kb: KnowledgeBase) -> dict[str, Any]:
 @router.get("/v1/kbs/{kb}", response_model=KBInfo, responses=COMMON)
 async def kb_info(kb: KBName, kbs: KBs) -> Any:
     """Models, dimension, chunking, counts, fingerprint and documents of a knowledge base."""
-
-    def info() -> dict[str, Any]:
-        with kbs.open_plain(kb) as base:
-            return _info(base)
-
-    return await kbs.read(info)
+    return await kbs.read_kb(kb, _info, models=False)
 
 
 @router.delete("/v1/kbs/{kb}", response_model=Dropped, responses=WRITE)
@@ -137,11 +131,10 @@ async def drop_kb(kb: KBName, kbs: KBs) -> Any:
 async def list_documents(kb: KBName, kbs: KBs) -> Any:
     """Every document of a knowledge base, sorted by source."""
 
-    def documents() -> list[dict[str, Any]]:
-        with kbs.open_plain(kb) as base:
-            return [dataclasses.asdict(d) for d in base.documents()]
+    def documents(base: KnowledgeBase) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(d) for d in base.documents()]
 
-    return {"object": "list", "data": await kbs.read(documents)}
+    return {"object": "list", "data": await kbs.read_kb(kb, documents, models=False)}
 
 
 @router.post(
@@ -184,7 +177,7 @@ async def upload_documents(kb: KBName, request: Request, kbs: KBs) -> Any:
             documents_failed=report.documents_failed + len(uploads.failures),
             failures=tuple(uploads.failures) + report.failures,
         )
-        return _index_result(report, base, {d.source for d in uploads.documents})
+        return _index_result(report)
 
     return await kbs.write_kb(kb, add)
 
@@ -212,7 +205,7 @@ async def index_paths(kb: KBName, body: IndexPaths, kbs: KBs) -> Any:
             documents_failed=report.documents_failed + len(found.skipped),
             failures=report.failures + tuple(found.skipped),
         )
-        return _index_result(report, base, {str(f) for f in found.files})
+        return _index_result(report)
 
     return await kbs.write_kb(kb, index)
 

@@ -64,7 +64,9 @@ def _searches(client: httpx.Client, n: int) -> float:
     return round(statistics.median(times), 2)
 
 
-def _run(home: Path, args: argparse.Namespace, kb: dict[str, Any], *, compact_by_hand: bool) -> dict[str, Any]:
+def _run(
+    home: Path, args: argparse.Namespace, kb: dict[str, Any], *, compact_by_hand: bool
+) -> dict[str, Any]:
     settings = Settings(home=home, embedding={"model": "fake"}, reranker={"model": "fake"}, kb=kb)
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_port(), log_level="warning"))

@@ -8,6 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from skip_policy import (  # the skip allow-list (tests/skips.toml), enforced under FINESIFT_STRICT_SKIPS=1
+    pytest_collection_modifyitems,
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+)
+
+__all__ = ["pytest_collection_modifyitems", "pytest_make_collect_report", "pytest_runtest_makereport"]
+
 
 @pytest.fixture(scope="session")
 def tiny_embedding_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -141,3 +149,20 @@ def postgres_uri(tmp_path_factory: pytest.TempPathFactory):
             yield uri
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_ollama_reranker_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Qwen3-Reranker whose top next tokens are "yes" and "no" (untied head), as Ollama serves it."""
+    pytest.importorskip("torch")
+    from finesift.testing.ollama import build_ollama_reranker
+
+    return build_ollama_reranker(tmp_path_factory.mktemp("tiny-ollama-reranker"))
+
+
+@pytest.fixture(scope="session")
+def ollama_generator(tiny_ollama_reranker_model: Path):
+    """The next-token model behind the protocol server's /api/generate (fp32, transformers)."""
+    from finesift.testing.ollama import LogprobModel
+
+    return LogprobModel(tiny_ollama_reranker_model)

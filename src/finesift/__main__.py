@@ -1,3 +1,4 @@
 from finesift.cli.app import main
 
-main()
+if __name__ == "__main__":  # not when a spawned parser process imports the main module
+    main()

@@ -4,7 +4,8 @@
 
     FinesiftError
      ├─ InvalidRequest        bad input: empty text, too many inputs, dim out of range
- │   └─ Forbidden         not permitted: a server-side path outside the allowed roots
+     │   ├─ Forbidden         not permitted: a server-side path outside the allowed roots
+     │   └─ TooLarge          over a configured cap: characters, pages, chunks, tokens, parse time or memory
      ├─ NotFound              knowledge base, document, model
      ├─ Conflict              incompatible fingerprint, already exists
      ├─ Overloaded            queue full
@@ -30,6 +31,13 @@ class InvalidRequest(FinesiftError):
 
 class Forbidden(InvalidRequest):
     """The request asks for something this configuration does not permit (a path outside the roots)."""
+
+
+class TooLarge(InvalidRequest):
+    """The input is over a configured cap (characters, pages, chunks, tokens, parse time or memory).
+
+    The message names the cap and the setting that raises it.
+    """
 
 
 class NotFound(FinesiftError):

@@ -52,6 +52,11 @@ def resolve_model(
         )
     if is_local(model):
         return Path(model).expanduser().resolve()
+    if model.startswith("ollama:"):
+        raise InvalidRequest(
+            f"{model!r} is a GGUF that Ollama pulled: run it with --backend llamacpp (in process), "
+            "or serve it with Ollama and use --backend ollama"
+        )
     if not looks_like_hub_id(model):
         raise NotFound(
             f"model {model!r} is neither an existing directory nor a hub id of the form owner/name"

@@ -6,6 +6,7 @@ Nested sections read from ``FINESIFT_<SECTION>__<FIELD>``, e.g. ``FINESIFT_EMBED
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeVar
 
@@ -24,6 +25,10 @@ MAX_TOP_K = 1000
 
 DEFAULT_EMBEDDING_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 DEFAULT_RERANKER_MODEL = "Qwen/Qwen3-Reranker-0.6B"
+#: Model names that mean "no such model" (``finesift serve --reranker-model none``).
+NO_MODEL = ("", "none")
+#: Tokens per chunk of a new KB when the embedding model reads at least this many (plus its special tokens).
+DEFAULT_CHUNK_SIZE = 400
 
 
 class _Section(BaseModel):
@@ -36,12 +41,21 @@ class HubSettings(_Section):
     source: HubSource = Field(default="huggingface", description="where hub ids are downloaded from")
     cache_dir: str | None = None
     offline: bool = Field(default=False, description="never download; use cached or local models only")
+    ollama_models: str | None = Field(
+        default_factory=lambda: os.environ.get("OLLAMA_MODELS") or None,
+        description="Ollama's model store for ollama:NAME:TAG (default $OLLAMA_MODELS or ~/.ollama/models)",
+    )
 
 
 class ModelSettings(_Section):
     """What every model role shares: which model, which backend, where it runs."""
 
     model: str = Field(description="hub id, local directory, or fake")
+    served_name: str | None = Field(
+        default=None,
+        description="server: the name clients send as model and see in /v1/models "
+        "(default: the hub id, or the model directory's name)",
+    )
     backend: str = Field(default="auto", description="backend name (auto: chosen from the model)")
     revision: str | None = None
     device: str = Field(default="auto", description="where the model runs: auto, cpu, cuda, cuda:N or mps")
@@ -71,12 +85,22 @@ class ModelSettings(_Section):
         description="llamacpp: the quantization to take from a GGUF hub repository, e.g. q8_0 "
         "(or write the model as owner/name-GGUF:q8_0)",
     )
+    keep_alive: str | None = Field(
+        default=None, description="ollama: how long the server keeps the model loaded (5m, 1h, -1, 0)"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """False when ``model`` is ``none``: the server serves no model of this role."""
+        return self.model.strip().lower() not in NO_MODEL
 
 
 class EmbeddingSettings(ModelSettings):
     """The embedding model."""
 
-    model: str = Field(default=DEFAULT_EMBEDDING_MODEL, description="hub id, local directory, or fake")
+    model: str = Field(
+        default=DEFAULT_EMBEDDING_MODEL, description="hub id, local directory, fake, or none (no embedder)"
+    )
     on_overflow: OnOverflow = Field(
         default="truncate", description="a text longer than max_length: truncate it, or refuse it"
     )
@@ -91,9 +115,14 @@ class EmbeddingSettings(ModelSettings):
 class RerankSettings(ModelSettings):
     """The reranking model."""
 
-    model: str = Field(default=DEFAULT_RERANKER_MODEL, description="hub id, local directory, or fake")
+    model: str = Field(
+        default=DEFAULT_RERANKER_MODEL, description="hub id, local directory, fake, or none (no reranker)"
+    )
     #: Compute the prompt prefix (system, instruction, query) shared by a query's documents once.
     prefix_cache: bool = True
+    max_concurrent: int = Field(
+        default=4, ge=1, le=64, description="ollama: generate requests in flight at once (one per document)"
+    )
 
 
 class KBSettings(_Section):
@@ -105,11 +134,34 @@ class KBSettings(_Section):
     store_token: SecretStr | None = Field(
         default=None, description="token of a Milvus server (user:password)"
     )
-    chunk_size: int = Field(default=400, ge=32, le=8192, description="tokens per chunk (new KBs)")
+    chunk_size: int | None = Field(
+        default=None,
+        ge=32,
+        le=8192,
+        description="tokens per chunk (new KBs; default: what fits the embedding model's input, at most 400)",
+    )
     chunk_overlap: int = Field(default=64, ge=0, le=4096, description="overlap tokens (new KBs)")
     commit_chunks: int = Field(default=256, ge=1, description="chunks per commit")
     max_file_mb: float = Field(default=64.0, gt=0, description="larger files are skipped")
+    max_chars: int = Field(
+        default=2_000_000, ge=1, description="characters of text per document (more: the document is refused)"
+    )
+    max_pages: int = Field(default=2_000, ge=1, description="pages per PDF (more: refused before parsing)")
+    max_chunks: int = Field(default=20_000, ge=1, description="chunks per document (more: refused)")
+    max_tokens: int = Field(default=2_000_000, ge=1, description="tokens per document (more: refused)")
+    parse_timeout_s: float = Field(
+        default=30.0, gt=0, description="seconds one PDF, DOCX or HTML file may take to parse"
+    )
+    parse_memory_mb: int = Field(
+        default=2048, ge=64, description="address space of a parser process, in MiB (Linux)"
+    )
+    parse_workers: int = Field(
+        default=2, ge=0, le=64, description="parser processes (0: parse in-process, without the limits)"
+    )
     optimize_versions: int = Field(default=200, ge=2, description="compact after N versions")
+    optimize_keep: float = Field(
+        default=600.0, ge=0.001, description="seconds old store versions stay readable after a compaction"
+    )
 
 
 class SearchSettings(_Section):
@@ -185,7 +237,7 @@ class ServerSettings(_Section):
 
     host: str = Field(default="127.0.0.1", description="address to bind")
     self_test: bool = Field(
-        default=False, description="probe the loaded models against transformers fp32 before serving"
+        default=False, description="probe the loaded models against the model cards' code before serving"
     )
     port: int = Field(default=8000, ge=0, le=65535, description="port to listen on")
     api_key: SecretStr | None = Field(
@@ -195,7 +247,9 @@ class ServerSettings(_Section):
         default=(), description="extra Host names accepted when bound to loopback"
     )
     cors_origins: tuple[str, ...] = Field(
-        default=(), description="origins allowed by CORS; empty means CORS off"
+        default=(),
+        description="origins allowed by CORS and to send writes from a browser; empty: CORS off, and only "
+        "the server's own page may write",
     )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="request body limit (413 beyond)"
@@ -209,6 +263,12 @@ class ServerSettings(_Section):
     max_batch_items: int = Field(default=512, ge=1, description="texts or documents per model call")
     queue_size: int = Field(default=64, ge=1, description="requests admitted per model before 429")
     request_timeout: float = Field(default=60.0, gt=0, description="seconds a request may wait and run")
+    kb_read_threads: int = Field(
+        default=8, ge=1, description="threads for knowledge-base reads (search, info, retrieval for answers)"
+    )
+    kb_write_threads: int = Field(
+        default=4, ge=1, description="threads for knowledge-base writes, drops and background compaction"
+    )
     retry_after: int = Field(default=1, ge=1, description="seconds suggested in Retry-After on 429/503")
     shutdown_timeout: float = Field(
         default=30.0, ge=0, description="seconds to finish in-flight work on shutdown"
@@ -220,7 +280,28 @@ class ServerSettings(_Section):
         default=64 * 1024 * 1024, ge=1024, description="multipart upload body limit (413 beyond)"
     )
     max_upload_files: int = Field(default=100, ge=1, description="files per upload request")
+    max_upload_chars: int = Field(
+        default=20_000_000, ge=1, description="characters of text per upload request, all files together"
+    )
     kb_write_queue: int = Field(default=16, ge=1, description="writes waiting per knowledge base before 429")
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds from a new connection, or a request's first byte, to the end of its headers "
+        "(closed beyond)",
+    )
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a request body may pause between two reads (408 beyond)"
+    )
+    keep_alive_timeout: int = Field(
+        default=5, ge=1, description="seconds an idle keep-alive connection stays open"
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="request line and headers (larger: 400, connection closed)"
+    )
+    max_connections: int = Field(
+        default=512, ge=1, description="open connections (or requests running) before new requests get 503"
+    )
 
 
 class EvalSettings(_Section):
@@ -244,7 +325,8 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default_factory=default_home, description="where knowledge bases live")
-    hub: HubSettings = HubSettings()
+    #: A factory, so that OLLAMA_MODELS is read when settings are built, not when finesift is imported.
+    hub: HubSettings = Field(default_factory=HubSettings)
     embedding: EmbeddingSettings = EmbeddingSettings()
     reranker: RerankSettings = RerankSettings()
     kb: KBSettings = KBSettings()

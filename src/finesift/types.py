@@ -86,6 +86,8 @@ class IndexReport:
     documents_removed: int = 0
     chunks_embedded: int = 0
     failures: tuple[Failure, ...] = field(default_factory=tuple)
+    #: Sources this run stored or found unchanged: the documents it touched that are in the KB now.
+    stored: tuple[str, ...] = field(default_factory=tuple)
 
     def summary(self) -> dict[str, int]:
         """The machine-readable counts printed by ``finesift index --json``."""

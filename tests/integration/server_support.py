@@ -82,14 +82,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app: Any, *, port: int | None = None) -> Iterator[tuple[str, Any]]:
-    """Run ``app`` under uvicorn on 127.0.0.1 in a thread; yields (base url, uvicorn server)."""
+def live_server(
+    app: Any, *, port: int | None = None, settings: Settings | None = None
+) -> Iterator[tuple[str, Any]]:
+    """Run ``app`` under uvicorn on 127.0.0.1 in a thread; yields (base url, uvicorn server).
+
+    With ``settings``, uvicorn is configured as ``finesift serve`` configures it (connection limits).
+    """
     import uvicorn
 
+    from finesift.server.connections import uvicorn_config
+
     port = port or free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=10
-    )
+    if settings is not None:
+        server_settings = settings.server.model_copy(update={"host": "127.0.0.1", "port": port})
+        config = uvicorn_config(app, server_settings, log_level="warning")
+    else:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=10
+        )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()

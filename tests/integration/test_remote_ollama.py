@@ -47,3 +47,14 @@ def test_retries_then_succeeds_and_counts_mismatch_is_an_error() -> None:
         state.embedder = Short()
         with pytest.raises(BackendError, match="returned 1 embeddings for 2 inputs"):
             embedder.embed_documents(["x", "y"])
+
+
+def test_ollama_references_and_keep_alive_reach_the_server() -> None:
+    with protocol_server() as (url, state):
+        embedder = load_embedder("ollama:qwen3-embedding:0.6b", backend="ollama", url=url, keep_alive="10m")
+        embedder.embed_documents(["a"])
+        load_embedder("m", backend="ollama", url=url, keep_alive="-1").embed_documents(["b"])
+    assert {(r["model"], r["keep_alive"]) for r in state.requests} == {
+        ("qwen3-embedding:0.6b", "10m"),
+        ("m", -1),
+    }

@@ -66,4 +66,7 @@ def test_503_then_success_and_413_halving() -> None:
     with protocol_server() as (url, state):
         state.faults.failures, state.faults.max_batch = 1, 2
         scores = load_reranker("m", url=url, batch_size=8, max_retries=2).score("bm25", DOCS)
-    assert len(scores) == 5
+    # The scores the model gives, in input order, whatever the retries and the halving did.
+    assert scores == pytest.approx(FakeReranker().score("bm25", DOCS, instruction=DEFAULT_INSTRUCTION).scores)
+    # 5 met the 503 and was retried whole, refused (413), halved to 4 (refused), then 2 per request.
+    assert [len(r["documents"]) for r in state.requests] == [5, 5, 4, 2, 2, 1]

@@ -150,11 +150,12 @@ def test_upload_then_search_returns_cli_shaped_hits(client):
 
 
 def test_search_options_and_filters(client):
-    upload(client, "hb", ("user.py", CODE_TEXT.encode()))
+    upload(client, "hb", ("user.py", CODE_TEXT.encode()), ("db.md", DB_TEXT.encode()))
     bm25 = post_json(client, "/v1/kbs/hb/search", {"query": "getUserName", "mode": "bm25", "rerank": False})
     assert bm25.json()["hits"][0]["source"] == "upload://user.py"
     only_md = post_json(client, "/v1/kbs/hb/search", {"query": "getUserName", "file_types": ["md"]})
-    assert {h["source"] for h in only_md.json()["hits"]} <= {"upload://db.md"}
+    # Both files are indexed: the filter must keep the Markdown hits and drop the Python ones.
+    assert {h["source"] for h in only_md.json()["hits"]} == {"upload://db.md"}
     none = post_json(client, "/v1/kbs/hb/search", {"query": "getUserName", "threshold": 2.0})
     assert none.json()["hits"] == []
 

@@ -60,7 +60,7 @@ def test_openai_client_errors(server):
         client.embeddings.create(model="fake:64", input="x", dimensions=4096)
     with pytest.raises(openai.NotFoundError, match="not served here"):
         client.embeddings.create(model="text-embedding-3-small", input="x")
-    assert [m.id for m in client.models.list()] == ["fake:64", "fake"]
+    assert [m.id for m in client.models.list()] == ["fake:64", "fake:64:query", "fake"]
 
 
 def test_rerank_over_http(server):
@@ -166,3 +166,28 @@ def test_cli_serve_stops_with_the_load_error():
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 4, err
     assert err.strip().splitlines()[-1].startswith("error: model 'no-such-model'")
+
+
+def test_cli_serve_embeddings_only_under_a_served_name():
+    port = free_port()
+    proc = _serve(
+        "--embedding-model", "fake", "--reranker-model", "none", "--served-model-name", "embed", port=port
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr and proc.stderr.read()
+            time.sleep(0.1)
+        assert [m["id"] for m in httpx.get(f"{base}/v1/models").json()["data"]] == ["embed", "embed:query"]
+        assert httpx.post(f"{base}/v1/embeddings", json={"input": "hi", "model": "embed"}).status_code == 200
+        refused = httpx.post(f"{base}/v1/rerank", json={"query": "q", "documents": ["a"]})
+        assert refused.status_code == 404 and "serves no reranker" in refused.json()["error"]["message"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)

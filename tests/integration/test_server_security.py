@@ -1,4 +1,4 @@
-"""Security: bind refusal, Bearer auth on every route but /health, Host check, CORS, no key leaks."""
+"""Security: bind refusal, Bearer auth on every route but the probes, Host check, CORS, no key leaks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from finesift.errors import InvalidRequest
 from finesift.server.app import create_app
 
 KEY = "s3cret-key-for-tests"
-PUBLIC = {"/health", "/", "/static/{name}"}
+# The probes (/health, /ready: a readiness probe has no key) and the page's static files.
+PUBLIC = {"/health", "/ready", "/", "/static/{name}"}
 
 
 def routes_of(app):
@@ -38,7 +39,7 @@ def keyed(tmp_path_factory):
         yield app, client
 
 
-def test_every_route_but_health_needs_the_key(keyed):
+def test_every_route_but_the_probes_needs_the_key(keyed):
     app, client = keyed
     routes = routes_of(app)
     paths = {path for _, path in routes}

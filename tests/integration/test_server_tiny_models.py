@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from server_support import StaticServices, fake_settings, post_json, ready_client
@@ -26,14 +28,47 @@ def test_embeddings_match_the_library(client, tiny_embedder):
     assert r.json()["usage"]["prompt_tokens"] == expected.total_tokens
 
 
-def test_concurrent_requests_give_the_same_vectors_as_alone(client, tiny_embedder):
+class CountingBackend:
+    """The tiny backend, recording how many texts each model call gets; the first call is held a while,
+    so that the other requests queue up behind it and must be batched together."""
+
+    def __init__(self, backend, hold_s: float = 0.5) -> None:
+        self._backend, self._hold_s = backend, hold_s
+        self.calls: list[int] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._backend, name)
+
+    def _record(self, n: int) -> None:
+        self.calls.append(n)
+        if len(self.calls) == 1:
+            threading.Event().wait(self._hold_s)
+
+    def embed(self, texts):
+        self._record(len(texts))
+        return self._backend.embed(texts)
+
+    def embed_ids(self, ids):
+        self._record(len(ids))
+        return self._backend.embed_ids(ids)
+
+
+def test_concurrent_requests_are_batched_and_give_the_same_vectors_as_alone(tiny_embedder, tiny_reranker):
     import concurrent.futures
 
+    from finesift.embedding.embedder import Embedder
+
+    counting = CountingBackend(tiny_embedder.backend)
+    app = create_app(fake_settings(), StaticServices(Embedder(counting), tiny_reranker))
     texts = [f"document number {i} " + "word " * (i * 7) for i in range(12)]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
-        responses = list(pool.map(lambda t: post_json(client, "/v1/embeddings", {"input": t}), texts))
+    with ready_client(app) as c:
+        counting.calls.clear()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+            responses = list(pool.map(lambda t: post_json(c, "/v1/embeddings", {"input": t}), texts))
     got = np.array([r.json()["data"][0]["embedding"] for r in responses], dtype=np.float32)
     np.testing.assert_allclose(got, tiny_embedder.embed_documents(texts), atol=1e-5)
+    # Requests from different clients shared model calls: fewer calls than requests, one with several.
+    assert sum(counting.calls) == len(texts) and max(counting.calls) > 1, counting.calls
 
 
 def test_overlong_input_is_refused_unless_truncation_is_asked(client, tiny_embedder):

@@ -148,7 +148,7 @@ class Answerer:
             raise InvalidRequest(f"threshold must be in [0, 1], not {threshold!r}")
         options = self.search_options(top_k=top_k, mode=mode)
         hits = self.kb.search(question, options)
-        reranked = options.rerank and bool(self.kb.manifest.reranker_model)
+        reranked = options.rerank and self.kb.reranks
         best = hits[0].score if hits else None
         if reranked:
             # A passage the reranker judges irrelevant is noise to the model (and room for injected text).

@@ -1,4 +1,4 @@
-"""``finesift doctor``: check backends against the transformers fp32 reference."""
+"""``finesift doctor``: check backends against the model cards' code (transformers fp32)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def doctor(
     max_delta: Annotated[float, typer.Option(help="Pass mark: largest |score difference|.")] = 0.05,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Embed and rerank a fixed multilingual probe through each backend and compare with transformers fp32.
+    """Embed and rerank a fixed multilingual probe through each backend; compare with the model card's code.
 
     Exits 1 when any backend deviates; each failing row names the likely cause and its fix.
     """

@@ -85,9 +85,16 @@ def rerank(
     backend: Annotated[str | None, setting(path="reranker.backend")] = None,
     max_length: Annotated[int | None, setting(path="reranker.max_length")] = None,
     gguf_type: Annotated[str | None, setting(path="reranker.gguf_type")] = None,
+    url: Annotated[str | None, setting(path="reranker.url")] = None,
+    max_concurrent: Annotated[int | None, setting(path="reranker.max_concurrent")] = None,
+    keep_alive: Annotated[str | None, setting(path="reranker.keep_alive")] = None,
     input_format: FormatOpt = "auto",
 ) -> None:
-    """Score documents (one per line, or JSONL) against a query; write JSONL: {"index", "line", "score"}."""
+    """Score documents (one per line, or JSONL) against a query; write JSONL: {"index", "line", "score"}.
+
+    ``--backend ollama --model NAME:TAG --url URL`` scores through an Ollama server;
+    ``--model ollama:NAME:TAG`` runs the GGUF that Ollama pulled in process (llama.cpp).
+    """
     settings = with_role(
         settings_of(ctx),
         "reranker",
@@ -97,6 +104,9 @@ def rerank(
         backend=backend,
         max_length=max_length,
         gguf_type=gguf_type,
+        url=url,
+        max_concurrent=max_concurrent,
+        keep_alive=keep_alive,
     )
     items = read_texts(source, input_format)
     reranker = build_services(settings).reranker

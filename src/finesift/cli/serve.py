@@ -22,12 +22,20 @@ AllowedHostOpt = Annotated[list[str] | None, setting(path="server.allowed_hosts"
 IndexRootOpt = Annotated[list[Path] | None, setting(path="server.index_roots", note="repeatable")]
 CorsOpt = Annotated[list[str] | None, setting(path="server.cors_origins", note="repeatable")]
 SelfTestOpt = Annotated[bool, setting("--self-test", path="server.self_test")]
+ServedNameOpt = Annotated[
+    str | None, setting("--served-model-name", path="embedding.served_name", note="the embedding model's")
+]
+RerankerNameOpt = Annotated[
+    str | None, setting("--reranker-served-model-name", path="reranker.served_name", note="the reranker's")
+]
 
 
 def serve(
     ctx: typer.Context,
     embedding_model: Annotated[str | None, setting(path="embedding.model")] = None,
     reranker_model: Annotated[str | None, setting(path="reranker.model")] = None,
+    served_model_name: ServedNameOpt = None,
+    reranker_served_model_name: RerankerNameOpt = None,
     host: Annotated[str | None, setting(path="server.host")] = None,
     port: Annotated[int | None, setting(path="server.port")] = None,
     api_key: Annotated[str | None, setting(path="server.api_key")] = None,
@@ -41,13 +49,18 @@ def serve(
     self_test: SelfTestOpt = False,
 ) -> None:
     """Serve /v1/embeddings, /v1/rerank, /v2/rerank, /v1/models, /v1/kbs, the search page at /, /health,
-    /ready and /metrics."""
+    /ready and /metrics. `--reranker-model none` serves embeddings only (knowledge bases then search
+    without reranking); `--embedding-model none` serves a reranker only."""
     settings = settings_of(ctx)
     if home is not None:
         settings = settings.model_copy(update={"home": home})
     model_flags: dict[str, Any] = {"device": device, "dtype": dtype, "max_length": max_length}
-    settings = with_role(settings, "embedding", model=embedding_model, **model_flags)
-    settings = with_role(settings, "reranker", model=reranker_model, **model_flags)
+    settings = with_role(
+        settings, "embedding", model=embedding_model, served_name=served_model_name, **model_flags
+    )
+    settings = with_role(
+        settings, "reranker", model=reranker_model, served_name=reranker_served_model_name, **model_flags
+    )
     settings = with_role(
         settings, "server", host=host, port=port, api_key=api_key,
         allowed_hosts=tuple(allowed_host) if allowed_host else None,
@@ -64,16 +77,12 @@ def run_server(settings: Settings) -> None:
         import uvicorn
 
         from finesift.server.app import create_app
+        from finesift.server.connections import uvicorn_config
     except ImportError as exc:
         missing = getattr(exc, "name", None) or "fastapi"
         raise MissingDependency(missing, "server", "needed by finesift serve") from exc
     app = create_app(settings)
-    server_settings = settings.server
-    config = uvicorn.Config(
-        app, host=server_settings.host, port=server_settings.port, log_level="info",
-        timeout_graceful_shutdown=int(server_settings.shutdown_timeout) or None, server_header=False,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings.server, log_level="info"))
     state = app.state.finesift
     failure: list[FinesiftError] = []
 

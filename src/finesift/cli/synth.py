@@ -47,9 +47,13 @@ def _source(
     from finesift.services import build_embedder
 
     assert corpus is not None
+    from finesift.kb.spec import KBSpec
+
     embedder = build_embedder(settings.embedding, settings.hub)
+    spec = KBSpec.from_settings(settings).fitted(embedder)
+    assert spec.chunk_size is not None
     passages = source.from_corpus(
-        corpus, embedder=embedder, chunk_size=settings.kb.chunk_size, chunk_overlap=settings.kb.chunk_overlap
+        corpus, embedder=embedder, chunk_size=spec.chunk_size, chunk_overlap=spec.chunk_overlap
     )
     return passages, embedder
 

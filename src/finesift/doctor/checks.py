@@ -1,5 +1,8 @@
 """Check built embedders and rerankers against a reference: rows with numbers and diagnoses.
 
+The reference is the model cards' code (:mod:`finesift.doctor.model_card`); a finesift embedder or
+reranker is accepted too (the fallback for checkpoints no model card describes).
+
 This layer takes ready objects, so tests inject faulty backends and the server checks the models
 it already loaded; :mod:`finesift.doctor.run` builds the objects from settings.
 """
@@ -31,6 +34,7 @@ from finesift.doctor.diagnose import (
     embedding_failed,
     rerank_failed,
 )
+from finesift.doctor.model_card import CardEmbedder, CardReranker
 from finesift.doctor.probes import PROBES, ProbeSet
 from finesift.doctor.report import Row
 from finesift.embedding.embedder import Embedder
@@ -44,7 +48,9 @@ LONG_PAIR_TOKENS = 512
 class EmbeddingChecker:
     """Runs the probe through a reference embedder once, then compares candidates with it."""
 
-    def __init__(self, reference: Embedder, thresholds: Thresholds, probes: ProbeSet = PROBES) -> None:
+    def __init__(
+        self, reference: CardEmbedder | Embedder, thresholds: Thresholds, probes: ProbeSet = PROBES
+    ) -> None:
         self.reference = reference
         self.thresholds = thresholds
         self.probes = probes
@@ -99,7 +105,9 @@ class EmbeddingChecker:
 class RerankChecker:
     """Runs the rerank probe through a reference reranker once, then compares candidates with it."""
 
-    def __init__(self, reference: Reranker, thresholds: Thresholds, probes: ProbeSet = PROBES) -> None:
+    def __init__(
+        self, reference: CardReranker | Reranker, thresholds: Thresholds, probes: ProbeSet = PROBES
+    ) -> None:
         self.reference = reference
         self.thresholds = thresholds
         self.probes = probes

@@ -14,11 +14,13 @@ from typing import Any
 
 from finesift.doctor.checks import EmbeddingChecker, RerankChecker, sanity_embedding, sanity_rerank
 from finesift.doctor.diagnose import Thresholds
+from finesift.doctor.model_card import LABEL, CardEmbedder, CardReranker, is_qwen3
 from finesift.doctor.report import DoctorReport, Row
 from finesift.embedding.embedder import Embedder
 from finesift.embedding.factory import build_embedder
 from finesift.embedding.registry import BACKENDS as EMBED
 from finesift.errors import FinesiftError, InvalidRequest, MissingDependency
+from finesift.hub import resolve_for
 from finesift.rerank.base import Reranker
 from finesift.rerank.cross_encoder import is_causal_lm
 from finesift.rerank.factory import build_reranker
@@ -32,10 +34,11 @@ log = logging.getLogger(__name__)
 #: The rerank backend a doctor backend name stands for, where the names differ.
 RERANK_NAME = {"openai": "remote", "remote": "remote"}
 #: Backends that cannot rerank, and why.
-NO_RERANK = {"ollama": "Ollama has no rerank API", "fake": "not a Qwen3 model"}
+NO_RERANK = {"fake": "not a Qwen3 model"}
 #: Backends that cannot embed.
 NO_EMBED = {"remote": "the remote reranker has no embedding role; use openai"}
-REFERENCE = "transformers float32"
+#: The reference of a model the Qwen3 model cards do not describe (not a Qwen3 checkpoint).
+FALLBACK = "transformers float32 (not a Qwen3 checkpoint: no model card)"
 
 
 @dataclass(frozen=True)
@@ -74,10 +77,58 @@ def parse_pairs(values: Sequence[str], option: str) -> dict[str, str]:
 
 
 def reference_settings(section: ModelSettings, device: str) -> Any:
-    """The same model through transformers in float32: the reference every backend is held to."""
+    """The same model through finesift's transformers backend in float32 (replays faults for diagnoses)."""
     return section.model_copy(
         update={"backend": "transformers", "dtype": "float32", "device": device, "url": None}
     )
+
+
+def reference_embedder(settings: Settings, device: str) -> tuple[Any, str]:
+    """The Qwen3-Embedding model card's code on the configured model, and its label.
+
+    A checkpoint that is not Qwen3 has no model card to follow: finesift's transformers backend in
+    float32 stands in, and the label says so.
+    """
+    section = settings.embedding
+
+    def finesift_fp32() -> Embedder:
+        return build_embedder(reference_settings(section, device), settings.hub)
+
+    path = resolve_for(section, settings.hub)
+    if not is_qwen3(path):
+        return finesift_fp32(), FALLBACK
+    card = CardEmbedder(
+        path,
+        instruction=section.instruction,
+        max_length=section.max_length,
+        device=device,
+        replay=lambda: finesift_fp32().backend,
+    )
+    return card, LABEL
+
+
+def reference_reranker(settings: Settings, device: str) -> tuple[Any, str]:
+    """The Qwen3-Reranker model card's code on the configured model, and its label (see above)."""
+    section = settings.reranker
+
+    def finesift_fp32() -> Reranker:
+        return build_reranker(reference_settings(section, device), settings.hub)
+
+    path = resolve_for(section, settings.hub)
+    if not (is_qwen3(path) and is_causal_lm(path)):
+        return finesift_fp32(), FALLBACK
+    card = CardReranker(
+        path,
+        instruction=section.instruction,
+        max_length=section.max_length,
+        device=device,
+        replay=lambda: finesift_fp32().backend,
+    )
+    return card, LABEL
+
+
+def _label(labels: Sequence[str]) -> str:
+    return "; ".join(dict.fromkeys(labels)) or LABEL
 
 
 def _candidate_settings(section: Any, name: str, options: DoctorOptions, home: Path, role: str) -> Any:
@@ -98,7 +149,7 @@ def _gguf_for(model: str, options: DoctorOptions, home: Path, role: str) -> str:
     given = options.gguf if role == "embedding" else options.reranker_gguf
     if given:
         return given
-    if model.lower().endswith(".gguf"):
+    if model.lower().endswith(".gguf") or model.startswith("ollama:"):
         return model
     import_llama_cpp()  # skip before converting when llama.cpp is not there to run the file
 
@@ -127,6 +178,16 @@ def _build(role: str, name: str, section: Any, settings: Settings, options: Doct
         return "fail", " ".join(str(exc).split())
 
 
+def _note_floored(row: Row, built: Any) -> Row:
+    """Say how many pairs a logprob backend (Ollama) scored with a floored "yes" or "no"."""
+    floored = getattr(getattr(built, "backend", None), "floored_pairs", 0)
+    if isinstance(floored, int) and floored > 0:
+        scored = built.backend.scored_pairs
+        note = f"{floored} of {scored} pairs lacked 'yes' or 'no' in the top logprobs (bounded by -10)"
+        row.message = f"{row.message}; {note}" if row.message else note
+    return row
+
+
 def _causal_lm(model: str) -> bool:
     return Path(model).expanduser().is_dir() and is_causal_lm(Path(model).expanduser())
 
@@ -136,9 +197,10 @@ def _registry(role: str) -> dict[str, Any]:
 
 
 def run_doctor(settings: Settings, options: DoctorOptions, *, rerank: bool = True) -> DoctorReport:
-    """Check every backend in ``options`` against transformers fp32 for the configured models."""
+    """Check every backend in ``options`` against the model cards' code (fp32) on the configured models."""
     rows: list[Row] = []
-    reference = build_embedder(reference_settings(settings.embedding, options.device), settings.hub)
+    reference, label = reference_embedder(settings, options.device)
+    labels = [label]
     checker = EmbeddingChecker(reference, options.thresholds)
     for name in options.backends:
         if name in NO_EMBED:
@@ -147,7 +209,8 @@ def run_doctor(settings: Settings, options: DoctorOptions, *, rerank: bool = Tru
         log.info("doctor: embedding backend %s", name)
         rows.append(checker.check(name, _build("embedding", name, settings.embedding, settings, options)))
     if rerank:
-        ref_rr = build_reranker(reference_settings(settings.reranker, options.device), settings.hub)
+        ref_rr, label = reference_reranker(settings, options.device)
+        labels.append(label)
         rr_checker = RerankChecker(ref_rr, options.thresholds)
         for name in options.backends:
             if name in NO_RERANK:
@@ -155,9 +218,9 @@ def run_doctor(settings: Settings, options: DoctorOptions, *, rerank: bool = Tru
                 continue
             log.info("doctor: reranker backend %s", name)
             built = _build("reranker", name, settings.reranker, settings, options)
-            rows.append(rr_checker.check(name, built))
+            rows.append(_note_floored(rr_checker.check(name, built), built))
     models = {"embedding": settings.embedding.model, "reranker": settings.reranker.model if rerank else None}
-    return DoctorReport(rows, REFERENCE, models)
+    return DoctorReport(rows, _label(labels), models)
 
 
 def self_test(
@@ -167,7 +230,7 @@ def self_test(
     reranker: Reranker | None = None,
     thresholds: Thresholds | None = None,
 ) -> DoctorReport:
-    """The start-up probe: the loaded models against transformers fp32 of the same checkpoints.
+    """The start-up probe: the loaded models against the model cards' code (fp32) on the same checkpoints.
 
     Where no reference can be loaded (a fake or remote-only model, transformers not installed),
     the row runs sanity checks only (finite, batch == alone, unit-norm slices, non-degenerate scores)
@@ -175,21 +238,25 @@ def self_test(
     """
     thresholds = thresholds or Thresholds()
     rows: list[Row] = []
+    labels: list[str] = []
     if embedder is not None:
-        rows.append(_self_test_embedding(settings, embedder, thresholds))
+        rows.append(_self_test_embedding(settings, embedder, thresholds, labels))
     if reranker is not None:
-        rows.append(_self_test_rerank(settings, reranker, thresholds))
+        rows.append(_self_test_rerank(settings, reranker, thresholds, labels))
     models = {
         "embedding": embedder.model_id if embedder else None,
         "reranker": reranker.model_id if reranker else None,
     }
-    return DoctorReport(rows, REFERENCE, models)
+    return DoctorReport(rows, _label(labels), models)
 
 
-def _self_test_embedding(settings: Settings, embedder: Embedder, thresholds: Thresholds) -> Row:
+def _self_test_embedding(
+    settings: Settings, embedder: Embedder, thresholds: Thresholds, labels: list[str]
+) -> Row:
     name = embedder.info.backend
     try:
-        reference = build_embedder(reference_settings(settings.embedding, "cpu"), settings.hub)
+        reference, label = reference_embedder(settings, "cpu")
+        labels.append(label)
     except FinesiftError as exc:
         row = sanity_embedding(name, embedder, thresholds)
         row.message = f"no reference ({' '.join(str(exc).split())[:160]}): sanity checks only"
@@ -197,10 +264,13 @@ def _self_test_embedding(settings: Settings, embedder: Embedder, thresholds: Thr
     return EmbeddingChecker(reference, thresholds).check(name, embedder)
 
 
-def _self_test_rerank(settings: Settings, reranker: Reranker, thresholds: Thresholds) -> Row:
+def _self_test_rerank(
+    settings: Settings, reranker: Reranker, thresholds: Thresholds, labels: list[str]
+) -> Row:
     name = reranker.info.backend
     try:
-        reference = build_reranker(reference_settings(settings.reranker, "cpu"), settings.hub)
+        reference, label = reference_reranker(settings, "cpu")
+        labels.append(label)
     except FinesiftError as exc:
         row = sanity_rerank(name, reranker)
         row.message = f"no reference ({' '.join(str(exc).split())[:160]}): sanity checks only"

@@ -106,9 +106,12 @@ class LlamaCppEmbedder(LocalEmbedder):
 
 
 def create(settings: EmbeddingSettings, hub: HubSettings) -> LlamaCppEmbedder:
-    """Registry factory: ``settings.model`` is a ``.gguf`` file or a GGUF hub repository."""
+    """Registry factory: ``settings.model`` is a ``.gguf`` file, a GGUF hub repository
+    or ``ollama:NAME:TAG``."""
     return LlamaCppEmbedder(
-        gguf_file_for(settings, hub),
+        llamacpp.locate(settings.model, hub.ollama_models)
+        if settings.model.startswith("ollama:")
+        else gguf_file_for(settings, hub),
         model_id=settings.model,
         max_length=settings.max_length,
         n_gpu_layers=settings.n_gpu_layers,

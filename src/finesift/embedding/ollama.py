@@ -1,4 +1,4 @@
-"""Ollama's ``/api/embed`` endpoint (embeddings only: Ollama has no rerank API).
+"""Ollama's ``/api/embed`` endpoint (reranking through Ollama is :mod:`finesift.rerank.ollama`).
 
 Ollama truncates over-long inputs to its context silently by default; this client asks for
 ``truncate: false`` and a context of ``max_length`` tokens, so an over-long text fails loudly.
@@ -13,6 +13,7 @@ import numpy as np
 from finesift.embedding.openai import RemoteEmbedderBase, decode_embedding, split_tokens
 from finesift.errors import BackendError
 from finesift.runtime.http import endpoint_url
+from finesift.runtime.ollama_store import keep_alive_value, served_name
 from finesift.settings import EmbeddingSettings, HubSettings
 
 DEFAULT_URL = "http://127.0.0.1:11434"
@@ -27,12 +28,14 @@ class OllamaEmbedder(RemoteEmbedderBase):
         return endpoint_url(url, "/api/embed")
 
     def _send(self, chunk: Sequence[str], offset: int) -> list[tuple[np.ndarray, int]]:
-        payload = {
-            "model": self.settings.model,
+        payload: dict[str, object] = {
+            "model": served_name(self.settings.model),
             "input": list(chunk),
             "truncate": False,
             "options": {"num_ctx": self.settings.max_length},
         }
+        if self.settings.keep_alive is not None:
+            payload["keep_alive"] = keep_alive_value(self.settings.keep_alive)
         body = self.client.post_json(self.url, payload)
         rows = body.get("embeddings") if isinstance(body, dict) else None
         if not isinstance(rows, list):

@@ -9,6 +9,7 @@ fails. Results are reassembled in input order, so the output equals one endpoint
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +24,8 @@ from finesift.hub import resolve_for
 from finesift.runtime import hf
 from finesift.runtime.parallel import BoundedPool
 from finesift.settings import EmbeddingSettings, HubSettings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -53,9 +56,21 @@ class PooledEmbedder:
     def model_id(self) -> str:
         return self.members[0].model_id
 
+    def _answering(self) -> OpenAIEmbedder:
+        """The first endpoint that tells its vector size: one that is down must not stop the run while
+        another answers (the last one's error is raised when none does)."""
+        for member in self.members[:-1]:
+            try:
+                _ = member.dimension
+                return member
+            except BackendError as exc:
+                log.warning("%s did not answer the dimension probe (%s); trying the next", member.url, exc)
+        _ = self.members[-1].dimension
+        return self.members[-1]
+
     @property
     def dimension(self) -> int:
-        return self.members[0].dimension
+        return self._answering().dimension
 
     @property
     def max_length(self) -> int:
@@ -67,7 +82,7 @@ class PooledEmbedder:
 
     def fingerprint(self) -> dict[str, object]:
         """The first endpoint's fingerprint; with several, ``endpoint`` lists them all."""
-        fp = self.members[0].fingerprint()
+        fp = self._answering().fingerprint()
         if len(self.urls) > 1:
             fp["endpoint"] = ",".join(m.url for m in self.members)
         return fp

@@ -22,14 +22,19 @@ BACKENDS: dict[str, Entry] = {
 
 
 def choose_backend(settings: EmbeddingSettings) -> str:
-    """Resolve ``backend="auto"``: fake; ``.gguf`` files and GGUF hub repositories (llamacpp); a URL
-    (openai); a local sentence-transformers directory whose pooling is not last-token, e.g. all-MiniLM-L6-v2
-    (sentence-transformers); else transformers."""
+    """Resolve ``backend="auto"``: fake; ``.gguf`` files, GGUF hub repositories and ``ollama:NAME:TAG``
+    (llamacpp); a URL
+    (openai); a local sentence-transformers directory whose pooling is not last-token, e.g.
+    all-MiniLM-L6-v2 (sentence-transformers); else transformers."""
     if settings.backend != "auto":
         return settings.backend
     if settings.model == "fake" or settings.model.startswith("fake:"):
         return "fake"
-    if settings.model.lower().endswith(".gguf") or parse_gguf_ref(settings.model, settings.gguf_type):
+    if (
+        settings.model.lower().endswith(".gguf")
+        or settings.model.startswith("ollama:")
+        or parse_gguf_ref(settings.model, settings.gguf_type)
+    ):
         return "llamacpp"
     if settings.url:
         return "openai"

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from finesift.errors import InvalidRequest
+from finesift.ingest.limits import NO_CAPS, Caps
 from finesift.ingest.loaders import CODE_TYPES
 from finesift.types import Chunk, Document
 
@@ -149,9 +150,12 @@ def _page_boundaries(segments: list[Segment], page_starts: Sequence[int]) -> lis
 
 
 def chunk_document(
-    document: Document, doc_id: str, *, count: TokenCounter, size: int, overlap: int
+    document: Document, doc_id: str, *, count: TokenCounter, size: int, overlap: int, caps: Caps = NO_CAPS
 ) -> list[Chunk]:
-    """The document's chunks in order; ``count`` measures tokens (no special tokens)."""
+    """The document's chunks in order; ``count`` measures tokens (no special tokens).
+
+    A document over ``caps.tokens`` or ``caps.chunks`` is refused (:class:`~finesift.errors.TooLarge`).
+    """
     if size < 16 or not 0 <= overlap < size:
         raise InvalidRequest(
             f"chunk size must be >= 16 and 0 <= overlap < size, not size={size} overlap={overlap}"
@@ -159,8 +163,11 @@ def chunk_document(
     text = document.text
     segments = split_segments(text, code=document.file_type in CODE_TYPES)
     segments = measure(text, _page_boundaries(segments, document.page_starts), size, count)
+    caps.check_chunks(document.source, chunks=0, tokens=sum(s.tokens for s in segments))
+    groups = pack(segments, size=size, overlap=overlap)
+    caps.check_chunks(document.source, chunks=len(groups), tokens=0)
     chunks = []
-    for index, group in enumerate(pack(segments, size=size, overlap=overlap)):
+    for index, group in enumerate(groups):
         start, end = group[0].start, group[-1].end
         page = bisect.bisect_right(document.page_starts, start) if document.page_starts else None
         chunks.append(

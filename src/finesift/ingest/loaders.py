@@ -1,4 +1,4 @@
-"""Loaders: one small function per format, each ``(data, source) -> Document``, chosen by file extension.
+"""Loaders: one small function per format, ``(data, source, caps) -> Document``, chosen by extension.
 
 Every loader treats its input as untrusted: parser errors become :class:`InvalidRequest` naming the
 file, zip-based formats are checked for bombs before parsing, and the text is normalised
@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from finesift.errors import FinesiftError, InvalidRequest, MissingDependency
+from finesift.ingest.docx_text import docx_text
+from finesift.ingest.html_text import html_text
+from finesift.ingest.limits import NO_CAPS, Caps
 from finesift.ingest.normalize import normalize_text
 from finesift.types import Document
 
-Loader = Callable[[bytes, str], Document]
+Loader = Callable[[bytes, str, Caps], Document]
 
 TEXT_TYPES = frozenset({"txt", "text", "md", "markdown", "rst", "log", "csv", "tsv", "adoc", "org"})
 HTML_TYPES = frozenset({"html", "htm", "xhtml"})
@@ -74,78 +77,76 @@ def _short_gbk(data: bytes) -> str | None:
     return text if wide and all(_CJK_TEXT.match(c) for c in wide) else None
 
 
-def load_text(data: bytes, source: str) -> Document:
+def load_text(data: bytes, source: str, caps: Caps = NO_CAPS) -> Document:
     """Plain text, Markdown and other prose formats."""
     return Document(source, normalize_text(decode_text(data, source)), file_type_of(source))
 
 
-def load_code(data: bytes, source: str) -> Document:
+def load_code(data: bytes, source: str, caps: Caps = NO_CAPS) -> Document:
     """Source code: decoded like text; the chunker cuts it at blank lines and definitions."""
     return Document(source, normalize_text(decode_text(data, source)), file_type_of(source))
 
 
-_HTML_DROP = ("script", "style", "noscript", "template", "svg", "head", "iframe", "object")
-_HTML_BLOCKS = (
-    "p",
-    "div",
-    "section",
-    "article",
-    "li",
-    "tr",
-    "pre",
-    "blockquote",
-    "table",
-    "ul",
-    "ol",
-    "dl",
-    "dt",
-    "dd",
-    "header",
-    "footer",
-    "main",
-    "nav",
-    "aside",
-    "figure",
-    "figcaption",
-)
+def load_html(data: bytes, source: str, caps: Caps = NO_CAPS) -> Document:
+    """HTML: visible text only; h1-h6 become ``#`` headings, block elements paragraphs (linear in size)."""
+    text, title = html_text(decode_text(data, source), source, caps)
+    return Document(source, normalize_text(text), file_type_of(source), title=title)
 
 
-def load_html(data: bytes, source: str) -> Document:
-    """HTML: visible text only; h1-h6 become ``#`` headings, block elements paragraphs."""
-    from bs4 import BeautifulSoup
+def _pdf_page_key(page: Any) -> tuple[Any, ...] | None:
+    """What a page's text depends on, when its content streams are shared objects (else ``None``).
 
-    soup = BeautifulSoup(decode_text(data, source), "html.parser")
-    title = soup.title.get_text(" ", strip=True) if soup.title else None
-    for tag in soup(list(_HTML_DROP)):
-        tag.decompose()
-    for level in range(1, 7):
-        for tag in soup.find_all(f"h{level}"):
-            tag.replace_with(f"\n\n{'#' * level} {tag.get_text(' ', strip=True)}\n\n")
-    for tag in soup.find_all(["br"]):
-        tag.replace_with("\n")
-    for tag in soup.find_all(["td", "th"]):
-        tag.append(" | ")
-    for tag in soup.find_all(list(_HTML_BLOCKS)):
-        tag.insert_before("\n\n" if tag.name != "li" else "\n- ")
-        tag.append("\n")
-    return Document(source, normalize_text(soup.get_text()), file_type_of(source), title=title)
+    Pages that draw the same content streams with the same resources and parent have the same text:
+    a 14 KB PDF whose 50 pages share one 2 MB stream is then extracted once, not 50 times.
+    """
+    from pypdf.generic import IndirectObject
+
+    contents = page.get("/Contents")  # dict.get: the reference itself, not the resolved stream
+    refs = list(contents) if isinstance(contents, list) else [contents]
+    if not refs or not all(isinstance(r, IndirectObject) for r in refs):
+        return None
+    ids = tuple((r.idnum, r.generation) for r in refs)
+    return ids, repr(page.get("/Resources")), repr(page.get("/Parent")), page.get("/Rotate")
 
 
-def load_pdf(data: bytes, source: str) -> Document:
-    """PDF text layer, page by page; ``page_starts[i]`` is where page i+1 begins in the text."""
+def _pdf_page_text(page: Any, source: str, caps: Caps, offset: int) -> str:
+    """One page's text; over ``caps.chars`` (counting ``offset`` before it) is refused as text arrives."""
+    seen = [offset]
+
+    def count(text: str, *_: Any) -> None:
+        seen[0] += len(text)
+        caps.check_chars(source, seen[0])
+
+    return normalize_text(page.extract_text(visitor_text=count) or "")
+
+
+def load_pdf(data: bytes, source: str, caps: Caps = NO_CAPS) -> Document:
+    """PDF text layer, page by page; ``page_starts[i]`` is where page i+1 begins in the text.
+
+    The page count is checked before any text is extracted, and extraction stops once the text is
+    over ``caps.chars`` (within a page too, as far as pypdf reports text as it goes).
+    """
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data))
     if reader.is_encrypted and not reader.decrypt(""):
         raise InvalidRequest(f"{source}: the PDF is encrypted; decrypt it first")
+    caps.check_pages(source, len(reader.pages))
     parts: list[str] = []
     starts: list[int] = []
     offset = 0
+    done: dict[tuple[Any, ...], str] = {}
     for page in reader.pages:
-        text = normalize_text(page.extract_text() or "")
+        key = _pdf_page_key(page)
+        text = done.get(key) if key is not None else None
+        if text is None:
+            text = _pdf_page_text(page, source, caps, offset)
+            if key is not None:
+                done[key] = text
         starts.append(offset)
         parts.append(text)
         offset += len(text) + 2
+        caps.check_chars(source, offset - 2)
     text = "\n\n".join(parts)
     if not text.strip():
         raise InvalidRequest(f"{source}: the PDF has no text layer (scanned?); OCR it first")
@@ -164,47 +165,10 @@ def check_zip(data: bytes, source: str) -> None:
         raise InvalidRequest(f"{source}: the archive expands too much ({len(infos)} entries, {total} bytes)")
 
 
-def _docx_paragraph(par: Any) -> str:
-    text = par.text.strip()
-    style = (par.style.name if par.style is not None else "") or ""
-    if not text:
-        return ""
-    if style == "Title":
-        return f"# {text}"
-    if style.startswith("Heading") and style[7:].strip().isdigit():
-        return f"{'#' * min(int(style[7:]), 6)} {text}"
-    return f"- {text}" if style.startswith("List") else text
-
-
-def _docx_table(table: Any) -> str:
-    rows = []
-    for row in table.rows:
-        cells: list[str] = []
-        for cell in row.cells:
-            text = " ".join(cell.text.split())
-            if not cells or cells[-1] != text:  # merged cells repeat their text
-                cells.append(text)
-        rows.append(" | ".join(cells))
-    return "\n".join(rows)
-
-
-def load_docx(data: bytes, source: str) -> Document:
+def load_docx(data: bytes, source: str, caps: Caps = NO_CAPS) -> Document:
     """DOCX body in order: headings as ``#`` lines, lists as ``-`` items, tables as ``a | b`` rows."""
     check_zip(data, source)
-    import docx
-    from docx.table import Table
-    from docx.text.paragraph import Paragraph
-
-    document = docx.Document(io.BytesIO(data))
-    blocks = []
-    for child in document.element.body.iterchildren():
-        tag = child.tag.rsplit("}", 1)[-1]
-        if tag == "p":
-            blocks.append(_docx_paragraph(Paragraph(child, document)))
-        elif tag == "tbl":
-            blocks.append(_docx_table(Table(child, document)))
-    text = normalize_text("\n\n".join(b for b in blocks if b))
-    return Document(source, text, "docx")
+    return Document(source, normalize_text(docx_text(data, source, caps)), "docx")
 
 
 def loader_for(file_type: str) -> Loader | None:
@@ -216,20 +180,26 @@ def loader_for(file_type: str) -> Loader | None:
     return {"pdf": load_pdf, "docx": load_docx, **dict.fromkeys(HTML_TYPES, load_html)}.get(file_type)
 
 
-def load_bytes(data: bytes, source: str) -> Document:
-    """Parse ``data`` by the extension of ``source``; every parser failure is a one-line InvalidRequest."""
+def load_bytes(data: bytes, source: str, caps: Caps = NO_CAPS) -> Document:
+    """Parse ``data`` by the extension of ``source``; every parser failure is a one-line InvalidRequest.
+
+    A document over ``caps`` (characters, PDF pages) is refused with :class:`~finesift.errors.TooLarge`.
+    """
     kind = file_type_of(source)
     loader = loader_for(kind)
     if loader is None:
         raise InvalidRequest(f"{source}: unsupported file type {('.' + kind) if kind else '(no extension)'}")
     try:
-        document = loader(data, source)
+        document = loader(data, source, caps)
     except FinesiftError:
         raise
     except ImportError as exc:
         raise MissingDependency(getattr(exc, "name", None) or "parser", "kb", f"needed for .{kind}") from exc
+    except RecursionError as exc:
+        raise InvalidRequest(f"{source}: cannot parse .{kind}: nested too deeply") from exc
     except Exception as exc:  # third-party parsers on untrusted input raise anything
         raise InvalidRequest(f"{source}: cannot parse .{kind}: {type(exc).__name__}: {exc}") from exc
+    caps.check_chars(source, len(document.text))
     if not document.text.strip():
         raise InvalidRequest(f"{source}: no text to index")
     return document

@@ -21,6 +21,7 @@ import numpy as np
 
 from finesift.errors import FinesiftError, InvalidRequest
 from finesift.ingest.chunking import TokenCounter, chunk_document
+from finesift.ingest.limits import NO_CAPS, Caps
 from finesift.ingest.loaders import load_bytes
 from finesift.lexical import tokenize
 from finesift.store.base import DocumentWrite, VectorStore
@@ -80,8 +81,12 @@ class IndexJob:
     chunk_overlap: int
     commit_chunks: int = 256
     max_bytes: int = 64 << 20
+    #: Parses a file's bytes (``load_bytes``, or a worker pool with time and memory limits).
+    parse: Callable[[bytes, str], Document] = load_bytes
+    caps: Caps = NO_CAPS
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    stored: list[str] = field(default_factory=list)
     _batch: _Batch = field(default_factory=_Batch)
 
     def __post_init__(self) -> None:
@@ -113,7 +118,7 @@ class IndexJob:
         """Index one file unless its content and pipeline are unchanged."""
         data = self._read(path)
         if data is not None:
-            self.add_bytes(str(path), data, loader=lambda: load_bytes(data, str(path)))
+            self.add_bytes(str(path), data, loader=lambda: self.parse(data, str(path)))
 
     def add_bytes(self, source: str, data: bytes, *, loader: Callable[[], Document]) -> None:
         """Index a source given its raw bytes (hashed) and how to parse them."""
@@ -122,11 +127,18 @@ class IndexJob:
         old = self.known.get(doc_id)
         if old is not None and old.content_hash == content_hash and old.pipeline == self.pipeline:
             self._count("documents_unchanged")
+            self.stored.append(source)
             return
         try:
             document = loader()
+            self.caps.check_chars(source, len(document.text))
             chunks = chunk_document(
-                document, doc_id, count=self.count_tokens, size=self.chunk_size, overlap=self.chunk_overlap
+                document,
+                doc_id,
+                count=self.count_tokens,
+                size=self.chunk_size,
+                overlap=self.chunk_overlap,
+                caps=self.caps,
             )
         except FinesiftError as exc:
             self._fail(source, str(exc))
@@ -164,6 +176,7 @@ class IndexJob:
         self._count("chunks_embedded", len(texts))
         for info, _, updated in batch.documents:
             self.known[info.doc_id] = info
+            self.stored.append(info.source)
             self._count("documents_updated" if updated else "documents_added")
 
     def prune(self, roots: Iterable[Path], seen: set[str]) -> None:
@@ -179,4 +192,4 @@ class IndexJob:
             self._count("documents_removed", len(gone))
 
     def report(self) -> IndexReport:
-        return IndexReport(**self.counts, failures=tuple(self.failures))
+        return IndexReport(**self.counts, failures=tuple(self.failures), stored=tuple(self.stored))

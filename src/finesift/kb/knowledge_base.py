@@ -11,6 +11,9 @@ A KB records its embedder's fingerprint at creation; opening it with an embedder
 differ raises :class:`~finesift.errors.Conflict`. Writes (``add``, ``add_documents``, ``delete``)
 take the KB's writer lock (a second writer fails at once with :class:`Conflict`); searches read the
 last committed snapshot and never wait. One ``KnowledgeBase`` object may serve concurrent searches.
+Every write compacts the store once ``kb.optimize_versions`` versions piled up since the last
+compaction, unless the KB was opened with ``auto_optimize=False`` (the server compacts in the
+background instead, with :meth:`optimize_due` and :meth:`optimize`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,10 @@ import numpy as np
 
 from finesift.embedding.embedder import Embedder, validate_dim
 from finesift.errors import Conflict, InvalidRequest, NotFound
+from finesift.ingest.limits import Caps
 from finesift.ingest.loaders import file_type_of
 from finesift.ingest.normalize import normalize_text
+from finesift.ingest.workers import parser_for
 from finesift.kb import manifest as mf
 from finesift.kb.indexing import IndexJob, Progress, collect_files, doc_id_for
 from finesift.kb.spec import KBSpec, build_kb_embedder, build_kb_reranker, check_choices
@@ -69,11 +74,13 @@ class KnowledgeBase:
         *,
         settings: Settings,
         models: dict[str, Any],
+        auto_optimize: bool = True,
     ) -> None:
         self.path = path
         self.manifest = manifest
         self.store = store
         self.settings = settings
+        self.auto_optimize = auto_optimize
         self._models = models
         # The task recorded at creation reaches both models, whatever their own defaults are.
         self._pipeline = RetrievalPipeline(
@@ -108,6 +115,7 @@ class KnowledgeBase:
         if target.exists():
             raise Conflict(f"knowledge base {name!r} already exists; use it, or drop it first")
         embedder = embedder or build_kb_embedder(spec, settings)
+        spec = spec.fitted(embedder)
         dim = validate_dim(spec.dim, embedder.dimension)
         manifest = spec.manifest(
             name, embedder, dim, created_at=datetime.now(UTC).isoformat(timespec="seconds")
@@ -136,21 +144,49 @@ class KnowledgeBase:
         settings: Settings | None = None,
         embedder: Embedder | None = None,
         reranker: Reranker | None = None,
+        rerank: bool = True,
+        auto_optimize: bool = True,
     ) -> KnowledgeBase:
-        """An existing KB; :class:`NotFound` if unknown, :class:`Conflict` if ``embedder`` is incompatible."""
+        """An existing KB; :class:`NotFound` if unknown, :class:`Conflict` if ``embedder`` is incompatible.
+
+        ``rerank=False`` never reranks, even if the KB records a reranker (a server that serves none).
+        ``auto_optimize=False``: writes leave compaction to the caller (:meth:`optimize_due`).
+        """
         settings = settings or Settings()
         path = mf.kb_dir(settings.home, name)
         manifest = mf.read_manifest(path, name)
         store = open_store(
             manifest.store, mf.store_path(path, manifest), dimension=manifest.dim, token=store_token(settings)
         )
-        kb = cls(path, manifest, store, settings=settings, models={"reranker": reranker})
+        kb = cls(
+            path, manifest, store, settings=settings, models={"rerank": rerank}, auto_optimize=auto_optimize
+        )
+        if embedder is None and reranker is None:
+            return kb
+        try:
+            return kb.with_models(embedder=embedder, reranker=reranker, rerank=rerank)
+        except BaseException:
+            store.close()  # a server store holds connections
+            raise
+
+    def with_models(
+        self, *, embedder: Embedder | None, reranker: Reranker | None, rerank: bool = True
+    ) -> KnowledgeBase:
+        """This KB over the same open store, with these models (``None``: the recorded one, loaded on use).
+
+        :class:`Conflict` if ``embedder``'s vectors differ from the KB's. ``rerank=False`` never reranks.
+        Both objects share the store: close only one of them.
+        """
+        kb = KnowledgeBase(
+            self.path,
+            self.manifest,
+            self.store,
+            settings=self.settings,
+            models={"reranker": reranker, "rerank": rerank},
+            auto_optimize=self.auto_optimize,
+        )
         if embedder is not None:
-            try:
-                kb._check_embedder(embedder)
-            except BaseException:
-                store.close()  # a server store holds connections
-                raise
+            kb._check_embedder(embedder)
         return kb
 
     @staticmethod
@@ -200,7 +236,14 @@ class KnowledgeBase:
         embedder: Embedder = self._models["embedder"]
         return embedder
 
+    @property
+    def reranks(self) -> bool:
+        """Whether searches that ask for reranking get it (the KB records a reranker, and it is not off)."""
+        return bool(self.manifest.reranker_model) and self._models.get("rerank", True)
+
     def _get_reranker(self) -> Reranker | None:
+        if not self.reranks:
+            return None
         if self._models.get("reranker") is None and self.manifest.reranker_model:
             self._models["reranker"] = build_kb_reranker(self.manifest.reranker_model, self.settings)
         reranker: Reranker | None = self._models.get("reranker")
@@ -233,6 +276,8 @@ class KnowledgeBase:
             self.manifest.chunk_overlap,
             commit_chunks=kb.commit_chunks,
             max_bytes=int(kb.max_file_mb * (1 << 20)),
+            parse=parser_for(kb),
+            caps=Caps.from_settings(kb),
         )
 
     def add(
@@ -263,6 +308,7 @@ class KnowledgeBase:
             for doc in documents:
                 job.add_bytes(doc.source, doc.text.encode("utf-8", "surrogatepass"), loader=_prepared(doc))
             job.flush()
+            self._maybe_optimize()
             return job.report()
 
     def delete(self, doc_ids: Sequence[str]) -> int:
@@ -280,13 +326,32 @@ class KnowledgeBase:
             )
         with mf.writer_lock(self.path, self.name):
             self.store.commit(deletes=ids)
+            self._maybe_optimize()
         return len(ids)
 
-    def _maybe_optimize(self) -> None:
-        optimize = getattr(self.store, "optimize", None)
+    def optimize_due(self) -> bool:
+        """Whether ``kb.optimize_versions`` store versions were written since the last compaction."""
         versions = getattr(self.store, "versions_since_optimize", None)
-        if optimize is not None and versions is not None and versions() >= self.settings.kb.optimize_versions:
-            optimize()
+        return versions is not None and versions() >= self.settings.kb.optimize_versions
+
+    def optimize(self) -> None:
+        """Compact the store (content unchanged; versions older than ``kb.optimize_keep`` s are pruned).
+
+        Takes the writer lock (:class:`Conflict` while another writer holds it); a no-op for stores
+        that compact themselves.
+        """
+        with mf.writer_lock(self.path, self.name):
+            self._optimize()
+
+    def _optimize(self) -> None:
+        optimize = getattr(self.store, "optimize", None)
+        if optimize is not None:
+            optimize(keep=timedelta(seconds=self.settings.kb.optimize_keep))
+
+    def _maybe_optimize(self) -> None:
+        """Compact when due and this object does it itself (call with the writer lock held)."""
+        if self.auto_optimize and self.optimize_due():
+            self._optimize()
 
     # ---- reads ----------------------------------------------------------------------------------
 

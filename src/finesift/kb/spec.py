@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +14,38 @@ from finesift.errors import Conflict, InvalidRequest
 from finesift.kb.manifest import Manifest
 from finesift.rerank.base import Reranker
 from finesift.rerank.factory import build_reranker
-from finesift.settings import Settings
+from finesift.settings import DEFAULT_CHUNK_SIZE, NO_MODEL, Settings
 from finesift.store.registry import normalize_store_uri
 
+log = logging.getLogger(__name__)
+
 #: A reranker model name that means "no reranker".
-NO_RERANKER = ("", "none")
+NO_RERANKER = NO_MODEL
+#: Tokens kept free below the model's window besides its special tokens: chunks are packed from pieces
+#: counted one by one, and the joined text may tokenize a little longer.
+CHUNK_MARGIN = 4
+MIN_CHUNK_SIZE = 16
+
+
+def fit_chunk_size(requested: int | None, overlap: int, *, max_input: int, overhead: int) -> tuple[int, int]:
+    """(chunk size, overlap) for an embedder reading ``max_input`` tokens, ``overhead`` of them special.
+
+    ``requested=None`` derives the size: at most :data:`DEFAULT_CHUNK_SIZE`, and small enough that a
+    chunk plus the special tokens fits the window (documents carry no instruction), so dense search
+    sees every chunk whole; the overlap then shrinks to a quarter of the size if it is larger. An
+    explicit size is kept, with a warning when chunks would be truncated.
+    """
+    fits = max(max_input - overhead - CHUNK_MARGIN, MIN_CHUNK_SIZE)
+    if requested is None:
+        size = min(DEFAULT_CHUNK_SIZE, fits)
+        return size, overlap if overlap < size // 2 else size // 4
+    if requested > fits:
+        log.warning(
+            "chunk size %d exceeds what the embedding model reads (%d tokens with its special tokens); "
+            "the tail of long chunks will be invisible to dense search: use --chunk-size %d or less",
+            requested, max_input, fits,
+        )  # fmt: skip
+    return requested, overlap
 
 
 @dataclass(frozen=True)
@@ -28,7 +56,8 @@ class KBSpec:
     reranker_model: str | None
     dim: int | None = None
     instruction: str | None = None
-    chunk_size: int = 400
+    #: None: derived from the embedding model's window by :meth:`fitted`.
+    chunk_size: int | None = None
     chunk_overlap: int = 64
     store: str = "lancedb"
     embedding_revision: str | None = None
@@ -53,12 +82,22 @@ class KBSpec:
         spec = dataclasses.replace(spec, store=normalize_store_uri(spec.store))
         if spec.reranker_model is not None and spec.reranker_model.strip().lower() in NO_RERANKER:
             spec = dataclasses.replace(spec, reranker_model=None)
-        if spec.chunk_size < 16 or not 0 <= spec.chunk_overlap < spec.chunk_size:
+        size = spec.chunk_size
+        bad_size = size is not None and (size < MIN_CHUNK_SIZE or spec.chunk_overlap >= size)
+        if spec.chunk_overlap < 0 or bad_size:
             raise InvalidRequest(
-                f"chunk size must be >= 16 and 0 <= overlap < size (got {spec.chunk_size}, "
+                f"chunk size must be >= {MIN_CHUNK_SIZE} and 0 <= overlap < size (got {size}, "
                 f"{spec.chunk_overlap})"
             )
         return spec
+
+    def fitted(self, embedder: Embedder) -> KBSpec:
+        """This spec with the chunk size fitted to ``embedder``'s window (see :func:`fit_chunk_size`)."""
+        overhead = embedder.count_tokens([""])[0]
+        size, overlap = fit_chunk_size(
+            self.chunk_size, self.chunk_overlap, max_input=embedder.info.max_length, overhead=overhead
+        )
+        return dataclasses.replace(self, chunk_size=size, chunk_overlap=overlap)
 
     @classmethod
     def from_manifest(cls, m: Manifest) -> KBSpec:
@@ -76,6 +115,7 @@ class KBSpec:
 
     def manifest(self, name: str, embedder: Embedder, dim: int, *, created_at: str) -> Manifest:
         """The manifest recording this spec and the embedder's fingerprint."""
+        assert self.chunk_size is not None, "fit the spec to its embedder first"
         return Manifest(
             name=name, store=self.store, embedding_model=self.embedding_model,
             embedding_revision=self.embedding_revision, dim=dim, instruction=embedder.default_instruction,

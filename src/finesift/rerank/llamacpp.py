@@ -90,9 +90,12 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def create(settings: RerankSettings, hub: HubSettings) -> LlamaCppReranker:
-    """Registry factory: ``settings.model`` is a ``.gguf`` file of the reranker or a GGUF hub repository."""
+    """Registry factory: ``settings.model`` is a ``.gguf`` file of the reranker, a GGUF
+    hub repository or ``ollama:NAME:TAG``."""
     return LlamaCppReranker(
-        gguf_file_for(settings, hub),
+        llamacpp.locate(settings.model, hub.ollama_models)
+        if settings.model.startswith("ollama:")
+        else gguf_file_for(settings, hub),
         model_id=settings.model,
         max_length=settings.max_length,
         n_gpu_layers=settings.n_gpu_layers,

@@ -86,3 +86,12 @@ def pair_ids(
         )
     doc_ids = tokenizer.encode(" " + document, add_special_tokens=False)[:room]
     return tokens.prefix + head_ids + doc_ids + tokens.suffix, True
+
+
+def prompt_text(*, instruction: str, query: str, document: str) -> str:
+    """The whole prompt as text: what remote runtimes that take a raw string (Ollama) are sent.
+
+    It tokenizes to exactly the ids :func:`pair_ids` builds for a pair that fits (the fixed parts
+    end and start at special tokens, so tokenizing apart or together gives the same ids).
+    """
+    return PREFIX + body(instruction, query, document) + SUFFIX

@@ -13,19 +13,25 @@ BACKENDS: dict[str, Entry] = {
     "fake": Entry("finesift.rerank.fake:create"),
     "remote": Entry("finesift.rerank.remote:create", "remote"),
     "llamacpp": Entry("finesift.rerank.llamacpp:create", "llamacpp"),
+    "ollama": Entry("finesift.rerank.ollama:create", "ollama"),
     "vllm": Entry("finesift.rerank.vllm:create", "vllm"),
     "sentence-transformers": Entry("finesift.rerank.cross_encoder:create", "sentence-transformers"),
 }
 
 
 def choose_backend(settings: RerankSettings) -> str:
-    """Resolve ``backend="auto"``: fake; ``.gguf`` files and GGUF hub repositories (llamacpp); a URL
+    """Resolve ``backend="auto"``: fake; ``.gguf`` files, GGUF hub repositories and ``ollama:NAME:TAG``
+    (llamacpp); a URL
     (remote); a local cross-encoder directory (sentence-transformers); else transformers."""
     if settings.backend != "auto":
         return settings.backend
     if settings.model == "fake":
         return "fake"
-    if settings.model.lower().endswith(".gguf") or parse_gguf_ref(settings.model, settings.gguf_type):
+    if (
+        settings.model.lower().endswith(".gguf")
+        or settings.model.startswith("ollama:")
+        or parse_gguf_ref(settings.model, settings.gguf_type)
+    ):
         return "llamacpp"
     if settings.url:
         return "remote"

@@ -177,10 +177,24 @@ class HttpClient:
                 f"{_where(url)} dropped the connection in the middle of its answer ({type(exc).__name__})"
             ) from exc
 
-    def _attempt(self, url: str, payload: dict[str, Any]) -> tuple[Any, str | None]:
+    def get_json(self, url: str) -> Any:
+        """GET ``url`` and return the decoded JSON answer, retrying transient failures."""
+        attempt = 0
+        while True:
+            failure, retry_after = self._attempt(url, None)
+            if not isinstance(failure, _Transient):
+                return failure
+            self._wait_or_fail(url, attempt, failure, retry_after)
+            attempt += 1
+
+    def _attempt(self, url: str, payload: dict[str, Any] | None) -> tuple[Any, str | None]:
+        """One request: POST ``payload`` as JSON, or GET when it is None."""
         httpx = self._httpx
         try:
-            response = self._client.post(url, json=payload, headers=self._headers())
+            if payload is None:
+                response = self._client.get(url, headers=self._headers())
+            else:
+                response = self._client.post(url, json=payload, headers=self._headers())
         except httpx.TimeoutException:
             return _Transient(f"timed out after {self.timeout_s:g}s"), None
         except httpx.TransportError as exc:

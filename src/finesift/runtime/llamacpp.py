@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from finesift.errors import BackendError, InvalidRequest, MissingDependency
+from finesift.runtime import ollama_store
+
+GGUF_MAGIC = b"GGUF"
 
 
 def import_llama_cpp() -> Any:
@@ -22,15 +25,30 @@ def import_llama_cpp() -> Any:
     return llama_cpp
 
 
+def locate(model: str, ollama_models: str | None = None) -> str:
+    """``ollama:NAME:TAG`` as the path of the GGUF blob Ollama pulled; any other name unchanged
+    (the backend checks it is a GGUF file once llama.cpp is known to be installed)."""
+    if ollama_store.is_reference(model):
+        return str(ollama_store.resolve(model, ollama_models))
+    return model
+
+
 def gguf_path(model: str) -> Path:
-    """``model`` as an existing ``.gguf`` file, or a clear error saying how to make one."""
+    """``model`` as an existing GGUF file (``.gguf``, or a blob that starts with the GGUF magic),
+    or a clear error saying how to make one."""
     path = Path(model).expanduser()
-    if path.suffix.lower() != ".gguf" or not path.is_file():
+    if not path.is_file() or (path.suffix.lower() != ".gguf" and not _has_gguf_magic(path)):
         raise InvalidRequest(
             f"the llamacpp backend needs a .gguf file, not {model!r}; convert a model directory with "
-            "`finesift gguf convert DIR OUT.gguf --kind embedding|reranker`"
+            "`finesift gguf convert DIR OUT.gguf --kind embedding|reranker`, or name a model Ollama "
+            "pulled as ollama:NAME:TAG"
         )
     return path
+
+
+def _has_gguf_magic(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == GGUF_MAGIC
 
 
 def load(path: Path, *, context: int, embedding: bool, n_gpu_layers: int = 0, **overrides: Any) -> Any:

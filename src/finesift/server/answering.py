@@ -2,7 +2,9 @@
 
 Knowledge bases come from the server's one :class:`~finesift.server.kb_service.KBRegistry`, as for
 search: the server's models, 409 for a KB built with another embedder, 404 for one that is gone or
-being dropped. A KB is held only while its passages are retrieved; the chat model's answer needs no KB.
+being dropped. Retrieval is a KB read (the registry's read threads, the request deadline, the open
+included); a KB is held only while its passages are retrieved. The chat model's answer needs no KB:
+it runs on ``answer.max_concurrent`` threads of its own, so neither parsing nor KB work delays it.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from starlette.responses import Response, StreamingResponse
 
 from finesift.answer.llm import ChatClient
 from finesift.answer.service import Answerer, Prepared, primed
 from finesift.errors import BackendError, FinesiftError, InvalidRequest, Overloaded
+from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.server.errors import classify, error_body
 from finesift.server.kb_service import KBRegistry
 
@@ -27,6 +31,7 @@ NO_LLM = (
     "this server has no chat model configured; start it with FINESIFT_LLM__URL and FINESIFT_LLM__MODEL "
     "(an OpenAI-compatible endpoint such as http://127.0.0.1:11434/v1)"
 )
+T = TypeVar("T")
 
 
 class Answerers:
@@ -38,6 +43,8 @@ class Answerers:
         self._lock = threading.Lock()
         self._llm: ChatClient | None = None
         self._in_flight = 0
+        limit = self.settings.answer.max_concurrent
+        self._pool = ThreadPoolExecutor(limit, thread_name_prefix="finesift-answer")
 
     def acquire(self) -> None:
         """Admit one answer, or raise :class:`Overloaded` (429) when ``answer.max_concurrent`` are running."""
@@ -60,13 +67,21 @@ class Answerers:
                     raise BackendError(NO_LLM) from exc
             return self._llm
 
-    def prepare(self, name: str, prepare: Callable[[Answerer], Prepared]) -> tuple[Answerer, Prepared]:
-        """``prepare`` on an answerer over KB ``name``, leased meanwhile (blocking: run it in a thread)."""
-        with self.kbs.lease(name) as kb:
+    async def prepare(self, name: str, prepare: Callable[[Answerer], Prepared]) -> tuple[Answerer, Prepared]:
+        """``prepare`` (retrieval) on an answerer over KB ``name``: a KB read, leased meanwhile."""
+
+        def run(kb: KnowledgeBase) -> tuple[Answerer, Prepared]:
             answerer = Answerer(kb, self.llm(), self.settings)
             return answerer, prepare(answerer)
 
+        return await self.kbs.read_kb(name, run)
+
+    async def run(self, call: Callable[[], T]) -> T:
+        """A blocking call to the chat model on the answers' own threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
     def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             if self._llm is not None:
                 self._llm.close()
@@ -76,14 +91,11 @@ class Answerers:
 async def prepare_stream(
     answerers: Answerers, name: str, prepare: Callable[[Answerer], Prepared]
 ) -> tuple[Answerer, Prepared, Iterator[str]]:
-    """Retrieve and start the model's stream in a worker thread, so that failures to reach the
-    model (or a bad question) become an HTTP error before the response starts."""
-
-    def run() -> tuple[Answerer, Prepared, Iterator[str]]:
-        answerer, prepared = answerers.prepare(name, prepare)
-        return answerer, prepared, primed(answerer.stream(prepared))
-
-    return await asyncio.to_thread(run)
+    """Retrieve, then start the model's stream, so that failures to reach the model (or a bad
+    question) become an HTTP error before the response starts."""
+    answerer, prepared = await answerers.prepare(name, prepare)
+    pieces = await answerers.run(lambda: primed(answerer.stream(prepared)))
+    return answerer, prepared, pieces
 
 
 async def admitted(answerers: Answerers, handler: Callable[[], Awaitable[Response]]) -> Response:

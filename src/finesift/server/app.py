@@ -1,7 +1,9 @@
 """``create_app(settings, services)``: the FastAPI app, its middleware and its lifespan.
 
 Middleware, outermost first: metrics, Host check (when bound to loopback or names are configured),
-CORS (only when origins are configured), body size limit, Bearer auth (when a key is set).
+CORS (only when origins are configured), cross-site write refusal, body read timeout, body size limit,
+Bearer auth (when a key is set). Connection limits (header deadline, keep-alive, concurrency) live in
+:mod:`finesift.server.connections`, which ``finesift serve`` hands to uvicorn.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi.openapi.utils import get_openapi
 
 from finesift import __version__
 from finesift.server.answering import Answerers
+from finesift.server.connections import BodyTimeoutMiddleware
 from finesift.server.errors import install
 from finesift.server.kb_service import KBRegistry
 from finesift.server.metrics import Metrics, MetricsMiddleware
@@ -24,6 +27,7 @@ from finesift.server.security import (
     LOOPBACK_NAMES,
     BearerAuthMiddleware,
     BodyLimitMiddleware,
+    CrossSiteMiddleware,
     HostCheckMiddleware,
     check_bind,
     is_loopback,
@@ -71,7 +75,7 @@ def create_app(settings: Settings | None = None, services: ModelServices | None 
         finally:
             await state.stop()
             answerers.close()
-            kbs.close()
+            await kbs.aclose()
 
     app = FastAPI(title="finesift", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.finesift = state
@@ -89,6 +93,8 @@ def _add_middleware(app: FastAPI, settings: Settings, state: ServerState) -> Non
     if server.api_key is not None:
         app.add_middleware(BearerAuthMiddleware, key=server.api_key.get_secret_value())
     app.add_middleware(BodyLimitMiddleware, limit=server.max_body_bytes, upload_limit=server.max_upload_bytes)
+    app.add_middleware(BodyTimeoutMiddleware, timeout=server.body_timeout)
+    app.add_middleware(CrossSiteMiddleware, origins=server.cors_origins)
     if server.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,7 +1,7 @@
 """The one table from the finesift error tree to HTTP status and OpenAI-shaped error bodies.
 
 Bodies are ``{"error": {"message", "type", "code", "param"}}``: a stable ``type``/``code`` and a
-one-line message; never a stack trace.
+one-line message; never a stack trace, a server path or a URL's credentials (the log keeps them).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from finesift.errors import (
     BackendError,
@@ -26,6 +27,7 @@ from finesift.errors import (
     NotFound,
     Overloaded,
     StoreError,
+    TooLarge,
 )
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ ERROR_TABLE: list[tuple[type[FinesiftError], int, str, str]] = [
     (DeadlineExceeded, 503, "service_unavailable_error", "deadline_exceeded"),
     (Overloaded, 429, "rate_limit_error", "overloaded"),
     (Forbidden, 403, "permission_error", "forbidden"),
+    (TooLarge, 413, "invalid_request_error", "too_large"),
     (InvalidRequest, 422, "invalid_request_error", "invalid_request"),
     (NotFound, 404, "not_found_error", "not_found"),
     (Conflict, 409, "conflict_error", "conflict"),
@@ -62,11 +65,32 @@ HTTP_TYPES = {
 }
 RETRY_STATUSES = {429, 503}
 _TYPE_TAG = re.compile(r"[\[\](),-]|^(str|int|bool|list|dict|TextDocument)$")
+#: An absolute path of two or more parts (POSIX, or a Windows drive path); not one inside a URL.
+_ABSOLUTE_PATH = re.compile(
+    r"(?<![\w.~:/\]>-])(?:/[^\s'\"/:;,()<>|*?\[\]{}]+){2,}/?"  # /home/me/kb, not the /v1 of http://h/v1
+    r"|\b[A-Za-z]:\\[^\s'\";,()<>|*?]+"  # C:\Users\me\kb
+)
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
+#: The server's own routes, which messages name on purpose.
+ROUTE_PREFIXES = ("/v1/", "/v2/", "/health", "/ready", "/metrics", "/static/", "/docs", "/openapi.json")
+
+
+def _short(match: re.Match[str]) -> str:
+    path = match.group(0)
+    if path.startswith(ROUTE_PREFIXES):
+        return path
+    return "…/" + re.split(r"[/\\]", path.rstrip("/\\"))[-1]
+
+
+def scrub(message: str) -> str:
+    """``message`` without server paths (each becomes ``…/<last part>``) or credentials in URLs."""
+    return _ABSOLUTE_PATH.sub(_short, _URL_USERINFO.sub("***@", message))
 
 
 def error_body(message: str, *, type: str, code: str, param: str | None = None) -> dict[str, Any]:
-    """``{"error": {...}}`` with the message collapsed to one line."""
-    return {"error": {"message": " ".join(message.split()), "type": type, "code": code, "param": param}}
+    """``{"error": {...}}`` with the message scrubbed (:func:`scrub`) and collapsed to one line."""
+    text = " ".join(scrub(message).split())
+    return {"error": {"message": text, "type": type, "code": code, "param": param}}
 
 
 def error_response(
@@ -143,11 +167,45 @@ def install(app: FastAPI, *, retry_after: int) -> None:
         response.headers.update(exc.headers or {})
         return response
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return error_response(500, "internal server error; see the server log", code="internal_error")
-
     app.add_exception_handler(FinesiftError, finesift_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)
+    # Not add_exception_handler(Exception, ...): Starlette re-raises after sending that handler's 500,
+    # and uvicorn then cuts the keep-alive connection under the client's next request.
+    app.add_middleware(UnexpectedErrorMiddleware)
+
+
+class UnexpectedErrorMiddleware:
+    """Any other exception: logged with its traceback, answered 500, and not raised further.
+
+    Once a response has started, nothing else can be sent: an exception before
+    its end is re-raised (the server must cut the connection, or the client would take a truncated
+    body for a whole one); one after its end is only logged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = ended = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started, ended
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                ended = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            log.error("%s %s failed", scope.get("method"), scope.get("path"), exc_info=exc)
+            if started and not ended:
+                raise
+            if not started:
+                message = "internal server error; see the server log"
+                await error_response(500, message, code="internal_error")(scope, receive, send)

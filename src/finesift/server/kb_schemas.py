@@ -121,8 +121,10 @@ class SearchQuery(_Request):
     """What a search asks besides its options: the query and the filters."""
 
     query: Text = Field(max_length=MAX_QUERY_CHARS, examples=["如何优化数据库"])
-    source: str | None = Field(None, max_length=4096, description="Only sources starting with this prefix.")
-    file_types: list[str] = Field(default_factory=list, max_length=64, description="e.g. `pdf`, `md`.")
+    source: Text | None = Field(None, max_length=4096, description="Only sources starting with this prefix.")
+    file_types: list[Annotated[Text, Field(max_length=32)]] = Field(
+        default_factory=list, max_length=64, description="e.g. `pdf`, `md`."
+    )
 
     def overrides(self) -> dict[str, Any]:
         """The search options this request sets (by their ``SearchSettings`` names)."""
@@ -171,6 +173,11 @@ class SearchResponse(BaseModel):
     hits: list[HitOut]
     query_terms: list[str] = Field(
         default_factory=list, description="The query's BM25 terms (lower case), for highlighting."
+    )
+    score: Literal["rerank", "rrf", "cosine", "bm25"] = Field(
+        "rrf",
+        description="What each hit's `score` is: `rerank` the reranker's probability in [0, 1]; `rrf` the "
+        "fused rank score (hybrid without reranking); `cosine` the dense similarity; `bm25` the BM25 score.",
     )
 
 

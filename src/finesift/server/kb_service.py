@@ -1,47 +1,45 @@
-"""Knowledge bases inside the server: one registry per app, the server's models, one writer per KB.
+"""Knowledge bases inside the server: one registry per app, its own threads, one writer per KB.
 
-Search, ask and chat all read through the registry (made and closed in the app's lifespan). Every KB
-is opened with the server's embedder (a KB built with another model answers 409 with the
-fingerprint difference) and, if it records a reranker, the server's reranker; the KB's recorded
-instruction reaches both. Writes to one KB (create, upload, index, delete, drop) queue behind one
-``asyncio.Lock`` and run in a thread, so concurrent clients never race for the KB's file lock; at
-most ``server.kb_write_queue`` writes wait per KB, the next gets 429. A writer outside the server
-(``finesift index``) still makes a write fail with 409. Searches read committed snapshots in threads
-and never wait for writers; at most ``server.queue_size`` reads run or wait at once (429 beyond),
-each within ``request_timeout`` (503). A drop waits for the reads that hold the KB and answers new
-ones 404; a KB re-created (or dropped) outside the server is noticed by its manifest's inode.
+Search, ask, chat, info and document lists all lease KBs from the registry's reference-counted
+handles (:mod:`finesift.server.kb_handles`), made and closed in the app's lifespan. Every KB is
+opened with the server's embedder (a KB built with another model answers 409 with the fingerprint
+difference) and, if it records a reranker, the server's reranker; the KB's recorded instruction
+reaches both.
+
+KB work runs on the registry's own thread pools, never on asyncio's default executor, so parsing
+uploads or calling a chat model cannot starve it: reads (opens included) on ``server.kb_read_threads``
+threads, at most ``server.queue_size`` in flight (429 beyond),
+each within ``server.request_timeout`` (503); writes on ``server.kb_write_threads`` threads. Writes to
+one KB (create, upload, index, delete, drop, compaction) queue behind one ``asyncio.Lock``, so the
+server never races itself for the KB's file lock; at most ``server.kb_write_queue`` writes wait per KB,
+the next gets 429. A writer outside the server (``finesift index``) still makes a write fail with 409.
+Searches read committed snapshots and never wait for writers. A drop waits (at most the request
+deadline) for the requests that hold the KB and answers new ones 404. Once ``kb.optimize_versions``
+store versions piled up, the KB is compacted in the background, in its writer queue.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
+import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from finesift.errors import DeadlineExceeded, FinesiftError, NotFound, Overloaded, StoreError
+from finesift.errors import DeadlineExceeded, FinesiftError, NotFound, Overloaded
 from finesift.kb.knowledge_base import KnowledgeBase
-from finesift.kb.manifest import MANIFEST, kb_dir, read_manifest, validate_name
+from finesift.server.errors import NotReady
+from finesift.server.kb_handles import KBHandles
 from finesift.server.state import ServerState
 from finesift.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-
+log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass
-class _Entry:
-    name: str
-    kb: KnowledgeBase
-    stamp: tuple[int, int]
-    readers: int = 0
-    retired: bool = False
 
 
 @dataclass
@@ -50,173 +48,105 @@ class _WriteSlot:
     waiting: int = 0
 
 
-def _store_failure(exc: Exception) -> bool:
-    """Whether ``exc`` may come from a store whose files went away (not a request's own error)."""
-    return isinstance(exc, StoreError) or not isinstance(exc, FinesiftError)
-
-
 class KBRegistry:
-    """Open knowledge bases of one server, keyed by name; search, ask and chat all read through it.
-
-    A handle whose KB changed on disk (dropped and re-created, migrated) is retired: new reads get a
-    fresh one, and the old one is closed when its last reader is done.
-    """
+    """Open knowledge bases of one server, keyed by name, and the threads that read and write them."""
 
     def __init__(self, settings: Settings, state: ServerState) -> None:
         self.settings = settings
         self.state = state
-        self._open: dict[str, _Entry] = {}
-        self._retired: list[_Entry] = []  # replaced handles that readers still hold
-        self._guard = threading.Condition()
-        self._dropping: set[str] = set()
+        self.handles = KBHandles(
+            settings,
+            embedder=lambda: state.require_embeddings().embedder,
+            reranker=lambda: state.services.reranker,
+        )
+        server = settings.server
+        self._read_pool = ThreadPoolExecutor(server.kb_read_threads, thread_name_prefix="finesift-kb-read")
+        self._write_pool = ThreadPoolExecutor(server.kb_write_threads, thread_name_prefix="finesift-kb-write")
         self._writes: dict[str, _WriteSlot] = {}
         self._reads = 0
+        self._compactions: dict[str, asyncio.Task[bool]] = {}
+        self._closed = False
 
-    # ---- reading -----------------------------------------------------------------------------
+    # ---- handles ----------------------------------------------------------------------------
 
     def names(self) -> list[str]:
         return KnowledgeBase.names(settings=self.settings)
 
     def require(self, name: str) -> str:
-        """``name`` if such a KB exists; otherwise a 404 that names the API's way to create it."""
-        if name in self._dropping or not KnowledgeBase.exists(validate_name(name), settings=self.settings):
-            raise NotFound(
-                f"no knowledge base named {name!r}; create it with POST /v1/kbs (or `finesift index "
-                f"PATH --kb {name}`), or pick one from GET /v1/kbs"
-            )
-        return name
-
-    def _stamp(self, name: str) -> tuple[int, int]:
-        """Identity of the KB on disk: a KB dropped and re-created elsewhere gets a new manifest inode."""
-        try:
-            info = os.stat(kb_dir(self.settings.home, name) / MANIFEST)
-        except OSError:
-            return (0, 0)
-        return (info.st_ino, info.st_mtime_ns)
+        return self.handles.require(name)
 
     def open(self, name: str) -> KnowledgeBase:
         """The KB ``name`` with the server's models (NotFound, Conflict on a fingerprint mismatch)."""
-        with self._guard:
-            return self._entry(name).kb
+        return self.handles.open(name)
 
     @contextmanager
-    def lease(self, name: str) -> Iterator[KnowledgeBase]:
-        """:meth:`open`, kept open (and its files kept) until the block ends; blocking, for threads."""
-        with self._guard:
-            entry = self._entry(name)
-            entry.readers += 1
-        try:
-            yield entry.kb
-        except Exception as exc:
-            # Dropped or re-created behind the server's back (``finesift kb drop``) while being read.
-            if _store_failure(exc) and self._stamp(name) != entry.stamp:
-                raise NotFound(f"knowledge base {name!r} was dropped or replaced while it was read") from exc
-            raise
-        finally:
-            with self._guard:
-                entry.readers -= 1
-                last = entry.retired and entry.readers == 0
-                if last:
-                    self._retired.remove(entry)
-                self._guard.notify_all()
-            if last:
-                entry.kb.close()
-
-    def _entry(self, name: str) -> _Entry:
-        """The current handle of ``name``, opened if needed (call with the guard held)."""
-        self.require(name)
-        services = self.state.require_embeddings()
-        stamp = self._stamp(name)
-        entry = self._open.get(name)
-        if entry is not None and entry.stamp == stamp:
-            return entry
-        if entry is not None:
-            self._retire(name)
-        reranker = self.state.services.reranker if self._records_reranker(name) else None
-        kb = KnowledgeBase.open(name, settings=self.settings, embedder=services.embedder, reranker=reranker)
-        entry = self._open[name] = _Entry(name, kb, stamp)
-        return entry
-
-    def _records_reranker(self, name: str) -> bool:
-        return read_manifest(kb_dir(self.settings.home, name), name).reranker_model is not None
-
-    async def get(self, name: str) -> KnowledgeBase:
-        """:meth:`open` in a thread (the first open of a store imports and reads it)."""
-        return await asyncio.to_thread(self.open, name)
-
-    def open_plain(self, name: str) -> KnowledgeBase:
-        """The KB without models (info, documents): works while models load and for any fingerprint."""
-        return KnowledgeBase.open(self.require(name), settings=self.settings)
-
-    def _retire(self, name: str) -> None:
-        """Stop handing out ``name``'s handle; close it now if nobody reads it (call with the guard held)."""
-        entry = self._open.pop(name, None)
-        if entry is None:
-            return
-        entry.retired = True
-        if entry.readers == 0:
-            entry.kb.close()
-        else:
-            self._retired.append(entry)
+    def lease(self, name: str, *, models: bool = True) -> Iterator[KnowledgeBase]:
+        """The KB ``name``, held until the block ends (a drop waits for it); blocking, for threads."""
+        with self.handles.lease(name, models=models) as kb:
+            yield kb
 
     def forget(self, name: str) -> None:
-        """Retire the handle of ``name`` (the next read opens the KB afresh)."""
-        with self._guard:
-            self._retire(name)
+        self.handles.forget(name)
 
     @contextmanager
     def dropping(self, name: str) -> Iterator[None]:
-        """While the block runs, ``name`` is unknown to new reads, and its current readers have finished
-        (or ran past the request deadline, by which time their clients have had their answer)."""
-        with self._guard:
-            self._dropping.add(name)
-            self._retire(name)
-            busy = lambda: any(e.name == name for e in self._retired)  # noqa: E731
-            self._guard.wait_for(lambda: not busy(), self.settings.server.request_timeout)
-        try:
+        """New uses of ``name`` get 404 meanwhile; the ones in flight end first (or run out the deadline)."""
+        with self.handles.dropping(name, wait=self.settings.server.request_timeout):
             yield
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    async def read(self, call: Callable[[], T]) -> T:
+        """Run a blocking read on the read threads within the request deadline; ``queue_size`` at once."""
+        server = self.settings.server
+        if self._reads >= server.queue_size:
+            raise Overloaded(f"{self._reads} knowledge-base reads are in flight; retry shortly")
+        self._reads += 1  # one event loop: no lock needed
+        try:
+            return await self._deadline(self._submit(self._read_pool, call))
         finally:
-            with self._guard:
-                self._dropping.discard(name)
+            self._reads -= 1
 
-    def close(self) -> None:
-        with self._guard:
-            for name in list(self._open):
-                self._retire(name)
+    def _submit(self, pool: ThreadPoolExecutor, call: Callable[[], T]) -> Future[T]:
+        if self._closed:
+            raise NotReady("the server is shutting down")
+        try:
+            return pool.submit(call)
+        except RuntimeError as exc:  # the pool was shut down meanwhile
+            raise NotReady("the server is shutting down") from exc
 
-    # ---- running -----------------------------------------------------------------------------
+    async def _deadline(self, future: Future[T]) -> T:
+        timeout = self.settings.server.request_timeout
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except TimeoutError as exc:
+            future.cancel()  # not started yet: it never will
+            raise DeadlineExceeded(
+                f"the request did not finish within {timeout:g} s; retry, or lower top_k/candidates"
+            ) from exc
 
-    async def read_kb(self, name: str, call: Callable[[KnowledgeBase], T]) -> T:
-        """:meth:`read` of ``call(kb)`` with KB ``name`` leased for the call."""
+    async def read_kb(self, name: str, call: Callable[[KnowledgeBase], T], *, models: bool = True) -> T:
+        """:meth:`read` of ``call(kb)`` with KB ``name`` leased for the call (the open is inside)."""
 
         def run() -> T:
-            with self.lease(name) as kb:
+            with self.lease(name, models=models) as kb:
                 return call(kb)
 
         return await self.read(run)
 
-    async def read(self, call: Callable[[], T]) -> T:
-        """Run a blocking read in a thread, within the request deadline; at most ``queue_size`` at once."""
-        server = self.settings.server
-        if self._reads >= server.queue_size:
-            raise Overloaded(f"{self._reads} knowledge-base reads are in flight; retry shortly")
-        self._reads += 1
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(call), server.request_timeout)
-        except TimeoutError as exc:
-            raise DeadlineExceeded(
-                f"the search did not finish within {server.request_timeout:g} s; retry, or lower "
-                "top_k/candidates"
-            ) from exc
-        finally:
-            self._reads -= 1
+    async def get(self, name: str) -> KnowledgeBase:
+        """:meth:`open` (404/409 before a write reads its body): on the write threads, so that read
+        pressure cannot refuse it, and within the request deadline."""
+        return await self._deadline(self._submit(self._write_pool, lambda: self.open(name)))
+
+    # ---- writing ----------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def writing(self, name: str) -> AsyncIterator[None]:
+    async def writing(self, name: str, *, bounded: bool = True) -> AsyncIterator[None]:
         """Hold the server's one writer slot for KB ``name`` (429 when too many writes wait)."""
         slot = self._writes.setdefault(name, _WriteSlot(asyncio.Lock()))
         limit = self.settings.server.kb_write_queue
-        if slot.waiting >= limit:
+        if bounded and slot.waiting >= limit:
             raise Overloaded(
                 f"{slot.waiting} writes to knowledge base {name!r} are already waiting; retry later"
             )
@@ -229,16 +159,77 @@ class KBRegistry:
             if slot.waiting == 0:  # nobody holds or awaits it (single event loop): forget the slot
                 self._writes.pop(name, None)
 
-    async def write(self, name: str, call: Callable[[], T]) -> T:
-        """Run a blocking write to KB ``name`` in a thread, after the writes queued before it."""
-        async with self.writing(name):
-            return await asyncio.to_thread(call)
+    async def write(self, name: str, call: Callable[[], T], *, bounded: bool = True) -> T:
+        """Run a blocking write to KB ``name`` on the write threads, after the writes queued before it."""
+        async with self.writing(name, bounded=bounded):
+            future = asyncio.wrap_future(self._submit(self._write_pool, call))
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # A thread cannot be stopped: keep the slot until it is done, so no write overlaps it.
+                await asyncio.wait([future])
+                raise
 
     async def write_kb(self, name: str, call: Callable[[KnowledgeBase], T]) -> T:
-        """:meth:`write` of ``call(kb)`` with KB ``name`` leased (a drop queued before it wins: 404)."""
+        """:meth:`write` of ``call(kb)`` with KB ``name`` leased (a drop queued before it wins: 404);
+        compaction follows in the background once it is due."""
 
-        def run() -> T:
+        def run() -> tuple[T, bool]:
             with self.lease(name) as kb:
-                return call(kb)
+                return call(kb), kb.optimize_due()
 
-        return await self.write(name, run)
+        result, due = await self.write(name, run)
+        if due:
+            self._compact_soon(name)
+        return result
+
+    # ---- compaction -------------------------------------------------------------------------
+
+    @property
+    def compacting(self) -> frozenset[str]:
+        """The KBs whose background compaction is queued or running."""
+        return frozenset(self._compactions)
+
+    def _compact_soon(self, name: str) -> None:
+        """Compact KB ``name`` in the background (once at a time per KB)."""
+        if self._closed or name in self._compactions:
+            return
+        task = asyncio.get_running_loop().create_task(self.compact(name), name=f"finesift-compact-{name}")
+        self._compactions[name] = task
+        task.add_done_callback(lambda _: self._compactions.pop(name, None))
+
+    async def compact(self, name: str) -> bool:
+        """Compact KB ``name`` in its writer queue if still due; never raises (a dropped KB is skipped)."""
+
+        def run() -> bool:
+            with self.lease(name) as kb:
+                if not kb.optimize_due():
+                    return False
+                kb.optimize()
+                return True
+
+        try:
+            return await self.write(name, run, bounded=False)
+        except (NotFound, NotReady):
+            return False  # dropped meanwhile, or the server is shutting down
+        except FinesiftError as exc:  # e.g. another writer outside the server: the next write retries
+            log.warning("compacting knowledge base %r failed: %s", name, exc)
+        except Exception:
+            log.exception("compacting knowledge base %r failed", name)
+        return False
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Let running compactions finish (within ``shutdown_timeout``), then close everything."""
+        self._closed = True
+        tasks = list(self._compactions.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.settings.server.shutdown_timeout)
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self.handles.close()
+        for pool in (self._read_pool, self._write_pool):
+            pool.shutdown(wait=False, cancel_futures=True)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+#: The methods counted by name; any other is counted as "other" (labels must not grow with client input).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
@@ -77,8 +79,22 @@ class QueueMetrics:
         self.metrics.stage.labels(self.model, "queue").observe(seconds)
 
 
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
+
+def route_label(scope: Scope) -> str:
+    """The matched route's template (``/v1/kbs/{kb}/search``), or "unmatched": never the raw path."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
 class MetricsMiddleware:
-    """Counts every HTTP request by route template, method and status, and times it."""
+    """Counts every HTTP request by route template, method and status, and times it.
+
+    It runs before the Host check and auth, so every label comes from a fixed set: a client cannot
+    add series (and grow ``/metrics``) by inventing methods or paths.
+    """
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
@@ -100,6 +116,6 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.requests.labels(route, scope.get("method", ""), str(status)).inc()
+            route = route_label(scope)
+            self.metrics.requests.labels(route, method_label(scope.get("method", "")), str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - began)

@@ -185,7 +185,9 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "finesift"
-    task: Literal["embedding", "rerank"]
+    task: Literal["embedding", "embedding-query", "rerank"] = Field(
+        description="`embedding-query`: the `<name>:query` alias, whose inputs are embedded as queries."
+    )
     dimension: int | None = Field(default=None, description="Full embedding dimension (embedding models).")
     max_length: int = Field(description="Tokens per text (embedding) or per pair (rerank).")
 

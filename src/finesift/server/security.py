@@ -1,4 +1,5 @@
-"""Bind check, Host check (DNS rebinding), body size limit and Bearer-key auth, as ASGI middleware.
+"""Bind check, Host check (DNS rebinding), cross-site write refusal, body size limit and Bearer-key
+auth, as ASGI middleware.
 
 Each middleware answers with an OpenAI-shaped error body; the key is compared in constant time and
 never logged or echoed.
@@ -10,6 +11,7 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,12 +21,18 @@ from finesift.server.errors import error_response
 from finesift.settings import ServerSettings
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-#: Routes reachable without the key: the liveness probe, and the search page's static files (they hold
-#: no data; the page asks for the key and sends it with every API call).
-PUBLIC_PATHS = frozenset({"/health", "/"})
+#: Routes reachable without the key: the liveness and readiness probes (they say only "ok" or the
+#: phase), and the search page's static files (they hold no data; the page asks for the key and sends
+#: it with every API call).
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/"})
 PUBLIC_PREFIXES = ("/static/",)
 #: Multipart uploads, whose body limit is ``max_upload_bytes`` instead of ``max_body_bytes``.
 UPLOAD_PATH = re.compile(r"/v1/kbs/[^/]+/documents")
+#: Methods that cannot change state; every other method is a write and gets the cross-site check.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: ``Sec-Fetch-Site`` values a browser sends for the server's own pages and for typed-in addresses.
+OWN_SITE = frozenset({"same-origin", "none"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def is_public(path: str) -> bool:
@@ -85,6 +93,72 @@ class HostCheckMiddleware:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _authority(host: str, port: int | None) -> tuple[str, int | None]:
+    return host.lower().strip("[]"), port
+
+
+def _host_authority(header: str, scheme: str) -> tuple[str, int | None] | None:
+    """(name, port) of a Host header, the port defaulted from ``scheme``; None when malformed."""
+    try:
+        parts = urlsplit(f"//{header.strip()}")
+        return _authority(parts.hostname or "", parts.port or DEFAULT_PORTS.get(scheme))
+    except ValueError:
+        return None
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether ``origin`` (``scheme://name[:port]``) names the server the ``host`` header reached."""
+    try:
+        parts = urlsplit(origin)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return False
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return False
+    return _host_authority(host, parts.scheme) == _authority(parts.hostname, port)
+
+
+class CrossSiteMiddleware:
+    """Refuse writes (POST, PUT, PATCH, DELETE, ...) that a browser sends on behalf of another site.
+
+    A page on any site can POST a multipart form here without a CORS preflight, so CORS alone does not
+    stop it. Browsers mark such requests: ``Sec-Fetch-Site`` (``cross-site``, ``same-site``) and
+    ``Origin``. A write passes when the browser says it comes from this server's own page
+    (``Sec-Fetch-Site: same-origin`` or ``none``, or an ``Origin`` matching the ``Host``), from an origin
+    in ``cors_origins``, or when neither header is present (curl, SDKs and other non-browser clients).
+    """
+
+    def __init__(self, app: ASGIApp, *, origins: Iterable[str]) -> None:
+        self.app = app
+        self.origins = frozenset(o.rstrip("/").lower() for o in origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method", "GET") not in SAFE_METHODS:
+            origin = _header(scope, b"origin")
+            if not self._allowed(scope, origin):
+                shown = (origin or "another site")[:100]
+                message = (
+                    f"cross-site request refused: a page from {shown} may not change this server; "
+                    "to allow that origin start the server with --cors-origin ORIGIN "
+                    "(FINESIFT_SERVER__CORS_ORIGINS)"
+                )
+                await error_response(403, message, code="cross_site_refused")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, scope: Scope, origin: str | None) -> bool:
+        fetch_site = (_header(scope, b"sec-fetch-site") or "").strip().lower()
+        if fetch_site in OWN_SITE:
+            return True
+        if origin is None:
+            # No Origin: not a browser's cross-origin write (browsers send it on every one).
+            return not fetch_site
+        origin = origin.strip().rstrip("/").lower()
+        if "*" in self.origins or origin in self.origins:
+            return True
+        return fetch_site == "" and same_origin(origin, _header(scope, b"host") or "")
 
 
 class BodyLimitMiddleware:

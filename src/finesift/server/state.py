@@ -14,18 +14,27 @@ from typing import Any, Literal, Protocol
 
 from finesift.doctor import self_test
 from finesift.embedding.embedder import Embedder
-from finesift.errors import BackendError, FinesiftError
+from finesift.errors import BackendError, FinesiftError, InvalidRequest, NotFound
 from finesift.rerank.base import Reranker
 from finesift.runtime.queue import BatchQueue
 from finesift.server.errors import NotReady
 from finesift.server.inference import EmbeddingService, RerankService
 from finesift.server.metrics import Metrics
+from finesift.server.naming import ServedNames, served_name
 from finesift.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Phase = Literal["loading", "ready", "draining", "failed"]
 WARM_UP_TEXT = "finesift warm-up"
+NO_EMBEDDER = (
+    "this server serves no embedding model (it was started with --embedding-model none); restart "
+    "finesift serve with --embedding-model MODEL to embed texts or use knowledge bases"
+)
+NO_RERANKER = (
+    "this server serves no reranker (it was started with --reranker-model none); restart finesift serve "
+    "with --reranker-model MODEL (e.g. Qwen/Qwen3-Reranker-0.6B) to rerank"
+)
 
 
 class ModelServices(Protocol):
@@ -46,6 +55,10 @@ class ServerState:
     """Models, queues, metrics and readiness of one app."""
 
     def __init__(self, settings: Settings, services: ModelServices, metrics: Metrics) -> None:
+        if not (settings.embedding.enabled or settings.reranker.enabled):
+            raise InvalidRequest(
+                "nothing to serve: both --embedding-model and --reranker-model are none; name at least one"
+            )
         self.settings = settings
         self.services = services
         self.metrics = metrics
@@ -54,6 +67,8 @@ class ServerState:
         self.started = int(time.time())
         self.embeddings: EmbeddingService | None = None
         self.rerank: RerankService | None = None
+        #: The names clients send as ``model`` (set when the models are in).
+        self.names = ServedNames()
         #: Called once if loading fails (``finesift serve`` uses it to stop with the error).
         self.on_fatal: Callable[[FinesiftError], None] | None = None
         self._loader: asyncio.Task[None] | None = None
@@ -73,28 +88,39 @@ class ServerState:
         except Exception as exc:
             self._fail(exc)
             return
-        server = self.settings.server
-        self.embeddings = EmbeddingService(embedder, server, self.metrics)
-        self.rerank = RerankService(reranker, server, self.metrics)
-        for role, queue in (("embedding", self.embeddings.queue), ("rerank", self.rerank.queue)):
-            queue.start()
-            self.metrics.watch_queue(role, _depth_of(queue))
+        settings, server = self.settings, self.settings.server
+        if embedder is not None:
+            self.embeddings = EmbeddingService(embedder, server, self.metrics)
+        if reranker is not None:
+            self.rerank = RerankService(reranker, server, self.metrics)
+        self.names = ServedNames(
+            embedding=served_name(settings.embedding, embedder.model_id) if embedder else None,
+            reranker=served_name(settings.reranker, reranker.model_id) if reranker else None,
+        )
+        for service in (self.embeddings, self.rerank):
+            if service is not None:
+                service.queue.start()
+                self.metrics.watch_queue(service.role, _depth_of(service.queue))
         if self.phase == "loading":
             self.phase = "ready"
-            log.info("ready: embedding %s, reranker %s", embedder.model_id, reranker.model_id)
+            log.info("ready: embedding %s, reranker %s", self.names.embedding, self.names.reranker)
 
-    def _build(self) -> tuple[Embedder, Reranker]:
-        embedder, reranker = self.services.embedder, self.services.reranker
+    def _build(self) -> tuple[Embedder | None, Reranker | None]:
+        settings = self.settings
+        embedder = self.services.embedder if settings.embedding.enabled else None
+        reranker = self.services.reranker if settings.reranker.enabled else None
         # One tiny call each: the first real request then pays no lazy initialisation.
         # Truncate: the warm-up text must not stop a server whose policy refuses long input.
-        embedder.encode([WARM_UP_TEXT], input_type="query", on_overflow="truncate")
-        reranker.score(WARM_UP_TEXT, [WARM_UP_TEXT])
-        if self.settings.server.self_test:
+        if embedder is not None:
+            embedder.encode([WARM_UP_TEXT], input_type="query", on_overflow="truncate")
+        if reranker is not None:
+            reranker.score(WARM_UP_TEXT, [WARM_UP_TEXT])
+        if settings.server.self_test:
             self._self_test(embedder, reranker)
         return embedder, reranker
 
-    def _self_test(self, embedder: Embedder, reranker: Reranker) -> None:
-        """The doctor's probe against transformers fp32; a failing row stops the server."""
+    def _self_test(self, embedder: Embedder | None, reranker: Reranker | None) -> None:
+        """The doctor's probe against the model cards' code (fp32); a failing row stops the server."""
         report = self_test(self.settings, embedder=embedder, reranker=reranker)
         log.info("self-test:\n%s", report.table())
         if not report.ok:
@@ -133,16 +159,21 @@ class ServerState:
         return "the models failed to load; see the server log"
 
     def require_embeddings(self) -> EmbeddingService:
-        self._require_ready()
-        assert self.embeddings is not None
+        """The embedding service; 503 until ready, 404 when this server serves no embedder."""
+        self.require_ready()
+        if self.embeddings is None:
+            raise NotFound(NO_EMBEDDER)
         return self.embeddings
 
     def require_rerank(self) -> RerankService:
-        self._require_ready()
-        assert self.rerank is not None
+        """The rerank service; 503 until ready, 404 when this server serves no reranker."""
+        self.require_ready()
+        if self.rerank is None:
+            raise NotFound(NO_RERANKER)
         return self.rerank
 
-    def _require_ready(self) -> None:
+    def require_ready(self) -> None:
+        """503 unless the models are loaded and the server is not draining."""
         reason = self.readiness()
         if reason is not None:
             raise NotReady(reason)

@@ -1,9 +1,12 @@
 """Multipart uploads: validated file names, size limits, parsing into documents (``upload://NAME``).
 
 The whole body is already capped by ``server.max_upload_bytes`` (413, in the body-limit
-middleware); here the number of files is capped, names are reduced to a safe base name, and each
-file is parsed by the loader of its extension in a thread. A file that cannot be parsed is a
-failure with a one-line reason; it does not fail the others.
+middleware); here the number of files is capped, names are reduced to a safe base name, and the
+files are parsed by the KB settings' parser: PDF, DOCX and HTML in worker processes under
+``kb.parse_timeout_s`` and ``kb.parse_memory_mb``, every file under the per-document caps
+(``kb.max_chars``, ``kb.max_pages``), and all of them together under ``server.max_upload_chars``
+(413). A file that cannot be parsed is a failure with a one-line reason; it does not fail the
+others. When no file could be parsed and the first was refused by a cap, the answer is that 413.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from finesift.errors import FinesiftError, InvalidRequest
-from finesift.ingest.loaders import load_bytes
-from finesift.settings import ServerSettings
+from finesift.errors import FinesiftError, InvalidRequest, TooLarge
+from finesift.ingest.limits import refusal
+from finesift.ingest.workers import Parser, parser_for
+from finesift.settings import Settings
 from finesift.types import Document, Failure
 
 UPLOAD_SCHEME = "upload://"
@@ -44,12 +48,12 @@ def safe_name(raw: str | None) -> str:
     return name
 
 
-async def read_uploads(request: Request, settings: ServerSettings) -> Uploads:
-    """Parse the multipart body: field ``files``, at most ``max_upload_files`` files."""
+async def read_uploads(request: Request, settings: Settings) -> Uploads:
+    """Parse the multipart body: field ``files``, at most ``server.max_upload_files`` files."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest("send the files as multipart/form-data in the field 'files'")
-    limit = settings.max_upload_files
+    limit = settings.server.max_upload_files
     try:
         form = await request.form(max_files=limit, max_fields=16)
     except Exception as exc:  # starlette raises its own MultiPartException/HTTPException
@@ -60,21 +64,45 @@ async def read_uploads(request: Request, settings: ServerSettings) -> Uploads:
         files = [f for f in form.getlist(FIELD) if isinstance(f, UploadFile)]
         if not files:
             raise InvalidRequest(f"no file in the request; send them in the multipart field {FIELD!r}")
-        return await _parse(files)
+        uploads = await _parse(files, parser_for(settings.kb))
     finally:
         await form.close()
+    _check_total(uploads, settings.server.max_upload_chars)
+    return uploads
 
 
-async def _parse(files: list[UploadFile]) -> Uploads:
-    out = Uploads()
+def _check_total(uploads: Uploads, limit: int) -> None:
+    """Refuse an upload whose files hold more than ``limit`` characters of text together."""
+    total = sum(len(d.text) for d in uploads.documents)
+    if total > limit:
+        what = f"the files hold {total:,} characters of text together, more than {limit:,}"
+        raise refusal("upload", what, "server.max_upload_chars")
+
+
+async def _parse(files: list[UploadFile], parser: Parser) -> Uploads:
+    """Parse the files concurrently, in the parser pool's own threads (not the default executor)."""
     names = [safe_name(f.filename) for f in files]
     if len(set(names)) != len(names):
         raise InvalidRequest("two uploaded files have the same name; each name must be unique")
-    for name, upload in zip(names, files, strict=True):
+
+    loop = asyncio.get_running_loop()
+    executor = parser.pool.executor if parser.pool is not None else None
+
+    async def parse(name: str, upload: UploadFile) -> Document | FinesiftError:
         data = await upload.read()
-        source = UPLOAD_SCHEME + name
         try:
-            out.documents.append(await asyncio.to_thread(load_bytes, data, source))
+            return await loop.run_in_executor(executor, parser, data, UPLOAD_SCHEME + name)
         except FinesiftError as exc:
-            out.failures.append(Failure(source, " ".join(str(exc).split())))
+            return exc
+
+    out = Uploads()
+    results = await asyncio.gather(*(parse(n, f) for n, f in zip(names, files, strict=True)))
+    for name, result in zip(names, results, strict=True):
+        if isinstance(result, FinesiftError):
+            out.failures.append(Failure(UPLOAD_SCHEME + name, " ".join(str(result).split())))
+        else:
+            out.documents.append(result)
+    first = results[0]
+    if not out.documents and isinstance(first, TooLarge):
+        raise TooLarge(f"nothing to index: {first}") from first
     return out

@@ -6,7 +6,9 @@ versions of two tables. The file ``COMMIT`` names the table versions of the last
 *last* step of :meth:`LanceStore.commit`. Readers check out exactly those versions, so they never
 see a half-done commit; a writer first restores both tables to the committed versions, so a crash
 (kill -9 at any point) leaves only invisible, discarded versions. Old versions are kept until
-:meth:`LanceStore.optimize` compacts and prunes them.
+:meth:`LanceStore.optimize` compacts and prunes them; the pointer also records the chunks table's
+version right after the last compaction (``compacted``), so the versions written since are counted
+without listing them.
 """
 
 from __future__ import annotations
@@ -73,6 +75,17 @@ class Pointer:
     seq: int
     documents: int
     chunks: int
+    compacted: int = 0  # the chunks table's version after the last compaction (0: never compacted)
+
+    def write(self, path: Path) -> None:
+        """Replace the pointer file in ``path`` atomically (the last step of every commit)."""
+        write_json_atomic(
+            path / POINTER,
+            {
+                "format": FORMAT, "seq": self.seq, DOCUMENTS: self.documents, CHUNKS: self.chunks,
+                "compacted": self.compacted,
+            },
+        )  # fmt: skip
 
 
 class LanceStore:
@@ -98,9 +111,7 @@ class LanceStore:
         docs_schema, chunks_schema = schemas(dimension)
         documents = db.create_table(DOCUMENTS, schema=docs_schema)
         chunks = db.create_table(CHUNKS, schema=chunks_schema)
-        write_json_atomic(
-            path / POINTER, {"format": FORMAT, "seq": 0, DOCUMENTS: documents.version, CHUNKS: chunks.version}
-        )
+        Pointer(0, documents.version, chunks.version).write(path)
         return cls(path)
 
     @property
@@ -118,7 +129,8 @@ class LanceStore:
     def _read_pointer(self) -> Pointer:
         try:
             data = json.loads((self.path / POINTER).read_text(encoding="utf-8"))
-            return Pointer(int(data["seq"]), int(data[DOCUMENTS]), int(data[CHUNKS]))
+            compacted = int(data.get("compacted", 0))  # absent in pointers written before it existed
+            return Pointer(int(data["seq"]), int(data[DOCUMENTS]), int(data[CHUNKS]), compacted)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"the commit pointer of {self.path} is unreadable: {exc}") from exc
 
@@ -173,10 +185,7 @@ class LanceStore:
             documents.add(self._document_rows([w.info for w in upserts]))
         fault_hook("documents_written")
         seq = pointer.seq + 1
-        write_json_atomic(
-            self.path / POINTER,
-            {"format": FORMAT, "seq": seq, DOCUMENTS: documents.version, CHUNKS: chunks.version},
-        )
+        Pointer(seq, documents.version, chunks.version, pointer.compacted).write(self.path)
         fault_hook("committed")
         return seq
 
@@ -221,17 +230,19 @@ class LanceStore:
         for table in (documents, chunks):
             table.optimize(cleanup_older_than=timedelta(days=36500))
         seq = pointer.seq + 1
-        write_json_atomic(
-            self.path / POINTER,
-            {"format": FORMAT, "seq": seq, DOCUMENTS: documents.version, CHUNKS: chunks.version},
-        )
+        Pointer(seq, documents.version, chunks.version, compacted=chunks.version).write(self.path)
         for table in (documents, chunks):
             table.optimize(cleanup_older_than=keep)
         return seq
 
     def versions_since_optimize(self) -> int:
-        """How many table versions exist: a cue for when to :meth:`optimize`."""
-        return len(self._table(CHUNKS).list_versions())
+        """Versions of the chunks table committed since the last :meth:`optimize` (a cue to run it).
+
+        Read from the commit pointer, so it costs one small file read; versions that compaction kept
+        for readers (``keep``) do not count.
+        """
+        pointer = self._read_pointer()
+        return pointer.chunks - pointer.compacted
 
     def close(self) -> None:
         self._snapshot = None

@@ -46,6 +46,8 @@ class ChatFaults:
 @dataclass
 class ChatState:
     faults: ChatFaults = field(default_factory=ChatFaults)
+    #: When set, every answer is this text (e.g. one citing only ``[2]``) instead of the deterministic one.
+    reply: str | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -92,7 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, b"<html>gateway says hello</html>", "text/html")
         if faults.no_choices:
             return self._send(200, b'{"object": "chat.completion", "result": "hi"}')
-        text = deterministic_answer(body.get("messages") or [])
+        text = state.reply or deterministic_answer(body.get("messages") or [])
         if faults.think:
             text = "<think>\nThe user wants a cited answer.\n</think>\n\n" + text
         if body.get("stream"):

@@ -19,6 +19,7 @@ def stub_kb(scores: list[float], *, reranker: str | None = "fake", embedder: Any
     return SimpleNamespace(
         name="kb",
         manifest=SimpleNamespace(reranker_model=reranker),
+        reranks=reranker is not None,  # KnowledgeBase.reranks: it records a reranker that is not off
         search=lambda query, options: hits[: options.top_k],
         embedder=embedder or SimpleNamespace(info=SimpleNamespace(local_tokenizer=False)),
     )

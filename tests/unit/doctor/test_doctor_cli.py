@@ -18,15 +18,20 @@ def _doctor(home, *args: str):
     return CliRunner().invoke(app, ["--home", str(home), "doctor", *args])
 
 
-def test_transformers_openai_and_remote_rerank_are_green(tiny_embedder, tiny_reranker, tmp_path) -> None:
-    state = ServerState(embedder=tiny_embedder.backend, reranker=tiny_reranker.backend)
+def test_transformers_openai_and_remote_rerank_are_green(
+    tiny_embedder, tiny_ollama_reranker_model, ollama_generator, tmp_path
+) -> None:
+    from finesift.rerank.transformers import TransformersReranker
+
+    reranker = TransformersReranker(tiny_ollama_reranker_model, device="cpu", dtype="float32")
+    state = ServerState(embedder=tiny_embedder.backend, reranker=reranker, generator=ollama_generator)
     with protocol_server(state) as (url, _):
         result = _doctor(
             tmp_path,
             "--embedding-model",
             str(tiny_embedder.backend.path),
             "--reranker-model",
-            str(tiny_reranker.backend.path),
+            str(tiny_ollama_reranker_model),
             "--backends",
             "transformers,openai,ollama,nonesuch",
             "--device",
@@ -49,11 +54,12 @@ def test_transformers_openai_and_remote_rerank_are_green(tiny_embedder, tiny_rer
     assert rows[("openai", "embedding")] == "OK"
     assert rows[("openai", "reranker")] == "OK"
     assert rows[("ollama", "embedding")] == "OK"
-    assert rows[("ollama", "reranker")] == "SKIP"
+    assert rows[("ollama", "reranker")] == "OK"
     assert rows[("nonesuch", "embedding")] == "SKIP"
-    assert "ollama (reranker) skipped: Ollama has no rerank API" in result.output
+    assert "Ollama has no rerank API" not in result.output
     assert "no embedding backend 'nonesuch' is registered" in result.output
     assert "all backends agree with the reference" in result.output
+    assert "reference: model card (transformers float32)" in result.output
 
 
 def test_a_deviating_backend_fails_with_its_diagnosis_and_json(tiny_embedder, tmp_path) -> None:
@@ -94,7 +100,11 @@ def test_sentence_transformers_is_checked_when_registered_and_skipped_otherwise(
         "cpu",
     )
     if "sentence-transformers" in BACKENDS:
-        assert "sentence-transformers  embedding" in result.output
+        # The row must be green against the model card, and the run must pass: a failing row fails this.
+        assert result.exit_code == 0, result.output
+        (row,) = [ln.split() for ln in result.output.splitlines() if ln.startswith("sentence-transformers")]
+        assert row[1:3] == ["embedding", "OK"], result.output
+        assert "reference: model card (transformers float32)" in result.output
     else:
         assert result.exit_code == 0
         assert "no embedding backend 'sentence-transformers' is registered" in result.output
@@ -117,6 +127,7 @@ def test_self_test_with_a_reference_and_without(tiny_embedder, tiny_reranker) ->
     )
     report = self_test(settings, embedder=tiny_embedder, reranker=tiny_reranker)
     assert report.ok and [r.status for r in report.rows] == ["ok", "ok"]
+    assert report.reference == "model card (transformers float32)"
     assert report.rows[0].metrics.cos_min == pytest.approx(1.0, abs=1e-5)
 
     from finesift import load_embedder, load_reranker

@@ -1,4 +1,8 @@
-"""Every doctor diagnosis, proven by injecting its fault into the tiny model and reading the verdict."""
+"""Every doctor diagnosis, proven by injecting its fault into the tiny model and reading the verdict.
+
+The reference is the model cards' code (``finesift.runtime.model_card``, which imports nothing from
+finesift), as in ``finesift doctor``: a green row means "agrees with the model card", not with finesift.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import pytest
 from finesift.doctor import faults
 from finesift.doctor.checks import EmbeddingChecker, RerankChecker
 from finesift.doctor.diagnose import CATALOGUE, Thresholds
+from finesift.doctor.model_card import CardEmbedder, CardReranker
 from finesift.embedding.embedder import Embedder
 from finesift.rerank.base import Reranker
 
@@ -15,12 +20,20 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def embedding_checker(tiny_embedder) -> EmbeddingChecker:
-    return EmbeddingChecker(tiny_embedder, Thresholds())
+    backend = tiny_embedder.backend
+    card = CardEmbedder(
+        backend.path, instruction=None, max_length=backend.max_length, device="cpu", replay=lambda: backend
+    )
+    return EmbeddingChecker(card, Thresholds())
 
 
 @pytest.fixture(scope="module")
 def rerank_checker(tiny_reranker) -> RerankChecker:
-    return RerankChecker(tiny_reranker, Thresholds())
+    backend = tiny_reranker.backend
+    card = CardReranker(
+        backend.path, instruction=None, max_length=backend.max_length, device="cpu", replay=lambda: backend
+    )
+    return RerankChecker(card, Thresholds())
 
 
 def test_probe_long_text_is_longer_than_a_default_micro_batch(tiny_embedder) -> None:
@@ -30,6 +43,7 @@ def test_probe_long_text_is_longer_than_a_default_micro_batch(tiny_embedder) -> 
 
 
 def test_a_healthy_backend_is_green(embedding_checker, tiny_embedder) -> None:
+    assert isinstance(embedding_checker.reference, CardEmbedder)  # the model card, not finesift
     row = embedding_checker.check("healthy", Embedder(tiny_embedder.backend))
     assert row.status == "ok", row.explain()
     assert row.metrics.cos_min == pytest.approx(1.0, abs=1e-5)
@@ -62,6 +76,7 @@ def test_normalise_before_slice_is_diagnosed(embedding_checker, tiny_embedder) -
 
 
 def test_a_healthy_reranker_is_green(rerank_checker, tiny_reranker) -> None:
+    assert isinstance(rerank_checker.reference, CardReranker)  # the model card, not finesift
     row = rerank_checker.check("healthy", Reranker(tiny_reranker.backend))
     assert row.status == "ok", row.explain()
     assert row.metrics.max_delta == pytest.approx(0.0, abs=1e-5)

@@ -9,8 +9,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from finesift.embedding.instructions import DEFAULT_TASK, INSTRUCTIONS  # noqa: E402
-from finesift.testing.reference import ReferenceEmbedder, get_detailed_instruct  # noqa: E402
+from finesift.embedding.instructions import INSTRUCTIONS  # noqa: E402
+from finesift.testing.reference import ReferenceEmbedder  # noqa: E402
+
+#: The Qwen3-Embedding model card's example, literally: its task and query format. Written out here, not
+#: taken from finesift (or the reference module), so a drift in the project's default shows up.
+CARD_TASK = "Given a web search query, retrieve relevant passages that answer the query"
+
+
+def card_query(task: str, query: str) -> str:
+    return f"Instruct: {task}\nQuery:{query}"
+
 
 QUERIES = ["how do I sort a list in python", "如何优化数据库查询性能？", "what is the capital of France"]
 DOCS = [
@@ -33,7 +42,7 @@ def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("dim", [None, 32, 48])
 def test_queries_match_reference(tiny_embedder, reference, dim) -> None:
     ours = tiny_embedder.embed_queries(QUERIES, dim=dim)
-    ref = reference.embed([get_detailed_instruct(DEFAULT_TASK, q) for q in QUERIES], dim=dim)
+    ref = reference.embed([card_query(CARD_TASK, q) for q in QUERIES], dim=dim)
     assert ours.shape == ref.shape
     assert _min_cosine(ours, ref) >= 0.99999
 
@@ -47,10 +56,10 @@ def test_documents_match_reference(tiny_embedder, reference, dim) -> None:
 def test_named_and_free_instructions_match_reference(tiny_embedder, reference) -> None:
     task = INSTRUCTIONS["code_search"]
     ours = tiny_embedder.embed_queries(QUERIES, instruction="code_search")
-    assert _min_cosine(ours, reference.embed([get_detailed_instruct(task, q) for q in QUERIES])) >= 0.99999
+    assert _min_cosine(ours, reference.embed([card_query(task, q) for q in QUERIES])) >= 0.99999
     free = "Given a question, find the answer"
     ours = tiny_embedder.embed_queries(QUERIES, instruction=free)
-    assert _min_cosine(ours, reference.embed([get_detailed_instruct(free, q) for q in QUERIES])) >= 0.99999
+    assert _min_cosine(ours, reference.embed([card_query(free, q) for q in QUERIES])) >= 0.99999
 
 
 def test_truncation_matches_reference(tiny_embedding_model: Path) -> None:

@@ -81,8 +81,15 @@ def test_filters_and_modes(kb_settings: Settings, corpus: Path) -> None:
         # The fake embedder can tie two documents exactly; the tie order follows path-derived ids.
         best = [h.source for h in found if h.score == found[0].score]
         assert any(source.endswith("code.py") for source in best), (mode, found)
-    high = kb.search("getUserName", SearchOptions(threshold=0.99))
-    assert all(h.score >= 0.99 for h in high)
+    every = kb.search("getUserName", SearchOptions(top_k=10))
+    assert every[0].score > every[-1].score, every
+    cut = (every[0].score + every[-1].score) / 2
+    high = kb.search("getUserName", SearchOptions(top_k=10, threshold=cut))
+    # The threshold keeps exactly the hits at or above it: some, not all.
+    assert 0 < len(high) < len(every)
+    assert [(h.doc_id, h.start, h.score) for h in high] == [
+        (h.doc_id, h.start, h.score) for h in every if h.score >= cut
+    ]
     with pytest.raises(InvalidRequest, match="empty"):
         kb.search("   ")
 

@@ -53,6 +53,17 @@ def _remote(request: pytest.FixtureRequest) -> Iterator[RerankBackend]:
         )
 
 
+@contextmanager
+def _ollama(request: pytest.FixtureRequest) -> Iterator[RerankBackend]:
+    from finesift.testing.http import ServerState, protocol_server
+
+    state = ServerState(generator=request.getfixturevalue("ollama_generator"))
+    with protocol_server(state) as (url, _):
+        yield create_backend(
+            RerankSettings(model="m", backend="ollama", url=url, max_retries=0, timeout_s=60.0)
+        )
+
+
 def _gguf(request: pytest.FixtureRequest) -> str:
     from finesift.runtime.gguf import convert
 
@@ -70,6 +81,7 @@ FACTORIES: dict[str, Factory] = {
     "transformers": _local(_fixture_path("tiny_reranker_model"), "transformers"),
     "sentence-transformers": _local(_fixture_path("tiny_cross_encoder"), "sentence-transformers"),
     "remote": _remote,
+    "ollama": _ollama,
     "llamacpp": _local(_gguf, "llamacpp"),
     "vllm": _local(_fixture_path("tiny_reranker_model"), "vllm"),
 }
@@ -90,7 +102,7 @@ def _cannot_run(name: str) -> str | None:
 
 
 #: Remote clients talk to a loopback server, like the other remote tests (marked ``service``).
-REMOTE = {"remote"}
+REMOTE = {"remote", "ollama"}
 PARAMS = [pytest.param(n, marks=[pytest.mark.service] if n in REMOTE else []) for n in sorted(BACKENDS)]
 
 

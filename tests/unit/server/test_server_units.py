@@ -16,6 +16,7 @@ from finesift.errors import (
     NotFound,
     Overloaded,
     StoreError,
+    TooLarge,
 )
 from finesift.server.errors import ERROR_TABLE, NotReady, classify, error_body, validation_message
 from finesift.server.schemas import check_text
@@ -26,6 +27,7 @@ from finesift.server.security import host_name, is_loopback
     ("error", "status", "code"),
     [
         (InvalidRequest("x"), 422, "invalid_request"),
+        (TooLarge("x"), 413, "too_large"),
         (NotFound("x"), 404, "not_found"),
         (Conflict("x"), 409, "conflict"),
         (Overloaded("x"), 429, "overloaded"),

@@ -7,20 +7,20 @@ by ``data: [DONE]``; failures before it are ordinary HTTP errors.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from finesift.answer.prompt import Citation, estimate_tokens
 from finesift.answer.service import Answerer, AnswerResult, citation_dict
 from finesift.errors import InvalidRequest
 from finesift.server.answering import Answerers, admitted, events, prepare_stream, sse
 from finesift.server.routes.common import MODEL_ERRORS
+from finesift.server.schemas import Text, check_text
 
 
 def get_answerers(request: Request) -> Answerers:
@@ -38,11 +38,17 @@ ERRORS = {
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("the query is blank; pass the question")
+    return text
+
+
 class AskRequest(BaseModel):
     """A question for one knowledge base."""
 
     model_config = ConfigDict(extra="forbid")
-    query: str = Field(min_length=1, max_length=8192)
+    query: Annotated[Text, AfterValidator(_not_blank)] = Field(min_length=1, max_length=8192)
     stream: bool = False
     top_k: int | None = Field(default=None, ge=1, le=100, description="passages retrieved for the prompt")
     threshold: float | None = Field(default=None, ge=0, le=1, description="refuse below this reranker score")
@@ -59,6 +65,17 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _valid_text(cls, content: str | list[dict[str, Any]] | None) -> Any:
+        """Refuse NUL and lone surrogates in the text, as every other text field does (422)."""
+        parts = content if isinstance(content, list) else [{"text": content}]
+        for part in parts:
+            text = part.get("text")
+            if isinstance(text, str):
+                check_text(text)
+        return content
 
 
 class ChatRequest(BaseModel):
@@ -81,8 +98,8 @@ async def _ask(answerers: Answerers, kb: str, body: AskRequest) -> Response:
         return answerer.prepare(body.query, top_k=body.top_k, threshold=body.threshold, mode=body.mode)
 
     if not body.stream:
-        answerer, prepared = await asyncio.to_thread(answerers.prepare, kb, prepare)
-        result = await asyncio.to_thread(answerer.complete, prepared)
+        answerer, prepared = await answerers.prepare(kb, prepare)
+        result = await answerers.run(lambda: answerer.complete(prepared))
         return JSONResponse(result.to_dict())
     answerer, prepared, pieces = await prepare_stream(answerers, kb, prepare)
 
@@ -145,8 +162,8 @@ async def _chat(answerers: Answerers, body: ChatRequest) -> Response:
 
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
     if not body.stream:
-        answerer, prepared = await asyncio.to_thread(answerers.prepare, body.model, prepare)
-        result = await asyncio.to_thread(answerer.complete, prepared)
+        answerer, prepared = await answerers.prepare(body.model, prepare)
+        result = await answerers.run(lambda: answerer.complete(prepared))
         return JSONResponse(_completion(base, result, answerer, prepared))
     answerer, prepared, pieces = await prepare_stream(answerers, body.model, prepare)
 

@@ -26,14 +26,15 @@ def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str
 
 @router.post("/v1/embeddings", response_model=EmbeddingResponse, responses=MODEL_ERRORS)
 async def create_embeddings(body: EmbeddingRequest, state: State) -> Any:
-    """Embed texts (OpenAI schema). Queries: set `input_type` to `query` (Qwen3 instruction applied)."""
+    """Embed texts (OpenAI schema). Queries: set `input_type` to `query`, or send `model` as
+    `<served name>:query` (for clients that cannot send `input_type`); the Qwen3 instruction is applied."""
     service = state.require_embeddings()
-    model = service.embedder.info.model_id
-    check_model(body.model, model, "embedding")
+    query = check_model(state, body.model, "embedding", service.embedder.info.model_id)
+    model = body.model or state.names.embedding or service.embedder.info.model_id
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
     request = embed_request(
         texts,
-        input_type=body.input_type,
+        input_type="query" if query else body.input_type,
         instruction=body.instruction,
         dimensions=body.dimensions,
         truncate=body.truncate,

@@ -1,4 +1,4 @@
-"""``GET /health``, ``GET /ready`` and ``GET /metrics``."""
+"""``GET /health``, ``GET /ready`` (both also ``HEAD``, both without the API key) and ``GET /metrics``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ router = APIRouter(tags=["service"])
 
 
 @router.get("/health", response_model=Health)
+@router.head("/health", include_in_schema=False)
 async def health() -> Any:
     """Alive (the process answers); needs no API key."""
     return {"status": "ok"}
@@ -25,8 +26,9 @@ async def health() -> Any:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Loading, draining, or failed to load"}},
 )
+@router.head("/ready", include_in_schema=False)
 async def ready(state: State) -> Any:
-    """Ready to serve: models loaded and warmed up, not draining."""
+    """Ready to serve: models loaded and warmed up, not draining; needs no API key (a readiness probe)."""
     reason = state.readiness()
     if reason is None:
         return {"status": "ready"}

@@ -10,6 +10,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from finesift.errors import InvalidRequest
+from finesift.kb.indexing import doc_id_for
 from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.kb.spec import KBSpec
 from finesift.lexical import tokenize
@@ -52,7 +53,7 @@ COMMON: dict[int | str, dict[str, Any]] = {
     413: _error("Body or upload too large"),
     422: _error("Invalid request: bad name, empty query, wrong types, out-of-range options"),
     429: _error("Too many reads in flight, or too many writes waiting for this knowledge base"),
-    503: _error("Store unavailable, or deadline exceeded"),
+    503: _error("Store unavailable, deadline exceeded (the open included), or server draining"),
 }
 WRITE: dict[int | str, dict[str, Any]] = {
     **COMMON,
@@ -66,12 +67,10 @@ READ: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _index_result(
-    report: IndexReport, kb: KnowledgeBase | None = None, sources: set[str] | None = None
-) -> Any:
-    documents = []
-    if kb is not None and sources:
-        documents = [{"doc_id": d.doc_id, "source": d.source} for d in kb.documents() if d.source in sources]
+def _index_result(report: IndexReport) -> Any:
+    """The answer of a write, built from what the write itself knows (no second read that could fail
+    or be refused after the commit)."""
+    documents = [{"doc_id": doc_id_for(s), "source": s} for s in sorted(set(report.stored))]
     failures = [dataclasses.asdict(f) for f in report.failures]
     return {**report.summary(), "failures": failures, "documents": documents}
 
@@ -113,12 +112,7 @@ def _info(kb: KnowledgeBase) -> dict[str, Any]:
 @router.get("/v1/kbs/{kb}", response_model=KBInfo, responses=COMMON)
 async def kb_info(kb: KBName, kbs: KBs) -> Any:
     """Models, dimension, chunking, counts, fingerprint and documents of a knowledge base."""
-
-    def info() -> dict[str, Any]:
-        with kbs.open_plain(kb) as base:
-            return _info(base)
-
-    return await kbs.read(info)
+    return await kbs.read_kb(kb, _info, models=False)
 
 
 @router.delete("/v1/kbs/{kb}", response_model=Dropped, responses=WRITE)
@@ -137,11 +131,10 @@ async def drop_kb(kb: KBName, kbs: KBs) -> Any:
 async def list_documents(kb: KBName, kbs: KBs) -> Any:
     """Every document of a knowledge base, sorted by source."""
 
-    def documents() -> list[dict[str, Any]]:
-        with kbs.open_plain(kb) as base:
-            return [dataclasses.asdict(d) for d in base.documents()]
+    def documents(base: KnowledgeBase) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(d) for d in base.documents()]
 
-    return {"object": "list", "data": await kbs.read(documents)}
+    return {"object": "list", "data": await kbs.read_kb(kb, documents, models=False)}
 
 
 @router.post(
@@ -172,7 +165,7 @@ async def upload_documents(kb: KBName, request: Request, kbs: KBs) -> Any:
     be parsed are listed in `failures`; if no file could be read the answer is 422.
     """
     await kbs.get(kb)  # 404/409 before reading the body
-    uploads = await read_uploads(request, kbs.settings.server)
+    uploads = await read_uploads(request, kbs.settings)
     if not uploads.documents:
         first = uploads.failures[0].reason if uploads.failures else "no file in the request"
         raise InvalidRequest(f"nothing to index: {first}")
@@ -184,7 +177,7 @@ async def upload_documents(kb: KBName, request: Request, kbs: KBs) -> Any:
             documents_failed=report.documents_failed + len(uploads.failures),
             failures=tuple(uploads.failures) + report.failures,
         )
-        return _index_result(report, base, {d.source for d in uploads.documents})
+        return _index_result(report)
 
     return await kbs.write_kb(kb, add)
 
@@ -212,7 +205,7 @@ async def index_paths(kb: KBName, body: IndexPaths, kbs: KBs) -> Any:
             documents_failed=report.documents_failed + len(found.skipped),
             failures=report.failures + tuple(found.skipped),
         )
-        return _index_result(report, base, {str(f) for f in found.files})
+        return _index_result(report)
 
     return await kbs.write_kb(kb, index)
 
@@ -241,11 +234,25 @@ async def delete_document(kb: KBName, doc_id: DocId, kbs: KBs) -> Any:
 
 @router.post("/v1/kbs/{kb}/search", response_model=SearchResponse, responses=READ)
 async def search(kb: KBName, body: SearchRequest, kbs: KBs) -> Any:
-    """Hybrid recall, then rerank: the hits of `finesift search --json`, plus the query's terms."""
+    """Hybrid recall, then rerank: the hits of `finesift search --json`, plus the query's terms and what
+    the scores are (`score`)."""
     query = validate_query(body.query)
-    hits = await kbs.read_kb(kb, lambda base: base.search(query, _options(kbs, body)))
+    options = _options(kbs, body)
+
+    def run(base: KnowledgeBase) -> tuple[list[Any], str]:
+        return base.search(query, options), score_kind(options, reranks=base.reranks)
+
+    hits, kind = await kbs.read_kb(kb, run)
     terms = list(dict.fromkeys(tokenize(query)))
-    return JSONResponse({"hits": [dataclasses.asdict(h) for h in hits], "query_terms": terms})
+    body_out = {"hits": [dataclasses.asdict(h) for h in hits], "query_terms": terms, "score": kind}
+    return JSONResponse(body_out)
+
+
+def score_kind(options: SearchOptions, *, reranks: bool) -> str:
+    """What the hits' ``score`` is: the stage that ran last (see :class:`SearchResponse`)."""
+    if options.rerank and reranks:
+        return "rerank"
+    return {"hybrid": "rrf", "dense": "cosine", "bm25": "bm25"}[options.mode]
 
 
 def _options(kbs: KBRegistry, body: SearchRequest) -> SearchOptions:

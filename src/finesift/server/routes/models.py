@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from finesift.server.naming import QUERY_SUFFIX
 from finesift.server.routes.common import State
 from finesift.server.schemas import ErrorResponse, ModelCard, ModelList
 
@@ -18,17 +19,27 @@ router = APIRouter(tags=["models"])
     responses={503: {"model": ErrorResponse, "description": "Models still loading"}},
 )
 async def models(state: State) -> Any:
-    """The served models (OpenAI list shape, with task, dimension and max_length)."""
-    embeddings, rerank = state.require_embeddings(), state.require_rerank()
-    embedding, reranker = embeddings.embedder.info, rerank.reranker.info
-    cards = [
-        ModelCard(
-            id=embedding.model_id,
-            created=state.started,
-            task="embedding",
-            dimension=embedding.dimension,
-            max_length=embedding.max_length,
-        ),
-        ModelCard(id=reranker.model_id, created=state.started, task="rerank", max_length=reranker.max_length),
-    ]
+    """The served models (OpenAI list shape, with task, dimension and max_length): the embedding model,
+    its `<name>:query` alias (inputs embedded as queries) and the reranker; a role served as `none` is
+    not listed."""
+    state.require_ready()
+    names, cards = state.names, []
+    if state.embeddings is not None and names.embedding is not None:
+        embedding = state.embeddings.embedder.info
+        aliases = ((names.embedding, "embedding"), (names.embedding + QUERY_SUFFIX, "embedding-query"))
+        cards += [
+            ModelCard(
+                id=name,
+                created=state.started,
+                task=task,
+                dimension=embedding.dimension,
+                max_length=embedding.max_length,
+            )
+            for name, task in aliases
+        ]
+    if state.rerank is not None and names.reranker is not None:
+        rerank = state.rerank.reranker.info
+        cards.append(
+            ModelCard(id=names.reranker, created=state.started, task="rerank", max_length=rerank.max_length)
+        )
     return ModelList(data=cards)

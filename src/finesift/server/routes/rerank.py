@@ -32,8 +32,8 @@ def _meta(version: str, documents: int) -> dict[str, Any]:
 async def rerank_v1(body: RerankRequest, state: State) -> Any:
     """Score documents against a query; results sorted by score, each with its original `index`."""
     service = state.require_rerank()
-    model = service.reranker.model_id
-    check_model(body.model, model, "reranker")
+    check_model(state, body.model, "reranker", service.reranker.model_id)
+    model = state.names.reranker or service.reranker.model_id
     texts = [d.text if isinstance(d, TextDocument) else d for d in body.documents]
     ranked = await service.rerank(body.query, texts, instruction=body.instruction, top_n=body.top_n)
     results = []
@@ -58,7 +58,7 @@ async def rerank_v1(body: RerankRequest, state: State) -> Any:
 async def rerank_v2(body: RerankV2Request, state: State) -> Any:
     """Cohere v2 rerank: results sorted by score, each with its original `index`."""
     service = state.require_rerank()
-    check_model(body.model, service.reranker.model_id, "reranker")
+    check_model(state, body.model, "reranker", service.reranker.model_id)
     ranked = await service.rerank(body.query, body.documents, instruction=body.instruction, top_n=body.top_n)
     results = [{"index": index, "relevance_score": score} for index, score in ranked.results]
     return JSONResponse(

@@ -71,15 +71,42 @@ async function describeKB() {
   }
 }
 
-// Highlight every occurrence of the query's terms (case-insensitive), building text nodes only.
+// Highlighting. Latin words and numbers are highlighted whole (no "b" inside "Embedding", no "0" inside
+// "Q8_0"); CJK has no spaces, so a CJK term is highlighted wherever it occurs as a substring.
+const CJK = "\\p{Script=Han}\\p{Script=Hiragana}\\p{Script=Katakana}\\p{Script=Hangul}";
+const IS_CJK = new RegExp("[" + CJK + "]", "u");
+// A letter, digit or underscore that is not CJK: what a Latin word is made of.
+const WORD_CHAR = "(?:(?![" + CJK + "])[\\p{L}\\p{N}_])";
+const IS_WORD_CHAR = new RegExp("^" + WORD_CHAR + "$", "u");
+
+function escapeRegExp(text) { return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); }
+
+// The pattern of one term: whole-word edges where the term starts or ends with a Latin word character.
+function termPattern(term) {
+  const chars = [...term];
+  const before = IS_WORD_CHAR.test(chars[0]) ? "(?<!" + WORD_CHAR + ")" : "";
+  const after = IS_WORD_CHAR.test(chars[chars.length - 1]) ? "(?!" + WORD_CHAR + ")" : "";
+  return before + escapeRegExp(term) + after;
+}
+
+// The terms to highlight: the server's BM25 terms and the words as typed ("Q8_0" whole), without
+// single CJK characters that a longer term already covers.
+function highlightTerms(query, serverTerms) {
+  const typed = query.split(/[\s,.;:!?()"'“”‘’，。；：！？、（）]+/u);
+  const terms = [...new Set([...serverTerms, ...typed].map((t) => t.trim().toLowerCase()).filter(Boolean))];
+  return terms.filter((t) => !([...t].length === 1 && IS_CJK.test(t) &&
+                               terms.some((o) => o !== t && o.includes(t))));
+}
+
+// Highlight every occurrence of the terms (case-insensitive), building text nodes only.
 function highlighted(text, terms) {
   const parts = document.createDocumentFragment();
   const clean = terms.filter((t) => t && t.trim()).sort((a, b) => b.length - a.length);
   if (!clean.length) { parts.append(text); return parts; }
-  const escaped = clean.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
-  const pattern = new RegExp("(" + escaped.join("|") + ")", "giu");
+  const pattern = new RegExp("(?:" + clean.map(termPattern).join("|") + ")", "giu");
   let last = 0;
   for (const match of text.matchAll(pattern)) {
+    if (!match[0]) continue;
     if (match.index > last) parts.append(text.slice(last, match.index));
     const mark = document.createElement("mark");
     mark.textContent = match[0];
@@ -90,6 +117,14 @@ function highlighted(text, terms) {
   return parts;
 }
 
+// What a hit's score is (the search response's "score"): the stage that ran last.
+const SCORE_LABELS = {
+  rerank: ["relevance", "The reranker's probability that the passage answers the query (0–1)"],
+  rrf: ["RRF", "Fused rank score of dense and BM25 recall (not a probability; higher is better)"],
+  cosine: ["cosine", "Cosine similarity of the query and passage embeddings"],
+  bm25: ["BM25", "BM25 keyword score (not a probability; higher is better)"],
+};
+
 function element(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -97,15 +132,17 @@ function element(tag, className, text) {
   return node;
 }
 
-function renderHits(hits, terms) {
+function renderHits(hits, terms, kind) {
   const list = $("results");
   list.replaceChildren();
+  const [label, meaning] = SCORE_LABELS[kind] || ["score", ""];
   hits.forEach((hit, i) => {
     const item = element("li", "hit");
     const head = element("div", "hit-head");
     const where = hit.source + (hit.page ? ` · p.${hit.page}` : "") + ` · [${hit.start}:${hit.end}]`;
-    head.append(element("span", "rank", `${i + 1}.`), element("span", "score", hit.score.toFixed(4)),
-                element("span", "source", where));
+    const score = element("span", "score", `${label} ${hit.score.toFixed(4)}`);
+    score.title = meaning;
+    head.append(element("span", "rank", `${i + 1}.`), score, element("span", "source", where));
     const body = element("p", "hit-text");
     body.append(highlighted(hit.text, terms));
     item.append(head, body);
@@ -124,7 +161,7 @@ async function search(event) {
     const body = { query: $("query").value, mode: $("mode").value, rerank: $("rerank").checked,
                    top_k: Number($("top-k").value) || 5 };
     const result = await api(kbPath("/search"), { method: "POST", json: body });
-    renderHits(result.hits, result.query_terms || []);
+    renderHits(result.hits, highlightTerms(body.query, result.query_terms || []), result.score);
     const ms = Math.round(performance.now() - started);
     $("search-status").textContent = result.hits.length ? `${result.hits.length} hits in ${ms} ms` : "No hits.";
     show("");
@@ -188,21 +225,32 @@ async function probeAsk() {
   }
 }
 
+// The citations event of POST /v1/kbs/{kb}/ask: each has the passage "number" the answer cites as [n]
+// and "cited" (whether the answer cites it); the passages the answer cites are shown, or all if none.
 function renderCitations(citations) {
-  $("citations").replaceChildren(...citations.map((c, i) => {
+  const cited = citations.filter((c) => c.cited);
+  $("citations").replaceChildren(...(cited.length ? cited : citations).map((c) => {
     const where = (c.source || c.doc_id || "") + (c.page ? ` · p.${c.page}` : "") +
       (c.start !== undefined ? ` · [${c.start}:${c.end}]` : "");
-    return element("li", "", `[${c.index ?? i + 1}] ${where}`);
+    return element("li", "", `[${c.number}] ${where}`);
   }));
 }
 
-// Returns true once [DONE] arrives.
+// Returns true once [DONE] arrives. Events: {"delta"}, then {"citations", "refused"}, or {"error"}
+// when the answer failed mid-stream.
 function handleEvent(data) {
   if (data === "[DONE]") return true;
   const event = JSON.parse(data);
   if (event.delta !== undefined) $("answer").append(event.delta);
   if (event.citations) renderCitations(event.citations);
-  if (event.error) show(event.error.message || String(event.error));
+  if (event.refused) {
+    $("answer").classList.add("refused");
+    $("ask-status").textContent = "No passage was relevant enough to answer from; nothing is cited.";
+  }
+  if (event.error) {
+    $("ask-status").textContent = "The answer stopped early.";
+    show(event.error.message || String(event.error));
+  }
   return false;
 }
 
@@ -229,7 +277,10 @@ async function ask(event) {
   event.preventDefault();
   if (!currentKB()) { show("Pick or create a knowledge base first."); return; }
   $("answer").replaceChildren();
+  $("answer").classList.remove("refused");
+  $("ask-status").textContent = "";
   $("citations").replaceChildren();
+  show("");
   const button = $("ask-button");
   button.disabled = true;
   try {

@@ -6,7 +6,6 @@ A KB is indexed with the fake models; the chat model is the deterministic loopba
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import sys
@@ -17,10 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cli_support import run_cli
 from starlette.testclient import TestClient
 
 from finesift.answer.prompt import SYSTEM_PROMPT
-from finesift.cli.app import main
 from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.retrieval.pipeline import SearchOptions
 from finesift.server.app import create_app
@@ -60,17 +59,8 @@ def chat():
         yield served
 
 
-def run(monkeypatch, capsys, home: Path, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["finesift", "--home", str(home), *args])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path, *args: str):
+    return run_cli(monkeypatch, capsys, "--home", str(home), *args)
 
 
 def check_citations(home: Path, citations: list[dict], query: str) -> None:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-from finesift.cli.app import main
+from cli_support import run_cli
 
 pytest.importorskip("lancedb")
 
@@ -53,16 +50,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path, *args: str):
-    monkeypatch.setattr(sys, "argv", ["finesift", "--home", str(home), *args])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
+    return run_cli(monkeypatch, capsys, "--home", str(home), *args)
 
 
 def test_index_search_and_manage_with_fake_models(monkeypatch, capsys, tmp_path: Path, corpus: Path) -> None:

@@ -3,31 +3,19 @@ the rest is indexed (issue 17, item 1)."""
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_support import run_cli
 
-from finesift.cli.app import main
 from finesift.testing.hostile import empty_style_docx, nested_html, shared_stream_pdf
 
 pytest.importorskip("lancedb")
 
 
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str):
-    monkeypatch.setattr(sys, "argv", ["finesift", *args])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
+run = run_cli
 
 
 @pytest.mark.slow

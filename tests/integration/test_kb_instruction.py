@@ -7,17 +7,15 @@ server of :mod:`finesift.testing.chat`.
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import run_cli
 from server_support import post_json, ready_client
 
-from finesift.cli.app import main
 from finesift.rerank.fake import FakeReranker
 from finesift.server.app import create_app
 from finesift.settings import Settings
@@ -53,15 +51,8 @@ def chat():
 
 
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path, *args: str):
-    monkeypatch.setattr(sys, "argv", ["finesift", "--home", str(home), *args])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    assert code == 0 and "Traceback" not in err, err
+    code, out, err = run_cli(monkeypatch, capsys, "--home", str(home), *args)
+    assert code == 0, err
     return out
 
 

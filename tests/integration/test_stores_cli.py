@@ -3,15 +3,13 @@ and parallel ingestion through two OpenAI-compatible servers on loopback."""
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_support import run_cli
 
-from finesift.cli.app import main
 from finesift.testing.http import protocol_server
 
 pytest.importorskip("lancedb")
@@ -48,16 +46,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path, *args: str):
-    monkeypatch.setattr(sys, "argv", ["finesift", "--home", str(home), *args])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
+    return run_cli(monkeypatch, capsys, "--home", str(home), *args)
 
 
 def top10(monkeypatch, capsys, home: Path, kb: str, *extra: str) -> list[list[tuple[str, int, float]]]:

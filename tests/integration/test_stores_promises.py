@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -11,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_support import run_cli
 
-from finesift.cli.app import main
 from finesift.kb.manifest import kb_dir as manifest_dir
 from finesift.testing.http import protocol_server
 
@@ -46,16 +45,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path, *args: str):
-    monkeypatch.setattr(sys, "argv", ["finesift", "--home", str(home), *args])
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
+    return run_cli(monkeypatch, capsys, "--home", str(home), *args)
 
 
 def search(monkeypatch, capsys, home: Path, kb: str) -> list[tuple[str, int]]:

@@ -16,6 +16,11 @@ def features(text: str) -> list[str]:
     return tokens + grams
 
 
+def count_tokens(texts: list[str] | tuple[str, ...]) -> list[int]:
+    """The fake embedder's token count per text: its features plus one (an end-of-text token)."""
+    return [len(features(t)) + 1 for t in texts]
+
+
 def bucket(feature: str, size: int) -> tuple[int, float]:
     """A stable (index, sign) for a feature: the same in every process and on every machine."""
     digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()

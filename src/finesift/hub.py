@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from finesift.errors import InvalidRequest, MissingDependency, NotFound
 
 if TYPE_CHECKING:
-    from finesift.settings import HubSettings, ModelSettings
+    from finesift.settings import EmbeddingSettings, HubSettings, ModelSettings, RerankSettings
 
 log = logging.getLogger(__name__)
 
@@ -313,3 +314,31 @@ def _import_hf() -> Any:
     except ImportError as exc:
         raise MissingDependency("huggingface_hub", "transformers") from exc
     return huggingface_hub
+
+
+def is_fake_model(model: str) -> bool:
+    """``fake`` or ``fake:…``: the deterministic, dependency-free test models."""
+    return model == "fake" or model.startswith("fake:")
+
+
+def choose_backend(
+    settings: EmbeddingSettings | RerankSettings,
+    *,
+    remote: str,
+    sentence_transformers: Callable[[str], bool],
+) -> str:
+    """Resolve ``backend="auto"`` the same way for embedders and rerankers: ``fake``/``fake:…`` (fake);
+    ``.gguf`` files, GGUF hub repositories and ``ollama:NAME:TAG`` (llamacpp); a URL (``remote``, the
+    HTTP client); a sentence-transformers model that ``sentence_transformers`` recognises
+    (sentence-transformers); else transformers."""
+    model = settings.model
+    if settings.backend != "auto":
+        return settings.backend
+    if is_fake_model(model):
+        return "fake"
+    gguf = model.lower().endswith(".gguf") or model.startswith("ollama:")
+    if gguf or parse_gguf_ref(model, settings.gguf_type):
+        return "llamacpp"
+    if settings.url:
+        return remote
+    return "sentence-transformers" if sentence_transformers(model) else "transformers"

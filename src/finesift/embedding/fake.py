@@ -12,7 +12,7 @@ import numpy as np
 
 from finesift.embedding.base import EmbeddingOutput, QueryFormat
 from finesift.errors import InvalidRequest
-from finesift.fakes import bucket, features
+from finesift.fakes import bucket, count_tokens, features
 from finesift.settings import EmbeddingSettings, HubSettings
 
 DEFAULT_DIM = 64
@@ -57,7 +57,7 @@ class FakeEmbedder:
         }
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(features(t)) + 1 for t in texts]
+        return count_tokens(list(texts))
 
     def embed(self, texts: Sequence[str]) -> EmbeddingOutput:
         self.calls += 1

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from finesift.embedding.openai import RemoteEmbedderBase, decode_embedding, split_tokens
+from finesift.embedding.remote import RemoteEmbedderBase, decode_embedding, split_tokens
 from finesift.errors import BackendError
 from finesift.runtime.http import endpoint_url
 from finesift.runtime.ollama_store import keep_alive_value, served_name

@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from finesift.embedding import fake
+from finesift import fakes
 from finesift.embedding.base import EmbeddingOutput, QueryFormat
-from finesift.embedding.openai import OpenAIEmbedder, stack_rows
+from finesift.embedding.openai import OpenAIEmbedder
+from finesift.embedding.remote import stack_rows
 from finesift.errors import BackendError, InvalidRequest
-from finesift.hub import resolve_for
+from finesift.hub import is_fake_model, resolve_for
 from finesift.runtime import hf
 from finesift.runtime.parallel import BoundedPool
 from finesift.settings import EmbeddingSettings, HubSettings
@@ -132,8 +133,8 @@ def local_token_counter(
     settings: EmbeddingSettings, hub: HubSettings
 ) -> Callable[[Sequence[str]], list[int]]:
     """Count tokens as the served model does, without loading its weights (only the tokenizer)."""
-    if settings.model == "fake" or settings.model.startswith("fake:"):
-        return fake.create(settings, hub).count_tokens
+    if is_fake_model(settings.model):
+        return lambda texts: fakes.count_tokens(list(texts))
     try:
         path = resolve_for(settings, hub)
         tokenizer = hf.load_tokenizer(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from finesift.embedding.base import EmbeddingBackend
 from finesift.embedding.sentence_transformers import is_sentence_transformers_model
-from finesift.hub import parse_gguf_ref
+from finesift.hub import choose_backend as hub_choice
 from finesift.registry import Entry, load_factory
 from finesift.settings import EmbeddingSettings, HubSettings
 
@@ -22,25 +22,10 @@ BACKENDS: dict[str, Entry] = {
 
 
 def choose_backend(settings: EmbeddingSettings) -> str:
-    """Resolve ``backend="auto"``: fake; ``.gguf`` files, GGUF hub repositories and ``ollama:NAME:TAG``
-    (llamacpp); a URL
-    (openai); a local sentence-transformers directory whose pooling is not last-token, e.g.
-    all-MiniLM-L6-v2 (sentence-transformers); else transformers."""
-    if settings.backend != "auto":
-        return settings.backend
-    if settings.model == "fake" or settings.model.startswith("fake:"):
-        return "fake"
-    if (
-        settings.model.lower().endswith(".gguf")
-        or settings.model.startswith("ollama:")
-        or parse_gguf_ref(settings.model, settings.gguf_type)
-    ):
-        return "llamacpp"
-    if settings.url:
-        return "openai"
-    if is_sentence_transformers_model(settings.model):
-        return "sentence-transformers"
-    return "transformers"
+    """Resolve ``backend="auto"`` (:func:`finesift.hub.choose_backend`; a URL means openai, a
+    sentence-transformers directory whose pooling is not last-token, e.g. all-MiniLM-L6-v2, means
+    sentence-transformers)."""
+    return hub_choice(settings, remote="openai", sentence_transformers=is_sentence_transformers_model)
 
 
 def create_backend(settings: EmbeddingSettings, hub: HubSettings | None = None) -> EmbeddingBackend:

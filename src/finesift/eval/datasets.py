@@ -69,21 +69,28 @@ def available_splits(root: Path) -> list[str]:
     return sorted(p.stem for p in (root / "qrels").glob("*.tsv")) if (root / "qrels").is_dir() else []
 
 
+def beir_split_file(root: Path, split: str) -> Path:
+    """``root/qrels/<split>.tsv`` of a BEIR folder, after checking the folder holds every file it needs
+    (eval and train read BEIR folders through this one check; errors name the missing file)."""
+    if not root.is_dir():
+        raise NotFound(f"data directory {str(root)!r} does not exist; pass a BEIR-format folder")
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        if not (root / name).is_file():
+            raise NotFound(
+                f"{str(root / name)!r} is missing; a BEIR folder holds corpus.jsonl, "
+                "queries.jsonl and qrels/<split>.tsv"
+            )
+    qrels_file = root / "qrels" / f"{split}.tsv"
+    if not qrels_file.is_file():
+        splits = ", ".join(available_splits(root)) or "none"
+        raise NotFound(f"split {split!r} has no {str(qrels_file)!r}; available splits: {splits}")
+    return qrels_file
+
+
 def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
     """Load one split; clear errors name the missing file or the bad line."""
     path = Path(root).expanduser()
-    if not path.is_dir():
-        raise NotFound(f"data directory {str(path)!r} does not exist; pass a BEIR-format folder")
-    for name in ("corpus.jsonl", "queries.jsonl"):
-        if not (path / name).is_file():
-            raise NotFound(
-                f"{str(path / name)!r} is missing; a BEIR folder holds corpus.jsonl, "
-                "queries.jsonl and qrels/<split>.tsv"
-            )
-    qrels_file = path / "qrels" / f"{split}.tsv"
-    if not qrels_file.is_file():
-        splits = ", ".join(available_splits(path)) or "none"
-        raise NotFound(f"split {split!r} has no {str(qrels_file)!r}; available splits: {splits}")
+    qrels_file = beir_split_file(path, split)
     doc_ids, doc_texts, empty = _read_corpus(path / "corpus.jsonl")
     all_queries = {rec_id: text for rec_id, text, _ in _read_jsonl(path / "queries.jsonl")}
     qrels = read_qrels(qrels_file)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from finesift.errors import InvalidRequest
 from finesift.fakes import features
+from finesift.hub import is_fake_model
 from finesift.rerank.base import RerankOutput
 from finesift.settings import HubSettings, RerankSettings
 
@@ -13,20 +15,21 @@ from finesift.settings import HubSettings, RerankSettings
 class FakeReranker:
     """score = sigmoid(8 · (overlap − 0.4)), overlap = |q ∩ d| / |q| over word features."""
 
-    def __init__(self, *, max_length: int = 8192) -> None:
+    def __init__(self, *, max_length: int = 8192, model: str = "fake") -> None:
         self._max_length = max_length
+        self._model = model
         self.calls = 0
 
     @property
     def model_id(self) -> str:
-        return "fake"
+        return self._model
 
     @property
     def max_length(self) -> int:
         return self._max_length
 
     def fingerprint(self) -> dict[str, object]:
-        return {"model": "fake", "revision": "1", "prompt": "overlap", "max_length": self._max_length}
+        return {"model": self._model, "revision": "1", "prompt": "overlap", "max_length": self._max_length}
 
     def score(self, query: str, documents: Sequence[str], *, instruction: str) -> RerankOutput:
         self.calls += 1
@@ -41,5 +44,7 @@ class FakeReranker:
 
 
 def create(settings: RerankSettings, hub: HubSettings) -> FakeReranker:
-    """Registry factory: model ``fake``."""
-    return FakeReranker(max_length=settings.max_length)
+    """Registry factory: model ``fake`` or ``fake:NAME`` (the name is only a label, as for the embedder)."""
+    if not is_fake_model(settings.model):
+        raise InvalidRequest(f"fake reranker model must be 'fake' or 'fake:NAME', not {settings.model!r}")
+    return FakeReranker(max_length=settings.max_length, model=settings.model)

@@ -27,8 +27,9 @@ from typing import Any
 
 from finesift.errors import BackendError, InvalidRequest, NotFound
 from finesift.rerank.base import RerankOutput
+from finesift.rerank.http_remote import HttpRerankerBase
 from finesift.rerank.prompts import NO, YES, prompt_text
-from finesift.runtime.http import HttpClient, RetryPolicy, endpoint_url
+from finesift.runtime.http import HttpClient, endpoint_url
 from finesift.runtime.ollama_store import keep_alive_value, served_name
 from finesift.runtime.parallel import BoundedPool
 from finesift.settings import HubSettings, RerankSettings
@@ -92,45 +93,24 @@ def yes_no_score(body: Any, where: str) -> tuple[float, bool]:
     return score, len(found) < 2
 
 
-class OllamaReranker:
+class OllamaReranker(HttpRerankerBase):
     """P(yes) per document from a Qwen3-Reranker GGUF served by Ollama."""
+
+    backend_name = "ollama"
+    prompt = "qwen3-transformers-card"
 
     def __init__(self, settings: RerankSettings, *, client: HttpClient | None = None) -> None:
         url = settings.url or DEFAULT_URL
-        self.settings = settings
+        super().__init__(settings, url=endpoint_url(url, "/api/generate"), client=client)
         self.served = served_name(settings.model)
-        self.url = endpoint_url(url, "/api/generate")
         self.version_url = endpoint_url(url, "/api/version")
         self.show_url = endpoint_url(url, "/api/show")
-        self.client = client or HttpClient(
-            api_key=settings.api_key,
-            timeout_s=settings.timeout_s,
-            retry=RetryPolicy(max_retries=settings.max_retries),
-            extra="ollama",
-        )
         self.pool = BoundedPool(settings.max_concurrent)
         self._lock = threading.Lock()
         #: Pairs scored, and those whose "yes" or "no" was missing from the top list (floored).
         self.scored_pairs = 0
         self.floored_pairs = 0
         self.server_version: str | None = None
-
-    @property
-    def model_id(self) -> str:
-        return self.settings.model
-
-    @property
-    def max_length(self) -> int:
-        return self.settings.max_length
-
-    def fingerprint(self) -> dict[str, object]:
-        return {
-            "model": self.settings.model,
-            "revision": self.settings.revision or "ollama",
-            "prompt": "qwen3-transformers-card",
-            "max_length": self.settings.max_length,
-            "endpoint": self.url,
-        }
 
     def check_server(self) -> str:
         """Refuse an Ollama older than :data:`MIN_VERSION` or one that does not serve the model."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from finesift.hub import parse_gguf_ref
+from finesift.hub import choose_backend as hub_choice
 from finesift.registry import Entry, load_factory
 from finesift.rerank.base import RerankBackend
 from finesift.rerank.cross_encoder import is_cross_encoder_model
@@ -20,22 +20,9 @@ BACKENDS: dict[str, Entry] = {
 
 
 def choose_backend(settings: RerankSettings) -> str:
-    """Resolve ``backend="auto"``: fake; ``.gguf`` files, GGUF hub repositories and ``ollama:NAME:TAG``
-    (llamacpp); a URL
-    (remote); a local cross-encoder directory (sentence-transformers); else transformers."""
-    if settings.backend != "auto":
-        return settings.backend
-    if settings.model == "fake":
-        return "fake"
-    if (
-        settings.model.lower().endswith(".gguf")
-        or settings.model.startswith("ollama:")
-        or parse_gguf_ref(settings.model, settings.gguf_type)
-    ):
-        return "llamacpp"
-    if settings.url:
-        return "remote"
-    return "sentence-transformers" if is_cross_encoder_model(settings.model) else "transformers"
+    """Resolve ``backend="auto"`` (:func:`finesift.hub.choose_backend`; a URL means remote, a local
+    cross-encoder directory means sentence-transformers)."""
+    return hub_choice(settings, remote="remote", sentence_transformers=is_cross_encoder_model)
 
 
 def create_backend(settings: RerankSettings, hub: HubSettings | None = None) -> RerankBackend:

@@ -13,8 +13,9 @@ from typing import Any
 
 from finesift.errors import BackendError, InvalidRequest
 from finesift.rerank.base import RerankOutput
+from finesift.rerank.http_remote import HttpRerankerBase
 from finesift.rerank.prompts import DEFAULT_INSTRUCTION
-from finesift.runtime.http import HttpClient, RetryPolicy, endpoint_url, in_batches, ordered_by_index
+from finesift.runtime.http import HttpClient, endpoint_url, in_batches, ordered_by_index
 from finesift.settings import HubSettings, RerankSettings
 
 DEFAULT_BATCH_SIZE = 100
@@ -40,38 +41,17 @@ def relevance(row: dict[str, Any]) -> float:
     return min(max(score, 0.0), 1.0)
 
 
-class RemoteReranker:
+class RemoteReranker(HttpRerankerBase):
     """P(relevant) per document from a Cohere/Jina-shaped rerank endpoint."""
+
+    backend_name = "remote"
+    prompt = "remote"
 
     def __init__(self, settings: RerankSettings, *, client: HttpClient | None = None) -> None:
         if not settings.url:
             raise InvalidRequest("the remote reranker needs a URL; set --url or FINESIFT_RERANKER__URL")
-        self.settings = settings
-        self.url = endpoint_url(settings.url, "/v1/rerank")
-        self.client = client or HttpClient(
-            api_key=settings.api_key,
-            timeout_s=settings.timeout_s,
-            retry=RetryPolicy(max_retries=settings.max_retries),
-            extra="remote",
-        )
+        super().__init__(settings, url=endpoint_url(settings.url, "/v1/rerank"), client=client)
         self.batch_size = settings.batch_size or DEFAULT_BATCH_SIZE
-
-    @property
-    def model_id(self) -> str:
-        return self.settings.model
-
-    @property
-    def max_length(self) -> int:
-        return self.settings.max_length
-
-    def fingerprint(self) -> dict[str, object]:
-        return {
-            "model": self.settings.model,
-            "revision": self.settings.revision or "remote",
-            "prompt": "remote",
-            "max_length": self.settings.max_length,
-            "endpoint": self.url,
-        }
 
     def score(self, query: str, documents: Sequence[str], *, instruction: str) -> RerankOutput:
         def send(chunk: Sequence[str], offset: int) -> list[tuple[float, int]]:

@@ -10,6 +10,7 @@ from pydantic.fields import FieldInfo
 from finesift.retrieval.pipeline import MAX_QUERY_CHARS
 from finesift.server.schemas import Text, _Request
 from finesift.settings import SearchSettings
+from finesift.types import DocumentInfo
 
 KBName = Field(
     pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
@@ -37,19 +38,6 @@ class KBList(BaseModel):
     data: list[KBSummary]
 
 
-class DocumentOut(BaseModel):
-    doc_id: str
-    source: str
-    file_type: str
-    content_hash: str
-    pipeline: str
-    chunks: int
-    chars: int
-    pages: int = 0
-    size: int = 0
-    indexed_at: str = ""
-
-
 class KBInfo(BaseModel):
     """What ``finesift kb info --json`` prints, minus the server's file path."""
 
@@ -66,12 +54,12 @@ class KBInfo(BaseModel):
     chunks: int
     version: Any = None
     fingerprint: dict[str, Any]
-    document_list: list[DocumentOut]
+    document_list: list[DocumentInfo]
 
 
 class DocumentList(BaseModel):
     object: Literal["list"] = "list"
-    data: list[DocumentOut]
+    data: list[DocumentInfo]
 
 
 class FailureOut(BaseModel):

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from finesift.errors import InvalidRequest, NotFound
-from finesift.eval.datasets import available_splits, read_qrels
+from finesift.eval.datasets import beir_split_file, read_qrels
 
 log = logging.getLogger(__name__)
 
@@ -170,16 +170,7 @@ def _optional_id(value: Any) -> str | None:
 
 
 def _load_beir(root: Path, split: str, skipped: list[str] | None) -> tuple[list[TrainPair], list[str]]:
-    for name in ("corpus.jsonl", "queries.jsonl"):
-        if not (root / name).is_file():
-            raise NotFound(
-                f"{str(root / name)!r} is missing; a BEIR folder holds corpus.jsonl, "
-                "queries.jsonl and qrels/<split>.tsv"
-            )
-    qrels_file = root / "qrels" / f"{split}.tsv"
-    if not qrels_file.is_file():
-        splits = ", ".join(available_splits(root)) or "none"
-        raise NotFound(f"split {split!r} has no {str(qrels_file)!r}; available splits: {splits}")
+    qrels_file = beir_split_file(root, split)
     corpus = _read_texts(root / "corpus.jsonl", with_title=True)
     queries = _read_texts(root / "queries.jsonl", with_title=False)
     qrels = read_qrels(qrels_file)

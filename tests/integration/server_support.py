@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from finesift.embedding.fake import FakeEmbedder
 from finesift.rerank.base import Reranker
 from finesift.rerank.fake import FakeReranker
 from finesift.settings import Settings
+from finesift.testing.services import free_port
 
 BASE_URL = "http://127.0.0.1"
 
@@ -72,13 +72,6 @@ def ready_client(app: Any, **kwargs: Any) -> Iterator[TestClient]:
     with TestClient(app, base_url=BASE_URL, **kwargs) as client:
         wait_ready(app)
         yield client
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

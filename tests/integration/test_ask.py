@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from cli_support import run_cli
+from server_support import live_server
 from starlette.testclient import TestClient
 
 from finesift.answer.prompt import SYSTEM_PROMPT
@@ -293,8 +294,6 @@ def held_chat():
 @contextmanager
 def live_app(home: Path, chat_url: str, **answer: object) -> Iterator[str]:
     """The app under uvicorn on a free 127.0.0.1 port; yields its base URL."""
-    import uvicorn
-
     settings = Settings(
         home=home,
         embedding={"model": "fake"},
@@ -302,18 +301,8 @@ def live_app(home: Path, chat_url: str, **answer: object) -> Iterator[str]:
         llm={"url": chat_url, "model": "tiny"},
         answer=answer,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
+    with live_server(create_app(settings)) as (url, _):
+        yield url
 
 
 @pytest.fixture

@@ -82,3 +82,20 @@ def test_the_http_document_schema_is_the_store_record() -> None:
     item = schema["properties"]["document_list"]["items"]["$ref"].rsplit("/", 1)[-1]
     fields = set(schema["$defs"][item]["properties"])
     assert fields == {f.name for f in dataclasses.fields(DocumentInfo)}
+
+
+def test_the_test_doubles_share_one_loopback_server() -> None:
+    """One threaded HTTP server (finesift.testing.loopback) and one live uvicorn helper (server_support)."""
+    root = Path(__file__).resolve().parents[2]
+    starts = {
+        "serve_forever": "src/finesift/testing/loopback.py",
+        "uvicorn.Server(": "tests/integration/server_support.py",
+    }
+    for needle, home in starts.items():
+        found = sorted(
+            p.relative_to(root).as_posix()
+            for folder in ("src/finesift/testing", "tests")
+            for p in (root / folder).rglob("*.py")
+            if needle in p.read_text(encoding="utf-8") and p.name != "test_twins.py"
+        )
+        assert found == [home], f"{needle} appears in {found}; use {home}"

@@ -17,8 +17,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from finesift.testing.loopback import LoopbackHandler, serve
 
 _PASSAGE = re.compile(r'<passage id="(\d+)"[^>]*>\n(.*?)\n</passage>', re.DOTALL)
 _SENTENCE = re.compile(r"^.*?(?:[。！？]|[.!?](?=\s|$)|$)", re.DOTALL)
@@ -65,14 +66,10 @@ def deterministic_answer(messages: list[dict[str, Any]]) -> str:
     return f"{sentence} {refs}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class _Handler(LoopbackHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes: without this, Nagle + delayed ACK add ~40 ms.
     disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read ``state.requests``."""
 
     def do_POST(self) -> None:
         state = self.server.state
@@ -87,19 +84,19 @@ class _Handler(BaseHTTPRequestHandler):
         if stall:
             time.sleep(stall)
         if self.path.rstrip("/") != "/v1/chat/completions":
-            return self._send(404, b'{"error": {"message": "no such route"}}')
+            return self.send_bytes(404, b'{"error": {"message": "no such route"}}')
         if fail:
-            return self._send(faults.fail_status, b'{"error": {"message": "busy"}}')
+            return self.send_bytes(faults.fail_status, b'{"error": {"message": "busy"}}')
         if faults.garbage:
-            return self._send(200, b"<html>gateway says hello</html>", "text/html")
+            return self.send_bytes(200, b"<html>gateway says hello</html>", "text/html")
         if faults.no_choices:
-            return self._send(200, b'{"object": "chat.completion", "result": "hi"}')
+            return self.send_bytes(200, b'{"object": "chat.completion", "result": "hi"}')
         text = state.reply or deterministic_answer(body.get("messages") or [])
         if faults.think:
             text = "<think>\nThe user wants a cited answer.\n</think>\n\n" + text
         if body.get("stream"):
             return self._stream(body, text)
-        return self._send(200, json.dumps(_completion(body, text)).encode())
+        return self.send_bytes(200, json.dumps(_completion(body, text)).encode())
 
     def _stream(self, body: dict[str, Any], text: str) -> None:
         self.send_response(200)
@@ -134,18 +131,6 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self.wfile.flush()
 
-    def _send(self, status: int, data: bytes, kind: str = "application/json") -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            if status == 429:
-                self.send_header("Retry-After", "0")
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
 
 def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
     return {
@@ -157,21 +142,8 @@ def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
     }
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    state: ChatState
-
-
 @contextmanager
 def chat_server(state: ChatState | None = None) -> Iterator[tuple[str, ChatState]]:
     """Serve on 127.0.0.1 on a free port; yields ``(base_url ending in /v1, state)``."""
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.state = state or ChatState()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", server.state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(_Handler, state or ChatState(), path="/v1") as served:
+        yield served

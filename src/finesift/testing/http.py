@@ -21,12 +21,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from finesift.embedding.fake import FakeEmbedder
 from finesift.rerank.fake import FakeReranker
 from finesift.rerank.prompts import DEFAULT_INSTRUCTION
+from finesift.testing.loopback import LoopbackHandler, serve
 
 
 @dataclass
@@ -62,12 +62,7 @@ class ServerState:
     max_in_flight: int = 0
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read ``state.requests`` instead."""
-
+class _Handler(LoopbackHandler):
     def do_POST(self) -> None:
         state = self.server.state
         length = int(self.headers.get("Content-Length") or 0)
@@ -77,12 +72,14 @@ class _Handler(BaseHTTPRequestHandler):
             state.headers.append(dict(self.headers.items()))
             fault = self._take_fault(state.faults)
         if fault is not None:
-            return self._reply(*fault)
+            return self.send_json(*fault)
         if (
             state.faults.require_key
             and self.headers.get("Authorization") != f"Bearer {state.faults.require_key}"
         ):
-            return self._reply(401, {"error": {"message": "invalid api key", "type": "authentication_error"}})
+            return self.send_json(
+                401, {"error": {"message": "invalid api key", "type": "authentication_error"}}
+            )
         routes = {
             "/v1/embeddings": self._openai,
             "/api/embed": self._ollama,
@@ -92,18 +89,20 @@ class _Handler(BaseHTTPRequestHandler):
         }
         route = routes.get(self.path)
         if route is None:
-            return self._reply(404, {"error": {"message": f"no route {self.path}"}})
+            return self.send_json(404, {"error": {"message": f"no route {self.path}"}})
         size = len(body.get("input") or body.get("documents") or [])
         if state.faults.max_batch is not None and size > state.faults.max_batch:
-            return self._reply(413, {"error": {"message": f"batch size {size} > {state.faults.max_batch}"}})
+            return self.send_json(
+                413, {"error": {"message": f"batch size {size} > {state.faults.max_batch}"}}
+            )
         if self.path in ("/api/generate", "/api/show") and not ollama_serves(state, body.get("model")):
-            return self._reply(404, {"error": f"model '{body.get('model')}' not found"})
-        return self._reply(200, route(body))
+            return self.send_json(404, {"error": f"model '{body.get('model')}' not found"})
+        return self.send_json(200, route(body))
 
     def do_GET(self) -> None:
         if self.path != "/api/version":
-            return self._reply(404, {"error": f"no route {self.path}"})
-        return self._reply(200, {"version": self.server.state.faults.ollama_version})
+            return self.send_json(404, {"error": f"no route {self.path}"})
+        return self.send_json(200, {"version": self.server.state.faults.ollama_version})
 
     def _show(self, body: dict[str, Any]) -> dict[str, Any]:
         return ollama_show(body)
@@ -162,19 +161,6 @@ class _Handler(BaseHTTPRequestHandler):
         results = [{"index": i, "relevance_score": out.scores[i]} for i in self._order(len(docs))]
         return {"results": results, "usage": {"total_tokens": sum(out.tokens)}}
 
-    def _reply(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            if status == 429:
-                self.send_header("Retry-After", "0")
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout test): nothing to answer
-
 
 def ollama_serves(state: ServerState, model: Any) -> bool:
     """Whether Ollama would know ``model``: a generator is loaded and the name is served (or any)."""
@@ -225,21 +211,8 @@ def _has_logprobs(version: str) -> bool:
     return parts == [0, 0, 0] or tuple(parts) >= (0, 12, 11)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    state: ServerState
-
-
 @contextmanager
 def protocol_server(state: ServerState | None = None) -> Iterator[tuple[str, ServerState]]:
     """Serve on 127.0.0.1 on a free port; yields ``(base_url, state)`` and stops on exit."""
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.state = state or ServerState()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", server.state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(_Handler, state or ServerState()) as served:
+        yield served

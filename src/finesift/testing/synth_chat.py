@@ -24,8 +24,9 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from finesift.testing.loopback import LoopbackHandler, serve
 
 _PASSAGE = re.compile(r"<passage>\n(.*?)\n</passage>", re.DOTALL)
 _CANDIDATE = re.compile(r"^1\. (.+)$", re.MULTILINE)
@@ -76,13 +77,9 @@ def scripted_reply(body: dict[str, Any], seen: int) -> tuple[int, str]:
     return 200, "```json\n" + json.dumps({"query": query}, ensure_ascii=False) + "\n```"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class _Handler(LoopbackHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read ``state.requests``."""
 
     def do_POST(self) -> None:
         state = self.server.state
@@ -103,33 +100,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, state: SynthChatState, body: dict[str, Any], user: str, seen: int) -> None:
         if self.path.rstrip("/") != "/v1/chat/completions":
-            return self._send(404, {"error": {"message": "no such route"}})
+            return self.send_json(404, {"error": {"message": "no such route"}})
         stall = state.stall_s if "[slow]" in user and seen == 0 else 0.0
         time.sleep(state.delay_s + stall)
         status, text = scripted_reply(body, seen)
         if status != 200:
-            return self._send(status, {"error": {"message": "rate limited", "type": "rate_limit"}})
+            return self.send_json(status, {"error": {"message": "rate limited", "type": "rate_limit"}})
         message = {"role": "assistant", "content": text}
         choice = {"index": 0, "message": message, "finish_reason": "stop"}
-        self._send(200, {"id": "chatcmpl-synth", "object": "chat.completion", "choices": [choice]})
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            if status == 429:
-                self.send_header("Retry-After", "0")
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    state: SynthChatState
+        self.send_json(200, {"id": "chatcmpl-synth", "object": "chat.completion", "choices": [choice]})
 
 
 @contextmanager
@@ -137,16 +116,8 @@ def synth_chat_server(
     state: SynthChatState | None = None, port: int = 0
 ) -> Iterator[tuple[str, SynthChatState]]:
     """Serve on 127.0.0.1 (a free port by default); yields ``(base_url ending in /v1, state)``."""
-    server = _Server(("127.0.0.1", port), _Handler)
-    server.state = state or SynthChatState()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", server.state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(_Handler, state or SynthChatState(), port=port, path="/v1") as served:
+        yield served
 
 
 def main() -> None:

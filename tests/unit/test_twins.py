@@ -99,3 +99,18 @@ def test_the_test_doubles_share_one_loopback_server() -> None:
             if needle in p.read_text(encoding="utf-8") and p.name != "test_twins.py"
         )
         assert found == [home], f"{needle} appears in {found}; use {home}"
+
+
+def test_the_framework_rerankers_share_their_fields_and_setup() -> None:
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("llama_index.core")
+    from finesift.integrations import langchain, llamaindex
+    from finesift.integrations.adapters import RerankFields
+
+    for cls in (langchain.FinesiftRerank, llamaindex.FinesiftRerank):
+        assert issubclass(cls, RerankFields) and "model_post_init" not in cls.__dict__
+    lc = langchain.FinesiftRerank(reranker=build_reranker(RerankSettings(model="fake")), top_n=1)
+    li = llamaindex.FinesiftRerank(reranker=build_reranker(RerankSettings(model="fake")), top_n=1)
+    assert lc._source.rerank("python", ["cake", "python"], top_n=1) == li._source.rerank(
+        "python", ["cake", "python"], top_n=1
+    )

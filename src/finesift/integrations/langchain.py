@@ -22,19 +22,17 @@ from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
 from finesift.embedding.embedder import Embedder
 from finesift.errors import MissingDependency
+from finesift.integrations.adapters import RerankFields
 from finesift.integrations.sources import (
     Connection,
-    RerankSource,
     SearchRequest,
     SearchSource,
     chunk_id,
     citation,
     embed_source,
-    rerank_source,
     search_source,
 )
 from finesift.kb.knowledge_base import KnowledgeBase
-from finesift.rerank.base import Reranker
 from finesift.types import Hit
 
 try:
@@ -89,25 +87,12 @@ class FinesiftEmbeddings(Embeddings):
         return (await self._source.aembed([text], input_type="query"))[0]
 
 
-class FinesiftRerank(BaseDocumentCompressor):
+class FinesiftRerank(RerankFields, BaseDocumentCompressor):
     """A document compressor that keeps the ``top_n`` documents by Qwen3 reranker score.
 
     The returned documents are copies with ``metadata["relevance_score"]`` (P(relevant), in [0, 1]),
     best first, ties in input order; ``top_n=None`` keeps every document.
     """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    reranker: Reranker | str
-    top_n: int | None = 3
-    instruction: str | None = None
-    api_key: SecretStr | None = None
-    timeout_s: float = 60.0
-    _source: RerankSource = PrivateAttr()
-
-    def model_post_init(self, context: Any, /) -> None:
-        connection = Connection(api_key=self.api_key, timeout_s=self.timeout_s)
-        self._source = rerank_source(self.reranker, instruction=self.instruction, connection=connection)
 
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None

@@ -22,19 +22,17 @@ from pydantic import ConfigDict, PrivateAttr, SecretStr
 
 from finesift.embedding.embedder import Embedder
 from finesift.errors import MissingDependency
+from finesift.integrations.adapters import RerankFields
 from finesift.integrations.sources import (
     Connection,
     EmbedSource,
-    RerankSource,
     SearchRequest,
     chunk_id,
     citation,
     embed_source,
-    rerank_source,
     search_source,
 )
 from finesift.kb.knowledge_base import KnowledgeBase
-from finesift.rerank.base import Reranker
 from finesift.types import Hit
 
 try:
@@ -99,25 +97,12 @@ class FinesiftEmbedding(BaseEmbedding):
         return await self._source.aembed(texts, input_type="document")
 
 
-class FinesiftRerank(BaseNodePostprocessor):
+class FinesiftRerank(RerankFields, BaseNodePostprocessor):
     """A node postprocessor that keeps the ``top_n`` nodes by Qwen3 reranker score (``None``: all).
 
     Each returned ``NodeWithScore`` carries the reranker's P(relevant) as its score, best first,
     ties in input order; the nodes themselves are not changed.
     """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    reranker: Reranker | str
-    top_n: int | None = 3
-    instruction: str | None = None
-    api_key: SecretStr | None = None
-    timeout_s: float = 60.0
-    _source: RerankSource = PrivateAttr()
-
-    def model_post_init(self, context: Any, /) -> None:
-        connection = Connection(api_key=self.api_key, timeout_s=self.timeout_s)
-        self._source = rerank_source(self.reranker, instruction=self.instruction, connection=connection)
 
     @classmethod
     def class_name(cls) -> str:

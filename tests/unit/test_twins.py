@@ -108,7 +108,7 @@ def test_the_framework_rerankers_share_their_fields_and_setup() -> None:
     from finesift.integrations.adapters import RerankFields
 
     for cls in (langchain.FinesiftRerank, llamaindex.FinesiftRerank):
-        assert issubclass(cls, RerankFields) and "model_post_init" not in cls.__dict__
+        assert issubclass(cls, RerankFields) and "reranker" not in cls.__annotations__
     lc = langchain.FinesiftRerank(reranker=build_reranker(RerankSettings(model="fake")), top_n=1)
     li = llamaindex.FinesiftRerank(reranker=build_reranker(RerankSettings(model="fake")), top_n=1)
     assert lc._source.rerank("python", ["cake", "python"], top_n=1) == li._source.rerank(

@@ -6,6 +6,7 @@ import pytest
 
 from finesift.doctor.checks import RerankChecker
 from finesift.doctor.diagnose import Thresholds
+from finesift.doctor.model_card import CardReranker
 from finesift.rerank.base import Reranker
 from finesift.rerank.ollama import OllamaReranker
 from finesift.rerank.transformers import TransformersReranker
@@ -23,8 +24,20 @@ def _chat_template_form(prompt: str) -> str:
 
 @pytest.fixture(scope="module")
 def checker(tiny_ollama_reranker_model) -> RerankChecker:
-    reference = TransformersReranker(tiny_ollama_reranker_model, device="cpu", dtype="float32")
-    return RerankChecker(Reranker(reference), Thresholds())
+    """As ``finesift doctor`` builds it: the model card's code is the reference; finesift's transformers
+    backend of the same checkpoint only replays known faults to name a failing row."""
+
+    def replay() -> TransformersReranker:
+        return TransformersReranker(tiny_ollama_reranker_model, device="cpu", dtype="float32")
+
+    reference = CardReranker(
+        tiny_ollama_reranker_model,
+        instruction=None,
+        max_length=RerankSettings().max_length,
+        device="cpu",
+        replay=replay,
+    )
+    return RerankChecker(reference, Thresholds())
 
 
 @pytest.mark.parametrize(
@@ -37,6 +50,7 @@ def checker(tiny_ollama_reranker_model) -> RerankChecker:
     ],
 )
 def test_ollama_rows_are_green_or_name_the_fault(ollama_generator, checker, faults, diagnosis) -> None:
+    assert isinstance(checker.reference, CardReranker)  # the model card, not finesift
     state = ServerState(generator=ollama_generator, ollama_models=(MODEL,), faults=Faults(**faults))
     with protocol_server(state) as (url, _):
         backend = OllamaReranker(RerankSettings(model=MODEL, backend="ollama", url=url))

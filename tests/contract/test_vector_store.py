@@ -264,42 +264,83 @@ def test_a_writer_dying_mid_commit_leaves_the_last_commit(stores, monkeypatch, s
     assert {h.chunk.text for h in snap.search(unit(rng, 1)[0], k=20)} == {"new a", "new b"}
 
 
+def _texts_of(v: int) -> dict[str, list[str]]:
+    """Version ``v`` of the four documents: their chunk texts (the count changes with the version)."""
+    n = 2 + v % 3
+    return {f"d{i}": [f"v{v} d{i} part {j}" for j in range(n)] for i in range(4)}
+
+
+def _read_once(snap: StoreSnapshot, rng: np.random.Generator) -> tuple[int, int | None, list[str]]:
+    """(snapshot version, the committed version its chunks show, what disagrees with that one version)."""
+    seen = {info.doc_id: [c.text for c in snap.chunks(info.doc_id)] for info in snap.documents()}
+    tags = {text.split()[0] for texts in seen.values() for text in texts}
+    if len(tags) != 1:
+        return snap.version, None, [f"snapshot {snap.version} mixes versions {sorted(tags)}"]
+    v = int(tags.pop()[1:])
+    expected, problems = _texts_of(v), []
+    if seen != expected:
+        problems.append(f"snapshot {snap.version}: chunks {seen} are not version {v}'s")
+    infos = {info.doc_id: info.chunks for info in snap.documents()}
+    if infos != {d: len(t) for d, t in expected.items()}:
+        problems.append(f"snapshot {snap.version}: document chunk counts {infos} are not version {v}'s")
+    total = sum(len(t) for t in expected.values())
+    if snap.count_chunks() != total:
+        problems.append(f"snapshot {snap.version}: count_chunks {snap.count_chunks()} != {total}")
+    hits = {h.chunk.text for h in snap.search(unit(rng, 1)[0], k=50)}
+    if hits != {t for texts in expected.values() for t in texts}:
+        problems.append(f"snapshot {snap.version}: search found {len(hits)} chunks, not version {v}'s")
+    return snap.version, v, problems
+
+
 def test_concurrent_reads_during_writes_see_whole_versions(stores) -> None:
+    """Every read, while a writer commits, sees exactly one committed version: the same chunk set, chunk
+    counts, ``count_chunks`` and search results as that version, and the snapshot's version number is the
+    one that commit returned. A reader that raises fails the test (its error is collected)."""
     store, _ = stores
     rng = np.random.default_rng(10)
 
-    def version(v: int) -> list[DocumentWrite]:
-        n = 2 + v % 3  # the chunk count changes with the version
-        return [document(f"d{i}", n, rng, texts=[f"v{v} d{i} part {j}" for j in range(n)]) for i in range(4)]
+    def writes(v: int) -> list[DocumentWrite]:
+        return [document(d, len(t), rng, texts=t) for d, t in _texts_of(v).items()]
 
-    store.commit(upserts=version(0))
+    committed = {0: store.commit(upserts=writes(0))}
+    observed: list[tuple[int, int | None]] = []
     problems: list[str] = []
-    done = threading.Event()
+    done, lock = threading.Event(), threading.Lock()
+    first_reads = [threading.Event() for _ in range(2)]
 
-    def read() -> None:
+    def read(first: threading.Event) -> None:
         local = np.random.default_rng(threading.get_ident() % 1000)
-        while not done.is_set():
-            snap = store.snapshot()
-            for info in snap.documents():
-                tags = {c.text.split()[0] for c in snap.chunks(info.doc_id)}
-                if len(tags) != 1 or len(snap.chunks(info.doc_id)) != info.chunks:
-                    problems.append(f"{info.doc_id}: mixed or partial {tags}")
-            hits = snap.search(unit(local, 1)[0], k=50)
-            if len({h.chunk.text.split()[0] for h in hits}) > 1:
-                problems.append(f"search mixed versions at {snap.version}")
+        try:
+            while True:  # at least one read, then until the writer is done
+                version, v, found = _read_once(store.snapshot(), local)
+                with lock:
+                    observed.append((version, v))
+                    problems.extend(found)
+                first.set()
+                if done.is_set():
+                    return
+        except Exception as exc:
+            with lock:
+                problems.append(f"reader failed: {exc!r}")
+            first.set()
 
-    readers = [threading.Thread(target=read) for _ in range(2)]
+    readers = [threading.Thread(target=read, args=(e,)) for e in first_reads]
     for t in readers:
         t.start()
     try:
+        for event in first_reads:
+            assert event.wait(60), "a reader never finished its first read"
         for v in range(1, 7):
-            store.commit(upserts=version(v))
+            committed[v] = store.commit(upserts=writes(v))
     finally:
         done.set()
         for t in readers:
-            t.join()
+            t.join(60)
     assert problems == []
-    assert {c.text.split()[0] for c in store.snapshot().chunks("d0")} == {"v6"}
+    assert len(observed) >= len(readers)
+    wrong = [(version, v) for version, v in observed if committed.get(v) != version]
+    assert not wrong, f"snapshot versions that do not match the commit that wrote them: {wrong[:5]}"
+    assert _read_once(store.snapshot(), rng)[1:] == (6, [])
 
 
 #: The URI options that choose each server store's index type (ANN parameters at their defaults).

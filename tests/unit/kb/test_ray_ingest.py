@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finesift.errors import MissingDependency
 from finesift.kb.knowledge_base import KnowledgeBase, open_or_create
 from finesift.retrieval.pipeline import SearchOptions
 from finesift.settings import Settings
@@ -118,9 +118,39 @@ def test_a_failed_job_keeps_its_commits_and_a_rerun_skips_them(ray_settings: Set
     assert_same_kb(kb, plain)
 
 
-def test_without_ray_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    from finesift.kb.ray_ingest import require_ray
+def test_the_cli_indexes_through_ray_like_it_indexes_locally(monkeypatch, capsys, tmp_path, corpus) -> None:
+    from cli_support import run_cli
+
+    common = [
+        "--home",
+        str(tmp_path / "home"),
+        "index",
+        str(corpus),
+        "--embedding-model",
+        "fake",
+        "--reranker-model",
+        "none",
+        "--json",
+    ]
+    reports = {}
+    for kb, engine in (("viaray", "ray"), ("plain", "local")):
+        code, out, _ = run_cli(monkeypatch, capsys, *common, "--kb", kb, "--engine", engine)
+        assert code == 0
+        reports[kb] = json.loads(out)
+    assert reports["viaray"] == reports["plain"] and reports["plain"]["documents_added"] == 4
+    hits = {}
+    for kb in reports:
+        args = ["--home", str(tmp_path / "home"), "search", "如何优化数据库", "--kb", kb, "--json"]
+        hits[kb] = json.loads(run_cli(monkeypatch, capsys, *args)[1])["hits"]
+    assert hits["viaray"] == hits["plain"] != []
+
+
+def test_without_ray_the_error_names_the_extra(monkeypatch, capsys, tmp_path, corpus) -> None:
+    from cli_support import run_cli
 
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(MissingDependency, match=r"pip install 'finesift\[ray\]'"):
-        require_ray()
+    home = tmp_path / "home"
+    args = ["--home", str(home), "index", str(corpus), "--kb", "hb", "--engine", "ray"]
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 3 and "pip install 'finesift[ray]'" in err
+    assert not KnowledgeBase.exists("hb", settings=Settings(home=home)), "nothing is created"

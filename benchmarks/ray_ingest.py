@@ -27,7 +27,7 @@ from finesift.kb.knowledge_base import KnowledgeBase, open_or_create
 from finesift.kb.ray_ingest import add_with_ray
 from finesift.settings import Settings
 
-WORDS = "index chunk embed commit search vector store batch actor task cluster driver".split()
+WORDS = ["index", "chunk", "embed", "commit", "search", "vector", "store", "batch", "actor", "task", "node"]
 
 
 def write_corpus(root: Path, files: int) -> None:
@@ -81,7 +81,8 @@ def main() -> None:
         run["docs_per_s"] = round(args.files / run["seconds"], 1)
     print(json.dumps({
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.machine(),
-        "cpus_for_ray": args.cpus, "files": args.files, "model": Path(args.model).name, "batch_docs": args.batch_docs,
+        "cpus_for_ray": args.cpus, "files": args.files, "model": Path(args.model).name,
+        "batch_docs": args.batch_docs,
         "ray_version": ray.__version__, "ray_start_s": round(ray_start, 2), "same_chunks": same, "runs": runs,
     }, indent=1))  # fmt: skip
 

@@ -27,7 +27,20 @@ from finesift.kb.knowledge_base import KnowledgeBase, open_or_create
 from finesift.kb.ray_ingest import add_with_ray
 from finesift.settings import Settings
 
-WORDS = ["index", "chunk", "embed", "commit", "search", "vector", "store", "batch", "actor", "task", "node"]
+WORDS = [
+    "index",
+    "chunk",
+    "embed",
+    "commit",
+    "search",
+    "vector",
+    "store",
+    "batch",
+    "actor",
+    "task",
+    "cluster",
+    "driver",
+]
 
 
 def write_corpus(root: Path, files: int) -> None:

@@ -85,6 +85,7 @@ def _preparer(settings: Settings, manifest: mf.Manifest) -> _Preparer:
             return content_tokens(count, texts)
 
         store = cast(VectorStore, None)  # never used: the driver writes
+        _preparers.clear()  # one KB per job: keep the last one only
         _preparers[key] = configured_job(_Preparer, manifest, settings.kb, store, _no_embed, count_tokens)
     return _preparers[key]
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 import logging
 import math
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 
+from finesift.embedding.embedder import Embedder
 from finesift.errors import BackendError, MissingDependency
 from finesift.kb import manifest as mf
 from finesift.kb.indexing import IndexJob, Progress, collect_files, doc_id_for
@@ -75,14 +76,15 @@ def _preparer(settings: Settings, manifest: mf.Manifest) -> _Preparer:
     """This worker process's preparer for the KB: the tokenizer and parser processes start once."""
     key = f"{manifest.name}\0{manifest.pipeline}\0{settings.model_dump_json()}"
     if key not in _preparers:
-        from finesift.embedding.pool import local_token_counter
-
-        count = local_token_counter(
-            kb_embedding_settings(KBSpec.from_manifest(manifest), settings), settings.hub
-        )
+        counter: list[Callable[[Sequence[str]], list[int]]] = []
 
         def count_tokens(texts: Sequence[str]) -> list[int]:
-            return content_tokens(count, texts)
+            if not counter:  # the tokenizer loads when a file needs chunking, not for unchanged ones
+                from finesift.embedding.pool import local_token_counter
+
+                section = kb_embedding_settings(KBSpec.from_manifest(manifest), settings)
+                counter.append(local_token_counter(section, settings.hub))
+            return content_tokens(counter[0], texts)
 
         store = cast(VectorStore, None)  # never used: the driver writes
         _preparers.clear()  # one KB per job: keep the last one only
@@ -121,18 +123,22 @@ class EmbedActor:
     """One replica of the KB's embedder (fingerprint-checked); adds each ready file's chunk vectors."""
 
     def __init__(self, settings: Settings, manifest: mf.Manifest) -> None:
-        self.embedder = build_kb_embedder(KBSpec.from_manifest(manifest), settings)
-        check_embedder(manifest, self.embedder)
-        self.dim = manifest.dim
+        self.settings, self.manifest = settings, manifest
+        self.embedder: Embedder | None = None  # loaded for the first chunks: a re-run may have none
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.manifest.dim), np.float32)
+        if self.embedder is None:
+            embedder = build_kb_embedder(KBSpec.from_manifest(self.manifest), self.settings)
+            check_embedder(self.manifest, embedder)
+            self.embedder = embedder
+        vectors: np.ndarray = self.embedder.embed_documents(texts, dim=self.manifest.dim)
+        return vectors
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         outcomes = [pickle.loads(p) for p in batch["payload"]]
-        texts = [c.text for o in outcomes if o[0] == "ready" for c in o[2]]
-        vectors = (
-            self.embedder.embed_documents(texts, dim=self.dim)
-            if texts
-            else np.zeros((0, self.dim), np.float32)
-        )
+        vectors = self._embed([c.text for o in outcomes if o[0] == "ready" for c in o[2]])
         out, offset = [], 0
         for outcome in outcomes:
             if outcome[0] == "ready":

@@ -1,4 +1,8 @@
-"""``--engine ray``: the KB a Ray Data job builds equals plain ``index``'s; a failed job resumes; no extra."""
+"""``--engine ray``: the KB a Ray Data job builds equals plain ``index``'s; a failed job resumes; no extra.
+
+The tests that run Ray share one local runtime (starting it takes seconds) and are marked slow: CI's
+pinned set runs them, the quick sets do not.
+"""
 
 from __future__ import annotations
 
@@ -14,19 +18,18 @@ from finesift.kb.knowledge_base import KnowledgeBase, open_or_create
 from finesift.retrieval.pipeline import SearchOptions
 from finesift.settings import Settings
 
-ray = pytest.importorskip("ray")
 
-
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
     """One local Ray runtime for the module (starting one takes seconds); jobs join it."""
+    ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 
 
 @pytest.fixture
-def ray_settings(kb_settings: Settings) -> Settings:
+def ray_settings(kb_settings: Settings, local_ray: None) -> Settings:
     """Small Ray batches, so that several parse tasks and embedding calls happen per run."""
     return kb_settings.model_copy(update={"ray": kb_settings.ray.model_copy(update={"batch_docs": 2})})
 
@@ -78,6 +81,7 @@ def build_both(settings: Settings, corpus: Path) -> tuple[KnowledgeBase, Knowled
     return ours, plain
 
 
+@pytest.mark.slow
 def test_the_ray_job_builds_the_kb_plain_index_builds(ray_settings: Settings, corpus: Path) -> None:
     ours, plain = build_both(ray_settings, corpus)
     assert_same_kb(ours, plain)
@@ -89,6 +93,7 @@ def test_the_ray_job_builds_the_kb_plain_index_builds(ray_settings: Settings, co
     assert_same_kb(ours, plain)
 
 
+@pytest.mark.slow
 def test_the_tiny_qwen3_model_gives_the_same_kb(
     ray_settings: Settings, corpus: Path, tiny_embedding_model: Path
 ) -> None:
@@ -98,6 +103,7 @@ def test_the_tiny_qwen3_model_gives_the_same_kb(
     assert_same_kb(ours, plain)
 
 
+@pytest.mark.slow
 def test_a_failed_job_keeps_its_commits_and_a_rerun_skips_them(ray_settings: Settings, corpus: Path) -> None:
     for i in range(6):
         (corpus / f"extra{i}.md").write_text(f"# Note {i}\n\n" + f"words about topic {i}. " * 40)
@@ -118,6 +124,8 @@ def test_a_failed_job_keeps_its_commits_and_a_rerun_skips_them(ray_settings: Set
     assert_same_kb(kb, plain)
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("local_ray")
 def test_the_cli_indexes_through_ray_like_it_indexes_locally(monkeypatch, capsys, tmp_path, corpus) -> None:
     from cli_support import run_cli
 

@@ -313,6 +313,26 @@ class EvalSettings(_Section):
     encode_chunk: Annotated[int, Field(ge=1, description="texts per encode call (progress step)")] = 256
 
 
+class RaySettings(_Section):
+    """``finesift index --engine ray``: indexing as a Ray Data job (parse tasks, embedding actors)."""
+
+    address: str | None = Field(
+        default=None,
+        description="Ray cluster: ray://HOST:10001 or auto (a running one); default: a local runtime",
+    )
+    batch_docs: int = Field(default=16, ge=1, description="documents per Ray batch (parse task, embed call)")
+    parse_tasks: int | None = Field(
+        default=None, ge=1, description="parse-and-chunk tasks at once (default: as many as CPUs allow)"
+    )
+    embed_actors: int = Field(default=1, ge=1, description="embedding actors, one model replica each")
+    gpus_per_actor: float | None = Field(
+        default=None, ge=0, description="GPUs per embedding actor (default: 1 when the cluster has GPUs)"
+    )
+    runtime_env: dict[str, Any] | None = Field(
+        default=None, description='Ray runtime_env as JSON, e.g. {"pip": ["finesift[kb]"]}'
+    )
+
+
 def default_home() -> Path:
     return Path(user_data_dir("finesift", appauthor=False))
 
@@ -335,6 +355,7 @@ class Settings(BaseSettings):
     eval: EvalSettings = EvalSettings()
     llm: LLMSettings = LLMSettings()
     answer: AnswerSettings = AnswerSettings()
+    ray: RaySettings = RaySettings()
 
 
 _Model = TypeVar("_Model", bound=BaseModel)

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["torch", "transformers", "fastapi", "lancedb", "sentence_transformers", "numpy.linalg.tests"]
+HEAVY = ["torch", "transformers", "fastapi", "lancedb", "sentence_transformers", "numpy.linalg.tests", "ray"]
 
 
 def test_import_finesift_loads_no_heavy_module() -> None:

@@ -6,9 +6,9 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -16,7 +16,7 @@ from finesift.cli.common import settings_of, with_role
 from finesift.cli.options import both_models, setting
 from finesift.errors import InvalidRequest
 from finesift.settings import Dtype, SearchMode, Settings
-from finesift.types import Hit
+from finesift.types import Hit, IndexReport
 
 if TYPE_CHECKING:
     from finesift.retrieval.options import SearchOptions
@@ -89,6 +89,25 @@ class _Bar:
             self.bar.close()
 
 
+IndexEngine = Literal["local", "ray"]
+ENGINE_HELP = (
+    "local: index in this process; ray: as a Ray Data job (parse tasks, embedding actors) on --ray-address "
+    "(pip install 'finesift[ray]')."
+)
+
+
+def _ray_add(engine: IndexEngine) -> Callable[..., IndexReport]:
+    """How ``index`` adds files: :meth:`KnowledgeBase.add`, or the Ray job (its extra checked now)."""
+    from finesift.kb.knowledge_base import KnowledgeBase
+
+    if engine == "local":
+        return KnowledgeBase.add
+    from finesift.kb.ray_ingest import add_with_ray, require_ray
+
+    require_ray()
+    return add_with_ray
+
+
 def index(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).", show_default=False)],
@@ -107,6 +126,8 @@ def index(
     store: Annotated[str | None, setting(path="kb.store")] = None,
     workers: Annotated[int | None, setting(path="embedding.workers", note="with --embedding-url")] = None,
     embedding_url: EmbeddingUrlOpt = None,
+    engine: Annotated[IndexEngine, typer.Option(help=ENGINE_HELP)] = "local",
+    ray_address: Annotated[str | None, setting(path="ray.address", note="with --engine ray")] = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     as_json: JsonOpt = False,
@@ -116,8 +137,11 @@ def index(
     from finesift.kb.knowledge_base import open_or_create
     from finesift.store.registry import normalize_store_uri
 
-    settings = _remote(_runtime(ctx, device, dtype), embedding_url, workers)
-    collect_files(paths)  # a missing path fails before anything is created
+    settings = with_role(
+        _remote(_runtime(ctx, device, dtype), embedding_url, workers), "ray", address=ray_address
+    )
+    add = _ray_add(engine)  # a missing extra fails before anything is created, and so does a missing path
+    collect_files(paths)
     choices = {"embedding_model": embedding_model, "reranker_model": reranker_model, "dim": dim,
                "instruction": instruction, "chunk_size": chunk_size,
                "chunk_overlap": chunk_overlap,
@@ -126,7 +150,7 @@ def index(
     bar = _Bar(not as_json)
     with open_or_create(kb, settings=settings, choices=choices) as base:
         try:
-            report = base.add(paths, prune=prune, progress=bar)
+            report = add(base, paths, prune=prune, progress=bar)
         finally:
             bar.close()
     if as_json:

@@ -122,13 +122,26 @@ class IndexJob:
 
     def add_bytes(self, source: str, data: bytes, *, loader: Callable[[], Document]) -> None:
         """Index a source given its raw bytes (hashed) and how to parse them."""
+        prepared = self.prepare(source, data, loader=loader)
+        if prepared is None:
+            return
+        self._batch.documents.append(prepared)
+        self._batch.chunks += len(prepared[1])
+        if self._batch.chunks >= self.commit_chunks:
+            self.flush()
+
+    def prepare(
+        self, source: str, data: bytes, *, loader: Callable[[], Document]
+    ) -> tuple[DocumentInfo, list[Chunk], bool] | None:
+        """Parse and chunk a source: its record, chunks and whether it replaces a stored one; ``None``
+        when it is unchanged or failed (counted here)."""
         content_hash = hashlib.sha256(data).hexdigest()
         doc_id = doc_id_for(source)
         old = self.known.get(doc_id)
         if old is not None and old.content_hash == content_hash and old.pipeline == self.pipeline:
             self._count("documents_unchanged")
             self.stored.append(source)
-            return
+            return None
         try:
             document = loader()
             self.caps.check_chars(source, len(document.text))
@@ -142,7 +155,7 @@ class IndexJob:
             )
         except FinesiftError as exc:
             self._fail(source, str(exc))
-            return
+            return None
         info = DocumentInfo(
             doc_id,
             source,
@@ -155,10 +168,7 @@ class IndexJob:
             len(data),
             datetime.now(UTC).isoformat(timespec="seconds"),
         )
-        self._batch.documents.append((info, chunks, old is not None))
-        self._batch.chunks += len(chunks)
-        if self._batch.chunks >= self.commit_chunks:
-            self.flush()
+        return info, chunks, old is not None
 
     def flush(self) -> None:
         """Embed and commit the pending documents in one atomic commit."""
@@ -167,14 +177,18 @@ class IndexJob:
             return
         texts = [c.text for _, chunks, _ in batch.documents for c in chunks]
         vectors = self.embed(texts) if texts else np.zeros((0, self.store.dimension), np.float32)
+        self.write(batch.documents, vectors)
+
+    def write(self, documents: list[tuple[DocumentInfo, list[Chunk], bool]], vectors: np.ndarray) -> None:
+        """Commit prepared documents with their chunks' vectors (rows in chunk order) atomically."""
         writes, offset = [], 0
-        for info, chunks, _ in batch.documents:
+        for info, chunks, _ in documents:
             rows = vectors[offset : offset + len(chunks)]
             offset += len(chunks)
             writes.append(DocumentWrite(info, chunks, rows, [tokenize(c.text) for c in chunks]))
         self.store.commit(upserts=writes)
-        self._count("chunks_embedded", len(texts))
-        for info, _, updated in batch.documents:
+        self._count("chunks_embedded", offset)
+        for info, _, updated in documents:
             self.known[info.doc_id] = info
             self.stored.append(info.source)
             self._count("documents_updated" if updated else "documents_added")

@@ -18,14 +18,15 @@ background instead, with :meth:`optimize_due` and :meth:`optimize`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -40,10 +41,12 @@ from finesift.kb.indexing import IndexJob, Progress, collect_files, doc_id_for
 from finesift.kb.spec import KBSpec, build_kb_embedder, build_kb_reranker, check_choices
 from finesift.rerank.base import Reranker
 from finesift.retrieval.pipeline import RetrievalPipeline, SearchOptions
-from finesift.settings import Settings
+from finesift.settings import KBSettings, Settings
 from finesift.store.base import StoreSnapshot, VectorStore
 from finesift.store.registry import open_store
 from finesift.types import Document, DocumentInfo, Hit, IndexReport
+
+_Job = TypeVar("_Job", bound=IndexJob)
 
 
 def store_token(settings: Settings) -> str | None:
@@ -61,6 +64,41 @@ def drop_server_data(manifest: mf.Manifest, path: Path, settings: Settings) -> N
     if destroy is not None:
         destroy()
     store.close()
+
+
+def check_embedder(manifest: mf.Manifest, embedder: Embedder) -> None:
+    """:class:`Conflict` unless ``embedder``'s vectors are those the KB was built with."""
+    current = {**embedder.fingerprint(), "dim": validate_dim(manifest.dim, embedder.dimension)}
+    mf.check_fingerprint(manifest.name, manifest.fingerprint, current)
+
+
+def content_tokens(count: Callable[[Sequence[str]], list[int]], texts: Sequence[str]) -> list[int]:
+    """Tokens per text as chunking counts them: without the model's own special tokens, at least 1."""
+    overhead = count([""])[0]
+    return [max(n - overhead, 1) for n in count(list(texts))]
+
+
+def configured_job(
+    kind: type[_Job],
+    manifest: mf.Manifest,
+    kb: KBSettings,
+    store: VectorStore,
+    embed: Callable[[list[str]], np.ndarray],
+    count_tokens: Callable[[Sequence[str]], list[int]],
+) -> _Job:
+    """An indexing job of ``kind`` with the KB's pipeline and chunking and ``kb``'s limits and parser."""
+    return kind(
+        store,
+        embed,
+        count_tokens,
+        manifest.pipeline,
+        manifest.chunk_size,
+        manifest.chunk_overlap,
+        commit_chunks=kb.commit_chunks,
+        max_bytes=int(kb.max_file_mb * (1 << 20)),
+        parse=parser_for(kb),
+        caps=Caps.from_settings(kb),
+    )
 
 
 class KnowledgeBase:
@@ -224,8 +262,7 @@ class KnowledgeBase:
     # ---- models ---------------------------------------------------------------------------------
 
     def _check_embedder(self, embedder: Embedder) -> None:
-        current = {**embedder.fingerprint(), "dim": validate_dim(self.manifest.dim, embedder.dimension)}
-        mf.check_fingerprint(self.name, self.manifest.fingerprint, current)
+        check_embedder(self.manifest, embedder)
         self._models["embedder"] = embedder
 
     @property
@@ -260,25 +297,21 @@ class KnowledgeBase:
         return vectors
 
     def _count_tokens(self, texts: Sequence[str]) -> list[int]:
-        overhead = self.embedder.count_tokens([""])[0]
-        return [max(n - overhead, 1) for n in self.embedder.count_tokens(list(texts))]
+        return content_tokens(self.embedder.count_tokens, texts)
 
     # ---- writes ---------------------------------------------------------------------------------
 
     def _job(self) -> IndexJob:
-        kb = self.settings.kb
-        return IndexJob(
-            self.store,
-            self._embed_documents,
-            self._count_tokens,
-            self.manifest.pipeline,
-            self.manifest.chunk_size,
-            self.manifest.chunk_overlap,
-            commit_chunks=kb.commit_chunks,
-            max_bytes=int(kb.max_file_mb * (1 << 20)),
-            parse=parser_for(kb),
-            caps=Caps.from_settings(kb),
+        return configured_job(
+            IndexJob, self.manifest, self.settings.kb, self.store, self._embed_documents, self._count_tokens
         )
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[IndexJob]:
+        """An :class:`IndexJob` over this KB with the writer lock held; compacts when due afterwards."""
+        with mf.writer_lock(self.path, self.name):
+            yield self._job()
+            self._maybe_optimize()
 
     def add(
         self, paths: Sequence[str | Path], *, prune: bool = False, progress: Progress | None = None

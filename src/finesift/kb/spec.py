@@ -14,7 +14,7 @@ from finesift.errors import Conflict, InvalidRequest
 from finesift.kb.manifest import Manifest
 from finesift.rerank.base import Reranker
 from finesift.rerank.factory import build_reranker
-from finesift.settings import DEFAULT_CHUNK_SIZE, NO_MODEL, Settings
+from finesift.settings import DEFAULT_CHUNK_SIZE, NO_MODEL, EmbeddingSettings, Settings
 from finesift.store.registry import normalize_store_uri
 
 log = logging.getLogger(__name__)
@@ -144,16 +144,20 @@ def check_choices(m: Manifest, choices: dict[str, Any]) -> None:
             )
 
 
-def build_kb_embedder(spec: KBSpec, settings: Settings) -> Embedder:
-    """The spec's embedding model with the runtime options (device, dtype, backend) of ``settings``."""
+def kb_embedding_settings(spec: KBSpec, settings: Settings) -> EmbeddingSettings:
+    """The ``embedding`` section for the spec's model, with the runtime options (device, dtype, backend)."""
     options = {
         "model": spec.embedding_model,
         "revision": spec.embedding_revision,
         "instruction": spec.instruction,
         "max_length": spec.max_length,
     }
-    section = settings.embedding.model_validate({**settings.embedding.model_dump(), **options})
-    return build_embedder(section, settings.hub)
+    return settings.embedding.model_validate({**settings.embedding.model_dump(), **options})
+
+
+def build_kb_embedder(spec: KBSpec, settings: Settings) -> Embedder:
+    """The spec's embedding model with the runtime options (device, dtype, backend) of ``settings``."""
+    return build_embedder(kb_embedding_settings(spec, settings), settings.hub)
 
 
 def build_kb_reranker(model: str, settings: Settings) -> Reranker:

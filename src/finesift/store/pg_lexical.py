@@ -33,30 +33,34 @@ _TO_ARRAY = [
 LIVE_TOTALS = "SELECT count(*), coalesce(sum(cardinality(terms)), 0) FROM {chunks} WHERE superseded = 0"
 SUPERSEDE = """WITH marked AS (UPDATE {chunks} SET superseded = %s WHERE superseded = 0 AND doc_id = ANY(%s)
     RETURNING cardinality(terms) AS n) SELECT count(*), coalesce(sum(n), 0) FROM marked"""
+_K1, _B = f"{BM25_K1}::float8", f"{BM25_B}::float8"
 _SCORE = f"""
-WITH q AS (SELECT t, count(*) AS qn FROM unnest(%s::text[]) AS t GROUP BY t),
-hit AS MATERIALIZED (SELECT doc_id, gen, idx, source, file_type, terms FROM {{chunks}}
-    WHERE terms && %s::text[] AND {{visible}}),
-df AS (SELECT q.t, q.qn, count(*) AS df FROM q JOIN hit ON hit.terms @> ARRAY[q.t] GROUP BY q.t, q.qn),
+WITH q AS (SELECT t, count(*)::float8 AS qn FROM unnest(%s::text[]) AS t GROUP BY t),
+tf AS MATERIALIZED (SELECT * FROM (
+    SELECT c.doc_id, c.gen, c.idx, c.source, c.file_type, cardinality(c.terms)::float8 AS dl, q.t, q.qn,
+        (cardinality(c.terms) - cardinality(array_remove(c.terms, q.t)))::float8 AS n
+    FROM {{chunks}} AS c CROSS JOIN q WHERE c.terms && %s::text[] AND {{visible}}
+) AS pairs WHERE n > 0),
+df AS (SELECT t, count(*)::float8 AS df FROM tf GROUP BY t),
 scored AS (
-    SELECT hit.doc_id, hit.gen, hit.idx, sum(
-        df.qn * ln(1.0 + (%s::float8 - df.df + 0.5) / (df.df + 0.5)) * tf.n * {BM25_K1 + 1.0}
-        / (tf.n + {BM25_K1} * (1.0 - {BM25_B} + {BM25_B} * cardinality(hit.terms) / %s::float8))
+    SELECT doc_id, gen, idx, sum(
+        qn * ln(1.0::float8 + (%s::float8 - df + 0.5::float8) / (df + 0.5::float8)) * n * ({_K1} + 1.0::float8)
+        / (n + {_K1} * (1.0::float8 - {_B} + {_B} * dl / %s::float8))
     ) AS score
-    FROM hit JOIN df ON hit.terms @> ARRAY[df.t]
-    CROSS JOIN LATERAL (SELECT count(*)::float8 AS n FROM unnest(hit.terms) AS x WHERE x = df.t) AS tf
-    WHERE true{{filters}}
-    GROUP BY hit.doc_id, hit.gen, hit.idx
+    FROM tf JOIN df USING (t) WHERE true{{filters}} GROUP BY doc_id, gen, idx
+),
+top AS MATERIALIZED (
+    SELECT doc_id, gen, idx, score, round(score * 1e9::float8) AS rounded FROM scored WHERE score > 0
+    ORDER BY rounded DESC, doc_id COLLATE "C", idx LIMIT %s
 )
-SELECT {{columns}}, s.score FROM scored AS s
-JOIN {{chunks}} AS c ON c.doc_id = s.doc_id AND c.gen = s.gen AND c.idx = s.idx
-WHERE s.score > 0
-ORDER BY round(s.score::numeric, 9) DESC, s.doc_id COLLATE "C", s.idx LIMIT %s
+SELECT {{columns}}, top.score FROM top
+JOIN {{chunks}} AS c ON c.doc_id = top.doc_id AND c.gen = top.gen AND c.idx = top.idx
+ORDER BY top.rounded DESC, top.doc_id COLLATE "C", top.idx
 """
 
 
 def score_sql(visible: str, columns: str, filters: str) -> str:
-    """The BM25 query; parameters: terms, terms, N, average length, filter values..., k.
+    """The BM25 query; parameters: terms (twice), N, average length, filter values..., k.
 
     ``visible`` and ``filters`` name chunk columns unqualified, ``columns`` qualified by ``c.``;
     ties are broken by chunk id, the order of every store (scores rounded to 1e-9 first, so that a

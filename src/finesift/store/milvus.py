@@ -16,6 +16,13 @@ expression ``gen <= V and (superseded == 0 or superseded > V)``, so a document's
 together or not at all, and a snapshot does not change while held (up to ``retention_s``). Marking
 rewrites the replaced chunk rows whole (Milvus Lite has no partial update): an update costs about
 twice the writes of a first insert.
+
+Lexical search is BM25 inside Milvus (see :mod:`finesift.store.milvus_schema`): a sparse search on
+the ``sparse`` field with the same visibility filter as dense search, so no client ever reads all
+chunk rows. Milvus computes BM25's statistics (chunk count, average length, document frequencies)
+over the rows it holds physically, which include superseded versions still kept for older snapshots
+(Milvus Lite 3.2.2: per segment). Collections created before finesift stored ``lex`` have no BM25
+function: their lexical search falls back to an in-memory index of every chunk (with a warning).
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ import numpy as np
 from finesift.errors import InvalidRequest, MissingDependency, StoreError
 from finesift.store import generations as g
 from finesift.store.base import DocumentWrite, Filters, ScoredChunk, StoreSnapshot, validate_write
-from finesift.store.milvus_schema import create_collections
+from finesift.store.lexical_text import joined_terms
+from finesift.store.milvus_schema import LEX_FIELD, SPARSE_FIELD, create_collections
 from finesift.types import Chunk, DocumentInfo
 
 log = logging.getLogger(__name__)
@@ -78,6 +86,7 @@ def _pymilvus() -> Any:
 def connect_client(uri: str, token: str | None) -> Any:
     """A ``MilvusClient``; when pymilvus's shared connection to ``uri`` is broken, a dedicated one."""
     pymilvus = _pymilvus()
+    quiet_client_logs()  # after the import, which sets pymilvus's log levels
     kwargs = {"uri": uri, "token": token or "", "timeout": CONNECT_TIMEOUT_S, "grpc_options": GRPC_OPTIONS}
     try:
         return pymilvus.MilvusClient(**kwargs)
@@ -167,6 +176,17 @@ class MilvusSnapshot:
     ) -> list[ScoredChunk]:
         if not terms or k < 1 or not self._docs:
             return []
+        if self._store.bm25_in_store:
+            text = joined_terms(terms)
+            rows = self._store.bm25_search(text, k, self._visible(filter_expr(filters)))
+            hits = [ScoredChunk(g.chunk_from_row(r), score) for r, score in rows if score > 0]
+            if filters is not None:
+                hits = [h for h in hits if filters.accepts(**_attrs(h.chunk))]
+            return g.sorted_hits(hits, k)
+        return self._lexical_in_memory(terms, k, filters)
+
+    def _lexical_in_memory(self, terms: Sequence[str], k: int, filters: Filters | None) -> list[ScoredChunk]:
+        """BM25 over every visible chunk, loaded into this process (collections without ``lex``)."""
         if self._lexical is None:
             rows = self._store.query_all(
                 "chunks", self._visible(), ["doc_id", "idx", "source", "file_type", "terms"]
@@ -208,7 +228,14 @@ class MilvusStore:
         except Exception as exc:
             raise StoreError(f"cannot connect to Milvus at {location.uri}: {exc}; is it running?") from exc
         self._snapshot: MilvusSnapshot | None = None
-        self._dimension = self._read_dimension()
+        self._dimension, self.bm25_in_store = self._read_schema()
+        self.fields = {"chunks": FIELDS["chunks"] + [LEX_FIELD] * self.bm25_in_store, "docs": FIELDS["docs"]}
+        if not self.bm25_in_store:
+            log.warning(
+                "Milvus store %s predates store-side BM25: lexical search loads every chunk into this "
+                "process; re-index the knowledge base into a new store to search it inside Milvus",
+                location.prefix,
+            )
         for part in ("chunks", "docs", "commits"):  # a new process finds them released
             self._call("load", self._client.load_collection, self.name(part))
 
@@ -225,12 +252,14 @@ class MilvusStore:
         except Exception as exc:
             raise StoreError(f"Milvus {what} failed on {self.location.uri}: {exc}") from exc
 
-    def _read_dimension(self) -> int:
+    def _read_schema(self) -> tuple[int, bool]:
+        """The vector dimension, and whether the chunks collection has the BM25 function."""
         if not self._client.has_collection(self.name("chunks")):
             raise StoreError(f"Milvus at {self.location.uri} has no collection {self.name('chunks')}")
         info = self._call("describe", self._client.describe_collection, self.name("chunks"))
         field = next(f for f in info["fields"] if f["name"] == "vector")
-        return int(field["params"]["dim"])
+        names = {f["name"] for f in info["fields"]}
+        return int(field["params"]["dim"]), {LEX_FIELD, SPARSE_FIELD} <= names
 
     # ---- reads ---------------------------------------------------------------------------------
 
@@ -261,6 +290,19 @@ class MilvusStore:
         )  # fmt: skip
         return [(dict(hit["entity"]), float(hit["distance"])) for hit in result[0]]
 
+    def bm25_search(self, text: str, k: int, expr: str) -> list[tuple[dict[str, Any], float]]:
+        """The best BM25 matches of the query ``text`` (escaped terms) among rows matching ``expr``.
+
+        Asks for more than ``k`` so that ties at the cut are broken like every store's (by chunk id).
+        """
+        result = self._call(
+            "BM25 search", self._client.search, self.name("chunks"), data=[text], anns_field=SPARSE_FIELD,
+            limit=min(16_384, 2 * k + 16), filter=expr, output_fields=CHUNK_FIELDS,
+            search_params={"metric_type": "BM25"}, consistency_level="Strong",
+        )  # fmt: skip
+        # Milvus gives the score; Milvus Lite 3.2.2 its negation (its internal distance).
+        return [(dict(hit["entity"]), abs(float(hit["distance"]))) for hit in result[0]]
+
     def committed(self) -> int:
         rows = self.query_all("commits", "seq >= 0", ["seq"])
         return max((int(r["seq"]) for r in rows), default=0)
@@ -289,7 +331,7 @@ class MilvusStore:
             return version
         self._rollback(version)
         seq = version + 1
-        rows = [row for w in upserts for row in g.chunk_rows(w, seq)]
+        rows = [row for w in upserts for row in self._chunk_rows(w, seq)]
         for start in range(0, len(rows), 2000):
             self._call("insert", self._client.insert, self.name("chunks"), rows[start : start + 2000])
             fault_hook("chunks_added")
@@ -307,9 +349,16 @@ class MilvusStore:
         self._purge(seq)
         return seq
 
+    def _chunk_rows(self, write: DocumentWrite, gen: int) -> list[dict[str, Any]]:
+        rows = g.chunk_rows(write, gen)
+        if self.bm25_in_store:
+            for row, terms in zip(rows, write.terms, strict=True):
+                row[LEX_FIELD] = joined_terms(terms)
+        return rows
+
     def _mark(self, part: str, expr: str, superseded: int) -> int:
         """Set ``superseded`` on the rows of ``part`` matching ``expr`` (whole-row upserts); how many."""
-        fields = [f for f in FIELDS[part] if f != "superseded"]
+        fields = [f for f in self.fields[part] if f != "superseded"]
         rows = self.query_all(part, expr, fields)
         for start in range(0, len(rows), 1000):
             batch = [{**r, "superseded": superseded} for r in rows[start : start + 1000]]

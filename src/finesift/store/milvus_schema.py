@@ -1,18 +1,46 @@
-"""The Milvus collections of one knowledge base: schemas and indexes (see :mod:`finesift.store.milvus`)."""
+"""The Milvus collections of one knowledge base: schemas and indexes (see :mod:`finesift.store.milvus`).
+
+The chunks collection runs BM25 inside Milvus (Milvus >= 2.5): ``lex`` holds finesift's own terms of
+the chunk (:func:`finesift.store.lexical_text.joined_terms`), analysed by a whitespace tokenizer,
+and a BM25 function turns it into the sparse vector ``sparse`` with a ``SPARSE_INVERTED_INDEX``.
+Milvus Lite (checked with 3.2.2) has no whitespace tokenizer ("unknown tokenizer type: 'whitespace'
+(supported: 'standard', 'jieba')"); its ``standard`` tokenizer (``\\w+``, lower-cased) gives the same
+terms back from the escaped text, so it is used there instead.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from finesift.errors import InvalidRequest
+from finesift.store.lexical_text import BM25_B, BM25_K1
 
+#: The text field of the chunks collection that BM25 indexes, and the sparse field it produces.
+LEX_FIELD, SPARSE_FIELD = "lex", "sparse"
+WHITESPACE = {"tokenizer": "whitespace"}
+#: Milvus Lite's ``standard`` tokenizer: ``\w+`` lower-cased, which keeps escaped terms exact.
+LITE_STANDARD = {"tokenizer": "standard"}
 INDEX_TYPES = {"hnsw": "HNSW", "ivf": "IVF_FLAT", "ivf_flat": "IVF_FLAT", "flat": "FLAT"}
 
 
 def create_collections(client: Any, prefix: str, dimension: int, options: dict[str, str]) -> None:
     """Create the chunks, docs and commits collections of one KB, with the chosen vector index."""
-    from pymilvus import DataType as dt
+    from pymilvus import MilvusException
 
+    kind, params = _vector_index(options)
+    for part, columns in _fields(dimension).items():
+        if part != "chunks":
+            _create(client, f"{prefix}_{part}", columns, ("v", "FLAT", "L2", {}))
+            continue
+        try:
+            _create(client, f"{prefix}_{part}", columns, ("vector", kind, "IP", params), WHITESPACE)
+        except MilvusException as exc:
+            if "supported: 'standard', 'jieba'" not in str(exc):  # Milvus Lite's answer only
+                raise
+            _create(client, f"{prefix}_{part}", columns, ("vector", kind, "IP", params), LITE_STANDARD)
+
+
+def _vector_index(options: dict[str, str]) -> tuple[str, dict[str, Any]]:
     kind = INDEX_TYPES.get(options.get("index", "hnsw").lower())
     if kind is None:
         raise InvalidRequest(
@@ -23,8 +51,14 @@ def create_collections(client: Any, prefix: str, dimension: int, options: dict[s
         "IVF_FLAT": {"nlist": int(options.get("nlist", 1024))},
         "FLAT": {},
     }[kind]
+    return kind, params
+
+
+def _fields(dimension: int) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    from pymilvus import DataType as dt
+
     text = {"datatype": dt.VARCHAR, "max_length": 65535}
-    fields: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    return {
         "chunks": [
             ("pk", {"datatype": dt.VARCHAR, "max_length": 1024, "is_primary": True}),
             ("doc_key", {"datatype": dt.VARCHAR, "max_length": 1024}),
@@ -35,6 +69,8 @@ def create_collections(client: Any, prefix: str, dimension: int, options: dict[s
             ("text", text), ("start", {"datatype": dt.INT64}), ("end", {"datatype": dt.INT64}),
             ("page", {"datatype": dt.INT64}), ("terms", text),
             ("vector", {"datatype": dt.FLOAT_VECTOR, "dim": dimension}),
+            (LEX_FIELD, {**text, "enable_analyzer": True}),
+            (SPARSE_FIELD, {"datatype": dt.SPARSE_FLOAT_VECTOR}),
         ],
         "docs": [
             ("doc_key", {"datatype": dt.VARCHAR, "max_length": 1024, "is_primary": True}),
@@ -47,15 +83,37 @@ def create_collections(client: Any, prefix: str, dimension: int, options: dict[s
             ("v", {"datatype": dt.FLOAT_VECTOR, "dim": 2}),
         ],
     }  # fmt: skip
-    for part, columns in fields.items():
-        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-        for name, spec in columns:
-            schema.add_field(name, **spec)
-        index = client.prepare_index_params()
-        if part == "chunks":
-            index.add_index("vector", index_type=kind, metric_type="IP", params=params)
-        else:
-            index.add_index("v", index_type="FLAT", metric_type="L2")
-        client.create_collection(
-            f"{prefix}_{part}", schema=schema, index_params=index, consistency_level="Strong"
-        )
+
+
+def _create(
+    client: Any,
+    name: str,
+    columns: list[tuple[str, dict[str, Any]]],
+    vector_index: tuple[str, str, str, dict[str, Any]],
+    analyzer: dict[str, Any] | None = None,
+) -> None:
+    """One collection; with ``analyzer``, also the BM25 function and its sparse inverted index."""
+    from pymilvus import Function, FunctionType
+
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    for field, spec in columns:
+        if field == LEX_FIELD:
+            spec = {**spec, "analyzer_params": analyzer}
+        schema.add_field(field, **spec)
+    index = client.prepare_index_params()
+    field, kind, metric, params = vector_index
+    index.add_index(field, index_type=kind, metric_type=metric, params=params)
+    if analyzer is not None:
+        schema.add_function(
+            Function(
+                name="bm25", function_type=FunctionType.BM25,
+                input_field_names=[LEX_FIELD], output_field_names=[SPARSE_FIELD],
+            )
+        )  # fmt: skip
+        # Nested under "params", the wire format that Milvus (which merges it) and Milvus Lite (which
+        # reads only that key, else uses its own default k1 = 1.5) both understand.
+        index.add_index(
+            SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+            params={"params": {"bm25_k1": BM25_K1, "bm25_b": BM25_B}},
+        )  # fmt: skip
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")

@@ -8,12 +8,15 @@ sequence number: all or nothing, durable on COMMIT, one writer at a time. Reader
 number ``V`` and see versions with ``gen <= V`` not superseded at ``V``, so a snapshot stays frozen
 without holding a transaction open; superseded versions are purged ``retention_s`` after they were
 replaced. Dense search uses an HNSW (default) or IVFFlat index with iterative scans, so metadata
-filters apply before the top-k.
+filters apply before the top-k. Lexical search is BM25 computed by PostgreSQL over a GIN index of the
+stored terms (:mod:`finesift.store.pg_lexical`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,9 +28,11 @@ import numpy as np
 
 from finesift.errors import InvalidRequest, MissingDependency, StoreError
 from finesift.store import generations as g
+from finesift.store import pg_lexical as pl
 from finesift.store.base import DocumentWrite, Filters, ScoredChunk, StoreSnapshot, validate_write
 from finesift.types import Chunk, DocumentInfo
 
+log = logging.getLogger(__name__)
 CHUNK_COLS = "doc_id, idx, text, start_char AS start, end_char AS end, page, source, file_type"
 #: Rows per IVF list before the IVFFlat index is built (search is exact until then).
 IVF_ROWS_PER_LIST = 50
@@ -72,8 +77,7 @@ class PgSnapshot:
         self._visible = f"gen <= {version} AND (superseded = 0 OR superseded > {version})"
         rows = store.fetch(f"SELECT info FROM {{docs}} WHERE {self._visible}")
         self._docs = {d.doc_id: d for d in (g.info_from_json(r[0]) for r in rows)}
-        self._lexical: g.Lexical | None = None
-        self._lock = threading.Lock()
+        self._bm25_stats: tuple[int, float] | None = None
 
     @property
     def version(self) -> int:
@@ -109,20 +113,24 @@ class PgSnapshot:
     ) -> list[ScoredChunk]:
         if not terms or k < 1 or not self._docs:
             return []
-        with self._lock:
-            if self._lexical is None:
-                sql = (
-                    "SELECT doc_id, idx, source, file_type, terms FROM {chunks} "
-                    f"WHERE {self._visible} ORDER BY doc_id, idx"
-                )
-                self._lexical = g.Lexical(self._store.fetch(sql, rows_as_dict=True))
-        top = self._lexical.top(terms, k, filters)
-        if not top:
-            return []
-        wanted = [cid for cid, _ in top]
-        found = self._chunks("(doc_id || ':' || idx) = ANY(%s)", [wanted])
-        by_id = {c.chunk_id: c for c in found}
-        return [ScoredChunk(by_id[cid], score) for cid, score in top if cid in by_id]
+        n, avgdl = self._stats()
+        where, params = _filter_sql(filters)
+        columns = ", ".join(f"c.{c.strip()}" for c in CHUNK_COLS.split(","))
+        sql = pl.score_sql(self._visible, columns, where)
+        query = list(terms)
+        rows = self._store.fetch(sql, [query, query, n, avgdl, *params, k], rows_as_dict=True)
+        return [ScoredChunk(g.chunk_from_row(r), float(r["score"])) for r in rows]
+
+    def _stats(self) -> tuple[int, float]:
+        """BM25's chunk count and average chunk length (in terms) at this snapshot."""
+        if self._bm25_stats is None:
+            rows = self._store.fetch("SELECT n_chunks, n_terms FROM {log} WHERE seq = %s", [self._version])
+            if not rows or rows[0][0] is None:  # a commit older than the log: count the rows
+                sql = f"SELECT count(*), coalesce(sum(cardinality(terms)), 0) FROM {{chunks}} WHERE {self._visible}"
+                rows = self._store.fetch(sql)
+            n, total = int(rows[0][0]), int(rows[0][1])
+            self._bm25_stats = n, (total / n if n and total else 1.0)
+        return self._bm25_stats
 
     def export(self, doc_ids: Sequence[str]) -> list[DocumentWrite]:
         known = [d for d in doc_ids if d in self._docs]
@@ -130,6 +138,8 @@ class PgSnapshot:
             return []
         sql = f"SELECT {CHUNK_COLS}, terms, vector FROM {{chunks}} WHERE {self._visible} AND doc_id = ANY(%s)"
         rows = self._store.fetch(sql, [known], rows_as_dict=True)
+        for row in rows:
+            row["terms"] = json.dumps(row["terms"], ensure_ascii=False)
         return g.export_writes([self._docs[d] for d in known], rows, self._store.dimension)
 
 
@@ -167,6 +177,21 @@ class PgVectorStore:
         if not rows:
             raise StoreError(f"the pgvector store {location.prefix} at {location.uri} has no meta row")
         self._dimension = int(rows[0][0])
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Give tables written before store-side BM25 their term arrays and GIN index (in the server)."""
+        if self.fetch(pl.TERMS_TYPE)[0][0] == "text[]":
+            return
+        psycopg = _psycopg()
+        try:
+            with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                cur.execute(self.sql("SELECT seq FROM {meta} FOR UPDATE"))  # one migrating process at a time
+                if pl.migrate(cur, self.sql):
+                    log.warning("pgvector store %s: converted its BM25 terms for store-side search",
+                                self.location.prefix)  # fmt: skip
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot upgrade the pgvector tables at {self.location.uri}: {exc}") from exc
 
     @property
     def dimension(self) -> int:
@@ -233,32 +258,45 @@ class PgVectorStore:
             with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 cur.execute(self.sql("SELECT seq FROM {meta} FOR UPDATE"))
                 seq = int(cur.fetchone()[0]) + 1
-                for table in ("{chunks}", "{docs}"):
-                    cur.execute(
-                        self.sql(
-                            f"UPDATE {table} SET superseded = %s WHERE superseded = 0 AND doc_id = ANY(%s)"
-                        ),
-                        [seq, ids],
-                    )
+                cur.execute(self.sql("SELECT n_chunks, n_terms FROM {log} WHERE seq = %s"), [seq - 1])
+                before = cur.fetchone()
+                cur.execute(self.sql(pl.SUPERSEDE), [seq, ids])
+                gone = cur.fetchone()
+                cur.execute(
+                    self.sql("UPDATE {docs} SET superseded = %s WHERE superseded = 0 AND doc_id = ANY(%s)"),
+                    [seq, ids],
+                )
                 self._insert(cur, upserts, seq)
                 self._build_ivf(cur)
                 cur.execute(self.sql("UPDATE {meta} SET seq = %s, committed_at = %s"), [seq, time.time()])
-                self._purge(cur, seq)
+                self._purge(cur, seq, self._totals(cur, before, gone, upserts))
         except psycopg.Error as exc:
             raise StoreError(
                 f"pgvector commit failed on {self.location.uri}: {exc}; nothing was written"
             ) from exc
         return seq
 
+    def _totals(
+        self, cur: Any, before: Any, gone: Any, upserts: Sequence[DocumentWrite]
+    ) -> tuple[int, int]:
+        """Live chunks and their total term count after this commit (BM25's N and length sum)."""
+        if before is None or before[0] is None:
+            cur.execute(self.sql(pl.LIVE_TOTALS))
+            chunks, terms = cur.fetchone()
+            return int(chunks), int(terms)
+        added = sum(len(w.chunks) for w in upserts), sum(len(t) for w in upserts for t in w.terms)
+        return int(before[0]) - int(gone[0]) + added[0], int(before[1]) - int(gone[1]) + added[1]
+
     def _insert(self, cur: Any, upserts: Sequence[DocumentWrite], seq: int) -> None:
         rows = [r for w in upserts for r in g.chunk_rows(w, seq)]
+        terms = [list(t) for w in upserts for t in w.terms]
         cols = "doc_id, gen, idx, source, file_type, text, start_char, end_char, page, terms, vector"
         with cur.copy(self.sql(f"COPY {{chunks}} ({cols}) FROM STDIN")) as copy:
-            for r in rows:
+            for r, t in zip(rows, terms, strict=True):
                 values = [
                     r[k] for k in ("doc_id", "gen", "idx", "source", "file_type", "text", "start", "end")
                 ]
-                copy.write_row([*values, r["page"], r["terms"], _vector_text(r["vector"])])
+                copy.write_row([*values, r["page"], t, _vector_text(r["vector"])])
         fault_hook("chunks_added")
         cur.executemany(
             self.sql("INSERT INTO {docs} (doc_id, gen, info) VALUES (%s, %s, %s)"),
@@ -289,10 +327,13 @@ class PgVectorStore:
             )
             self._ivf_ready = True
 
-    def _purge(self, cur: Any, seq: int) -> None:
-        """Delete versions superseded more than ``retention_s`` ago (tracked in the purge log)."""
+    def _purge(self, cur: Any, seq: int, totals: tuple[int, int]) -> None:
+        """Log this commit (time, BM25 totals); delete versions superseded more than ``retention_s`` ago."""
         now = time.time()
-        cur.execute(self.sql("INSERT INTO {log} (seq, at) VALUES (%s, %s)"), [seq, now])
+        cur.execute(
+            self.sql("INSERT INTO {log} (seq, at, n_chunks, n_terms) VALUES (%s, %s, %s, %s)"),
+            [seq, now, *totals],
+        )
         cur.execute(self.sql("SELECT max(seq) FROM {log} WHERE at <= %s"), [now - self.retention_s])
         horizon = cur.fetchone()[0]
         if horizon is None:
@@ -319,6 +360,7 @@ class PgVectorStore:
 def render(prefix: str, text: str) -> str:
     """``text`` with ``{chunks}``, ``{docs}``, ``{meta}``, ``{log}`` replaced by the KB's table names."""
     names = {part: f'"{prefix}_{part}"' for part in ("chunks", "docs", "meta", "log")}
+    names["gin"] = f'"{prefix}_terms_gin"'
     return text.format(**names)
 
 
@@ -352,7 +394,7 @@ def _ddl(dimension: int, options: dict[str, str]) -> list[str]:
         f"""CREATE TABLE {{chunks}} (doc_id text NOT NULL, gen bigint NOT NULL, superseded bigint NOT NULL
             DEFAULT 0, idx integer NOT NULL, source text NOT NULL, file_type text NOT NULL,
             text text NOT NULL,
-            start_char bigint NOT NULL, end_char bigint NOT NULL, page integer NOT NULL, terms text NOT NULL,
+            start_char bigint NOT NULL, end_char bigint NOT NULL, page integer NOT NULL, terms text[] NOT NULL,
             vector vector({dimension}) NOT NULL, PRIMARY KEY (doc_id, gen, idx))""",
         "CREATE INDEX ON {chunks} (superseded)",
         """CREATE TABLE {docs} (doc_id text NOT NULL, gen bigint NOT NULL, superseded bigint NOT NULL
@@ -360,6 +402,8 @@ def _ddl(dimension: int, options: dict[str, str]) -> list[str]:
         "CREATE TABLE {meta} (seq bigint NOT NULL, dim integer NOT NULL, committed_at double precision)",
         f"INSERT INTO {{meta}} (seq, dim, committed_at) VALUES (0, {dimension}, 0)",
         "CREATE TABLE {log} (seq bigint PRIMARY KEY, at double precision NOT NULL)",
+        pl.STATS_COLUMNS,
+        pl.GIN_INDEX,
     ]
     if kind == "hnsw":
         m, ef = int(options.get("m", 16)), int(options.get("ef_construction", 64))

@@ -296,7 +296,7 @@ def _apply_lora(encoder: TrainableEncoder, config: EmbeddingTrainConfig) -> None
     with warnings.catch_warnings():
         # peft probes transformers' deprecated ``is_gradient_checkpointing`` attribute
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        encoder.core = get_peft_model(encoder.core, lora)
+        encoder.adapt(get_peft_model(encoder.core, lora))
 
 
 def _local_model_dir(model: str) -> Path:

@@ -26,6 +26,8 @@ class TrainableEncoder:
     embedder: Embedder
     kind: str  # "qwen3" | "sentence-transformers"
     device: str
+    #: The peft wrapper around the transformers module once LoRA is applied (None: full fine-tuning).
+    adapted: Any = None
 
     @property
     def backend(self) -> Any:
@@ -33,17 +35,24 @@ class TrainableEncoder:
 
     @property
     def core(self) -> Any:
-        """The transformers module whose weights are trained (LoRA wraps this one)."""
+        """The module whose weights are trained: the peft wrapper under LoRA, else the transformers model."""
+        if self.adapted is not None:
+            return self.adapted
         if self.kind == "qwen3":
             return self.backend.model
         return self.backend.model[0].auto_model
 
-    @core.setter
-    def core(self, module: Any) -> None:
+    def adapt(self, wrapper: Any) -> None:
+        """Train through ``wrapper`` (peft injects its layers into the module in place).
+
+        The wrapper is kept here, not assigned into the sentence-transformers pipeline: from
+        sentence-transformers 6 on, ``auto_model`` is a read-only property, and torch's ``__setattr__``
+        would register the wrapper as a second submodule, so saving would find the bare module again
+        (no peft wrapper, LoRA unmerged: the base weights plus ``lora_A``/``lora_B`` keys).
+        """
+        self.adapted = wrapper
         if self.kind == "qwen3":
-            self.backend.model = module
-        else:
-            self.backend.model[0].auto_model = module
+            self.backend.model = wrapper
 
     @property
     def modules(self) -> Any:

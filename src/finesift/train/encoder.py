@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finesift.embedding.embedder import Embedder
 from finesift.errors import InvalidRequest
 from finesift.runtime.batching import left_pad
+
+if TYPE_CHECKING:
+    from finesift.settings import HubSettings
 
 
 @dataclass
@@ -101,10 +104,12 @@ def enable_checkpointing(module: Any) -> None:
         module.enable_input_require_grads()
 
 
-def open_encoder(model: str, *, device: str, max_length: int, instruction: str | None) -> TrainableEncoder:
-    """Load ``model`` in fp32 (the master weights) with finesift's own backend choice."""
+def open_encoder(
+    model: str, *, device: str, max_length: int, instruction: str | None, hub: HubSettings
+) -> TrainableEncoder:
+    """Load ``model`` in fp32 (the master weights) with finesift's own backend choice, from ``hub``."""
     from finesift.embedding.registry import create_backend
-    from finesift.settings import EmbeddingSettings, HubSettings
+    from finesift.settings import EmbeddingSettings
 
     # forward="transformers": the packed CPU forward reads the weights its own way, not through LoRA
     settings = EmbeddingSettings(
@@ -115,7 +120,7 @@ def open_encoder(model: str, *, device: str, max_length: int, instruction: str |
         instruction=instruction,
         forward="transformers",
     )
-    embedder = Embedder(create_backend(settings, HubSettings()), instruction=instruction)
+    embedder = Embedder(create_backend(settings, hub), instruction=instruction)
     backend = embedder.backend
     name = type(backend).__name__
     if name == "TransformersEmbedder":

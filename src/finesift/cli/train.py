@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from finesift.cli.common import settings_of
 from finesift.errors import InvalidRequest
 
 train_app = typer.Typer(
@@ -31,6 +32,7 @@ def parse_dims(text: str | None) -> tuple[int, ...]:
 
 
 def embedding(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="BEIR folder or JSONL of {query, positive, negatives?}.")],
     model: Annotated[str, typer.Option(help="Base model: a local directory or hub id.")],
     out: Annotated[Path, typer.Option(help="Output directory (final model + checkpoint-N).")],
@@ -95,7 +97,7 @@ def embedding(
         resume=resume,
         progress=progress,
     )
-    result = train_embedding(data, config)
+    result = train_embedding(data, config, hub=settings_of(ctx).hub)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
         return

@@ -59,7 +59,7 @@ def reranker(
         gradient_checkpointing=gradient_checkpointing, resume=resume,
         progress=sys.stderr.isatty() if progress is None else progress,
     )  # fmt: skip
-    result = train_reranker(data, config, embedder=_miner(ctx, embedding_model))
+    result = train_reranker(data, config, embedder=_miner(ctx, embedding_model), hub=settings_of(ctx).hub)
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return

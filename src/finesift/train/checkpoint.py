@@ -57,23 +57,33 @@ def _is_peft(core: Any) -> bool:
     return hasattr(core, "peft_config") and hasattr(core, "get_base_model")
 
 
-def merged_state_dict(core: Any) -> dict[str, Any]:
-    """The module's weights with LoRA deltas added (W + BA·scale); plain weights when not LoRA."""
-    if not _is_peft(core):
-        return {k: v.detach() for k, v in core.state_dict().items()}
-    from peft.tuners.lora import Linear as LoraLinear
+def bare_module(core: Any) -> Any:
+    """The transformers module under a peft wrapper (``core`` itself when there is none)."""
+    return core.get_base_model() if _is_peft(core) else core
 
-    base = core.get_base_model()
+
+def merged_state_dict(core: Any) -> dict[str, Any]:
+    """The module's weights with LoRA deltas added (W + BA·scale); plain weights when not LoRA.
+
+    LoRA layers are found by type, not through the wrapper, so layers peft injected into a module
+    whose wrapper was lost are merged too (never saved as ``base_layer``/``lora_A`` keys).
+    """
+    base = bare_module(core)
+    state = base.state_dict()
+    if not any("lora_" in key for key in state):
+        return {k: v.detach() for k, v in state.items()}
+    from peft.tuners.lora import LoraLayer
+
     deltas: dict[str, Any] = {}
     for name, module in base.named_modules():
-        if isinstance(module, LoraLinear):
+        if isinstance(module, LoraLayer):
             for adapter in module.active_adapters:
                 if adapter in module.lora_A:
                     delta = module.get_delta_weight(adapter).detach()
                     key = f"{name}.weight"
                     deltas[key] = deltas[key] + delta if key in deltas else delta
     merged: dict[str, Any] = {}
-    for key, value in base.state_dict().items():
+    for key, value in state.items():
         if "lora_" in key:
             continue
         clean = key.replace(".base_layer.", ".")
@@ -83,9 +93,8 @@ def merged_state_dict(core: Any) -> dict[str, Any]:
 
 def adapter_state(core: Any) -> dict[str, Any] | None:
     """The LoRA weights alone (what resuming a LoRA run needs), or None for full fine-tuning."""
-    if not _is_peft(core):
-        return None
-    return {k: v.detach().clone() for k, v in core.state_dict().items() if "lora_" in k}
+    adapter = {k: v.detach().clone() for k, v in core.state_dict().items() if "lora_" in k}
+    return adapter or None
 
 
 def save_model(core: Any, base: Path, out: Path, lineage: dict[str, Any]) -> None:
@@ -95,7 +104,7 @@ def save_model(core: Any, base: Path, out: Path, lineage: dict[str, Any]) -> Non
     hf_logging.disable_progress_bar()
     out.mkdir(parents=True, exist_ok=True)
     copy_support_files(base, out)
-    module = core.get_base_model() if _is_peft(core) else core
+    module = bare_module(core)
     state = {k: v.contiguous() for k, v in merged_state_dict(core).items()}
     state.update(base_only_tensors(base / transformer_dir(base), state))
     where = out / transformer_dir(base)

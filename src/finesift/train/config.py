@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from finesift.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from finesift.settings import HubSettings
 
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -96,3 +99,14 @@ def batch_schedule(n: int, config: EmbeddingTrainConfig) -> list[list[list[int]]
         micro.extend(order[i : i + config.batch_size] for i in range(0, n, config.batch_size))
     steps = [micro[i : i + config.accumulation] for i in range(0, len(micro), config.accumulation)]
     return steps[: config.max_steps] if config.max_steps else steps
+
+
+def model_dir(model: str, hub: HubSettings) -> Path:
+    """A local directory holding ``model``: a path as given, or a hub id resolved through ``hub``
+    (its source, cache and offline mode: the CLI's ``--hub`` and ``--offline``)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    from finesift.hub import resolve_model
+
+    return resolve_model(model, hub=hub.source, cache_dir=hub.cache_dir, offline=hub.offline)

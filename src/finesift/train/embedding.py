@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from finesift.errors import InvalidRequest, NotFound
+from finesift.settings import HubSettings
 from finesift.train import checkpoint as ckpt
-from finesift.train.config import EmbeddingTrainConfig, Precision, TrainResult, batch_schedule
+from finesift.train.config import EmbeddingTrainConfig, Precision, TrainResult, batch_schedule, model_dir
 from finesift.train.data import TrainData, load_pairs
 from finesift.train.encoder import TrainableEncoder, open_encoder
 from finesift.train.loss import MARGIN, info_nce, same_text_masks
@@ -35,8 +36,13 @@ __all__ = ["EmbeddingTrainConfig", "TrainResult", "batch_schedule", "train_embed
 log = logging.getLogger(__name__)
 
 
-def train_embedding(data: TrainData | str | Path, config: EmbeddingTrainConfig) -> TrainResult:
-    """Fine-tune ``config.model`` on ``data``; write checkpoints and the final model under ``config.out``."""
+def train_embedding(
+    data: TrainData | str | Path, config: EmbeddingTrainConfig, *, hub: HubSettings | None = None
+) -> TrainResult:
+    """Fine-tune ``config.model`` on ``data``; write checkpoints and the final model under ``config.out``.
+
+    A hub id is resolved through ``hub`` (source, cache, offline: the CLI's global options).
+    """
     import torch
 
     config.validate()
@@ -46,10 +52,15 @@ def train_embedding(data: TrainData | str | Path, config: EmbeddingTrainConfig) 
         if isinstance(data, TrainData)
         else load_pairs(Path(data), config.split, skip_empty=config.skip_empty)
     )
-    base = _local_model_dir(config.model)
+    hub = hub or HubSettings()
+    base = _local_model_dir(config.model, hub)
     _seed_everything(config.seed)
     encoder = open_encoder(
-        config.model, device=config.device, max_length=config.max_length, instruction=config.instruction
+        config.model,
+        device=config.device,
+        max_length=config.max_length,
+        instruction=config.instruction,
+        hub=hub,
     )
     config.out.mkdir(parents=True, exist_ok=True)
     negatives = negatives_for(data, encoder, config.hard_negatives, config.out)
@@ -296,10 +307,10 @@ def _apply_lora(encoder: TrainableEncoder, config: EmbeddingTrainConfig) -> None
     with warnings.catch_warnings():
         # peft probes transformers' deprecated ``is_gradient_checkpointing`` attribute
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        encoder.core = get_peft_model(encoder.core, lora)
+        encoder.adapt(get_peft_model(encoder.core, lora))
 
 
-def _local_model_dir(model: str) -> Path:
+def _local_model_dir(model: str, hub: HubSettings) -> Path:
     """The directory the base model's files are copied from."""
     from finesift.embedding.sentence_transformers import MINILM_NAMES, minilm_path
 
@@ -308,9 +319,7 @@ def _local_model_dir(model: str) -> Path:
         return path
     if model in MINILM_NAMES:
         return minilm_path()
-    from finesift.hub import resolve_model
-
-    return resolve_model(model)
+    return model_dir(model, hub)
 
 
 def _seed_everything(seed: int) -> None:

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finesift.embedding.embedder import Embedder
 from finesift.errors import InvalidRequest
 from finesift.runtime.batching import left_pad
+
+if TYPE_CHECKING:
+    from finesift.settings import HubSettings
 
 
 @dataclass
@@ -26,6 +29,8 @@ class TrainableEncoder:
     embedder: Embedder
     kind: str  # "qwen3" | "sentence-transformers"
     device: str
+    #: The peft wrapper around the transformers module once LoRA is applied (None: full fine-tuning).
+    adapted: Any = None
 
     @property
     def backend(self) -> Any:
@@ -33,17 +38,24 @@ class TrainableEncoder:
 
     @property
     def core(self) -> Any:
-        """The transformers module whose weights are trained (LoRA wraps this one)."""
+        """The module whose weights are trained: the peft wrapper under LoRA, else the transformers model."""
+        if self.adapted is not None:
+            return self.adapted
         if self.kind == "qwen3":
             return self.backend.model
         return self.backend.model[0].auto_model
 
-    @core.setter
-    def core(self, module: Any) -> None:
+    def adapt(self, wrapper: Any) -> None:
+        """Train through ``wrapper`` (peft injects its layers into the module in place).
+
+        The wrapper is kept here, not assigned into the sentence-transformers pipeline: from
+        sentence-transformers 6 on, ``auto_model`` is a read-only property, and torch's ``__setattr__``
+        would register the wrapper as a second submodule, so saving would find the bare module again
+        (no peft wrapper, LoRA unmerged: the base weights plus ``lora_A``/``lora_B`` keys).
+        """
+        self.adapted = wrapper
         if self.kind == "qwen3":
-            self.backend.model = module
-        else:
-            self.backend.model[0].auto_model = module
+            self.backend.model = wrapper
 
     @property
     def modules(self) -> Any:
@@ -92,10 +104,12 @@ def enable_checkpointing(module: Any) -> None:
         module.enable_input_require_grads()
 
 
-def open_encoder(model: str, *, device: str, max_length: int, instruction: str | None) -> TrainableEncoder:
-    """Load ``model`` in fp32 (the master weights) with finesift's own backend choice."""
+def open_encoder(
+    model: str, *, device: str, max_length: int, instruction: str | None, hub: HubSettings
+) -> TrainableEncoder:
+    """Load ``model`` in fp32 (the master weights) with finesift's own backend choice, from ``hub``."""
     from finesift.embedding.registry import create_backend
-    from finesift.settings import EmbeddingSettings, HubSettings
+    from finesift.settings import EmbeddingSettings
 
     # forward="transformers": the packed CPU forward reads the weights its own way, not through LoRA
     settings = EmbeddingSettings(
@@ -106,7 +120,7 @@ def open_encoder(model: str, *, device: str, max_length: int, instruction: str |
         instruction=instruction,
         forward="transformers",
     )
-    embedder = Embedder(create_backend(settings, HubSettings()), instruction=instruction)
+    embedder = Embedder(create_backend(settings, hub), instruction=instruction)
     backend = embedder.backend
     name = type(backend).__name__
     if name == "TransformersEmbedder":

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from finesift.embedding.embedder import Embedder
 from finesift.errors import InvalidRequest, MissingDependency
 from finesift.rerank.prompts import DEFAULT_INSTRUCTION, PromptTokens, pair_ids
+from finesift.settings import HubSettings
 from finesift.train.checkpoint import (
     adapter_state,
     check_out_dir,
@@ -34,6 +35,7 @@ from finesift.train.checkpoint import (
     save_checkpoint,
     save_model,
 )
+from finesift.train.config import model_dir
 from finesift.train.data import TrainData, load_pairs
 from finesift.train.encoder import enable_checkpointing
 from finesift.train.rerank_negatives import mine_negatives
@@ -243,12 +245,13 @@ def train_reranker(
     *,
     embedder: Embedder | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    hub: HubSettings | None = None,
 ) -> RerankerTrainResult:
     """Fine-tune ``config.model`` on ``data`` and save a plain checkpoint to ``config.out``.
 
     Negatives: each pair's own, topped up to ``config.negatives`` from the corpus by ``embedder``
     (default: ``config.embedding_model``; BM25 when neither is given). ``on_step(step, loss)`` runs
-    after every optimizer step.
+    after every optimizer step. Hub ids are resolved through ``hub`` (the CLI's global options).
     """
     from finesift.runtime import hf
 
@@ -256,8 +259,10 @@ def train_reranker(
     check_out_dir(config.out, resume=config.resume)
     started = time.monotonic()
     data = data if isinstance(data, TrainData) else load_pairs(Path(data), config.split)
-    base = _model_dir(config.model)
-    negatives = mine_negatives(data, config.negatives, embedder=embedder or _miner(config), seed=config.seed)
+    hub = hub or HubSettings()
+    base = model_dir(config.model, hub)
+    miner = embedder or _miner(config, hub)
+    negatives = mine_negatives(data, config.negatives, embedder=miner, seed=config.seed)
     examples = build_examples(data, negatives)
     tokenizer = hf.load_tokenizer(base)
     rows, labels = _tokenize(tokenizer, examples, config), [e.label for e in examples]
@@ -284,24 +289,14 @@ def train_reranker(
     )  # fmt: skip
 
 
-def _model_dir(model: str) -> Path:
-    """A local directory holding the base model (a path, or a hub id resolved through the cache)."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return path
-    from finesift.hub import resolve_model
-
-    return resolve_model(model)
-
-
-def _miner(config: RerankerTrainConfig) -> Embedder | None:
+def _miner(config: RerankerTrainConfig, hub: HubSettings) -> Embedder | None:
     """The embedder that ranks the corpus for negatives (None: BM25)."""
     if not config.embedding_model:
         return None
     from finesift.embedding.registry import create_backend
     from finesift.settings import EmbeddingSettings
 
-    return Embedder(create_backend(EmbeddingSettings(model=config.embedding_model)))
+    return Embedder(create_backend(EmbeddingSettings(model=config.embedding_model), hub))
 
 
 def _loop(  # noqa: PLR0913 - the run's pieces, passed once

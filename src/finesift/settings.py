@@ -241,7 +241,9 @@ class ServerSettings(_Section):
     )
     port: int = Field(default=8000, ge=0, le=65535, description="port to listen on")
     api_key: SecretStr | None = Field(
-        default=None, description="Bearer token required on every route but /health"
+        default=None,
+        description="Bearer token required on every route but /health, /ready and the search page "
+        "(/ and /static/)",
     )
     allowed_hosts: tuple[str, ...] = Field(
         default=(), description="extra Host names accepted when bound to loopback"

@@ -295,14 +295,19 @@ class ServerSettings(_Section):
     body_timeout: float = Field(
         default=30.0, gt=0, description="seconds a request body may pause between two reads (408 beyond)"
     )
+    body_deadline: float = Field(
+        default=120.0, gt=0, description="seconds a request body may take in all (408 beyond)"
+    )
     keep_alive_timeout: int = Field(
         default=5, ge=1, description="seconds an idle keep-alive connection stays open"
     )
     max_header_bytes: int = Field(
-        default=16 * 1024, ge=1024, description="request line and headers (larger: 400, connection closed)"
+        default=16 * 1024, ge=1024, description="request line and headers (larger: 431, connection closed)"
     )
     max_connections: int = Field(
-        default=512, ge=1, description="open connections (or requests running) before new requests get 503"
+        default=512,
+        ge=1,
+        description="open connections before new requests get 503 (/health and /ready still answer)",
     )
 
 

@@ -95,7 +95,7 @@ def _add_middleware(app: FastAPI, settings: Settings, state: ServerState) -> Non
     if server.api_key is not None:
         app.add_middleware(BearerAuthMiddleware, key=server.api_key.get_secret_value())
     app.add_middleware(BodyLimitMiddleware, limit=server.max_body_bytes, upload_limit=server.max_upload_bytes)
-    app.add_middleware(BodyTimeoutMiddleware, timeout=server.body_timeout)
+    app.add_middleware(BodyTimeoutMiddleware, timeout=server.body_timeout, deadline=server.body_deadline)
     app.add_middleware(CrossSiteMiddleware, origins=server.cors_origins)
     if server.cors_origins:
         app.add_middleware(

@@ -57,7 +57,7 @@ async def read_uploads(request: Request, settings: Settings) -> Uploads:
     try:
         form = await request.form(max_files=limit, max_fields=16)
     except Exception as exc:  # starlette raises its own MultiPartException/HTTPException
-        if getattr(exc, "status_code", None) == 413:
+        if getattr(exc, "status_code", None) in (408, 413):  # body too slow or too large: as it is
             raise
         raise InvalidRequest(f"the multipart body cannot be read: {exc}; at most {limit} files") from exc
     try:

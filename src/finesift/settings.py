@@ -285,6 +285,11 @@ class ServerSettings(_Section):
     max_upload_chars: int = Field(
         default=20_000_000, ge=1, description="characters of text per upload request, all files together"
     )
+    upload_wait_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds an upload's PDF, DOCX or HTML files may wait for a parser process (503 beyond)",
+    )
     kb_write_queue: int = Field(default=16, ge=1, description="writes waiting per knowledge base before 429")
     header_timeout: float = Field(
         default=10.0,

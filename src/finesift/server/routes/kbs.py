@@ -165,7 +165,7 @@ async def upload_documents(kb: KBName, request: Request, kbs: KBs) -> Any:
     be parsed are listed in `failures`; if no file could be read the answer is 422.
     """
     await kbs.get(kb)  # 404/409 before reading the body
-    uploads = await read_uploads(request, kbs.settings)
+    uploads = await read_uploads(request, kbs.settings, kb=kb, slots=kbs.parse_slots)
     if not uploads.documents:
         first = uploads.failures[0].reason if uploads.failures else "no file in the request"
         raise InvalidRequest(f"nothing to index: {first}")

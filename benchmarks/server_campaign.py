@@ -16,7 +16,10 @@ of ``--seconds``, stops the server and prints one JSON object:
   status and whether the injected text became searchable;
 - ``metrics``: the size of ``/metrics`` before and after requests with random HTTP methods;
 - ``drop_recreate``: a drop/re-create loop against searches, uploads and info on that KB; statuses,
-  requests without an answer, and error bodies that contain server paths.
+  requests without an answer, and error bodies that contain server paths;
+- the issue-22 phases, run only when named in ``--phases`` (``lanes``, ``slow_bodies``, ``headers``,
+  ``names``): see ``campaign_connections.py``. ``--server-setting section.name=VALUE`` starts the
+  server with that setting (as ``FINESIFT_SECTION__NAME``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
@@ -39,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import campaign_connections
 import httpx
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -78,7 +83,7 @@ class Campaign:
     # ---- server ----------------------------------------------------------------------------------
 
     def start(self) -> float:
-        env = {**os.environ, "PYTHONPATH": str(SRC)}
+        env = {**os.environ, "PYTHONPATH": str(SRC), **server_env(self.args.server_setting)}
         cmd = [sys.executable, "-m", "finesift", "serve", "--embedding-model", "fake", "--reranker-model",
                "fake", "--host", "127.0.0.1", "--port", str(self.port), "--home", str(self.home)]  # fmt: skip
         began = time.monotonic()
@@ -367,6 +372,9 @@ class Campaign:
             ("metrics", lambda client: self.metrics(client, s * 0.1)),
             ("drop_recreate", lambda client: self.drop_recreate(client, s * 0.2)),
         ]
+        phases += [(n, functools.partial(p, self)) for n, p in campaign_connections.PHASES.items()]
+        chosen = self.args.phases.split(",") if self.args.phases else [n for n, _ in phases[:5]]
+        phases = [(n, p) for n, p in phases if n in chosen]
         report: dict[str, Any] = {}
         async with httpx.AsyncClient(timeout=self.args.request_timeout, limits=limits) as client:
             await self.warm_up(client)
@@ -376,6 +384,12 @@ class Campaign:
                 except Exception as exc:  # a report, not a test: one phase failing keeps the others
                     report[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
         return report
+
+
+def server_env(settings: list[str]) -> dict[str, str]:
+    """``section.name=value`` -> ``{"FINESIFT_SECTION__NAME": "value"}``."""
+    pairs = (item.split("=", 1) for item in settings)
+    return {"FINESIFT_" + key.upper().replace(".", "__"): value for key, value in pairs}
 
 
 def main() -> None:
@@ -388,6 +402,8 @@ def main() -> None:
     parser.add_argument("--max-small-uploads", type=int, default=300)
     parser.add_argument("--random-methods", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--phases", default="", help="comma-separated phases (default: the issue-17 five)")
+    parser.add_argument("--server-setting", action="append", default=[], metavar="SECTION.NAME=VALUE")
     args = parser.parse_args()
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="finesift-campaign-") as tmp:

@@ -241,7 +241,9 @@ class ServerSettings(_Section):
     )
     port: int = Field(default=8000, ge=0, le=65535, description="port to listen on")
     api_key: SecretStr | None = Field(
-        default=None, description="Bearer token required on every route but /health"
+        default=None,
+        description="Bearer token required on every route but /health, /ready and the search page "
+        "(/ and /static/)",
     )
     allowed_hosts: tuple[str, ...] = Field(
         default=(), description="extra Host names accepted when bound to loopback"
@@ -283,6 +285,11 @@ class ServerSettings(_Section):
     max_upload_chars: int = Field(
         default=20_000_000, ge=1, description="characters of text per upload request, all files together"
     )
+    upload_wait_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds an upload's PDF, DOCX or HTML files may wait for a parser process (503 beyond)",
+    )
     kb_write_queue: int = Field(default=16, ge=1, description="writes waiting per knowledge base before 429")
     header_timeout: float = Field(
         default=10.0,
@@ -293,14 +300,19 @@ class ServerSettings(_Section):
     body_timeout: float = Field(
         default=30.0, gt=0, description="seconds a request body may pause between two reads (408 beyond)"
     )
+    body_deadline: float = Field(
+        default=120.0, gt=0, description="seconds a request body may take in all (408 beyond)"
+    )
     keep_alive_timeout: int = Field(
         default=5, ge=1, description="seconds an idle keep-alive connection stays open"
     )
     max_header_bytes: int = Field(
-        default=16 * 1024, ge=1024, description="request line and headers (larger: 400, connection closed)"
+        default=16 * 1024, ge=1024, description="request line and headers (larger: 431, connection closed)"
     )
     max_connections: int = Field(
-        default=512, ge=1, description="open connections (or requests running) before new requests get 503"
+        default=512,
+        ge=1,
+        description="open connections before new requests get 503 (/health and /ready still answer)",
     )
 
 

@@ -20,11 +20,17 @@ from finesift.server.app import create_app
 from finesift.settings import Settings
 
 LIMIT = 0.5  # seconds: header and body timeouts of the server under test
+DEADLINE = 1.5  # seconds: the whole body's deadline
 PATIENCE = 8.0  # seconds a test waits for the server to close a stalled connection
 
 
 def settings(**server) -> Settings:
-    limits = {"header_timeout": LIMIT, "body_timeout": LIMIT, "keep_alive_timeout": 1}
+    limits = {
+        "header_timeout": LIMIT,
+        "body_timeout": LIMIT,
+        "body_deadline": DEADLINE,
+        "keep_alive_timeout": 1,
+    }
     return fake_settings(**{**limits, **server})
 
 
@@ -91,11 +97,56 @@ def test_a_keep_alive_connection_trickling_its_next_request_is_closed(server) ->
         assert closed_within(sock, PATIENCE)[0] and time.monotonic() - began < PATIENCE
 
 
+def refused_431(data: bytes) -> None:
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431"), data[:200]
+    assert "server.max_header_bytes" in json.loads(body)["error"]["message"]
+
+
 def test_oversized_headers_are_refused(server) -> None:
     with connect(server) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000)
         closed, data = closed_within(sock, PATIENCE)
-    assert closed and b"200 OK" not in data
+    assert closed
+    refused_431(data)
+
+
+def test_oversized_headers_in_one_read_are_431(server) -> None:
+    """100 KB of complete headers in one send: uvicorn alone answered 200."""
+    with connect(server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+        closed, data = closed_within(sock, PATIENCE)
+    assert closed
+    refused_431(data)
+
+
+def test_oversized_headers_trickled_are_431(server) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        try:
+            for i in range(20):  # 20 KB in 1 KB lines, well inside the header deadline
+                sock.sendall(b"X-Line-%d: " % i + b"a" * 1000 + b"\r\n")
+                time.sleep(0.005)
+            sock.sendall(b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        closed, data = closed_within(sock, PATIENCE)
+    assert closed
+    refused_431(data)
+
+
+def test_headers_at_the_cap_with_a_body_in_the_same_read_are_accepted(server) -> None:
+    body = json.dumps({"input": "x" * 30_000}).encode()  # the body does not count against the header cap
+    with connect(server) as sock:
+        sock.sendall(
+            b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"X-Pad: "
+            + b"a" * 15_000
+            + b"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+            + body
+        )
+        closed, data = closed_within(sock, PATIENCE)
+    assert closed and data.startswith(b"HTTP/1.1 200"), data[:200]
 
 
 def test_a_stalled_body_gets_408_and_the_connection_closes(server) -> None:
@@ -109,6 +160,27 @@ def test_a_stalled_body_gets_408_and_the_connection_closes(server) -> None:
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), data
     assert json.loads(body)["error"]["code"] == "http_408"
+
+
+def test_a_body_trickled_inside_the_pause_limit_is_cut_at_the_deadline(server) -> None:
+    """One byte every 0.2 s never pauses past the 0.5 s body timeout; the 1.5 s deadline still ends it."""
+    with connect(server) as sock:
+        sock.sendall(
+            b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n"
+        )
+        began = time.monotonic()
+        try:
+            while time.monotonic() - began < PATIENCE:
+                sock.sendall(b" ")
+                time.sleep(LIMIT * 0.4)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        closed, data = closed_within(sock, PATIENCE)
+        assert closed and time.monotonic() - began < PATIENCE, "the trickled body kept the connection open"
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), data
+    assert "server.body_deadline" in json.loads(body)["error"]["message"]
 
 
 def test_ordinary_requests_on_one_connection_still_work(server) -> None:
@@ -126,7 +198,16 @@ def test_ordinary_requests_on_one_connection_still_work(server) -> None:
         conn.close()
 
 
-def test_connections_beyond_max_connections_get_503() -> None:
+def get(address: tuple[str, int], path: str) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection(*address, timeout=PATIENCE)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response
+
+
+def test_connections_beyond_max_connections_get_503_but_the_probes_answer() -> None:
     conf = settings(max_connections=2, header_timeout=PATIENCE)
     app = create_app(conf)
     with live_server(app, settings=conf) as (url, _):
@@ -135,15 +216,12 @@ def test_connections_beyond_max_connections_get_503() -> None:
         idle = [connect(address) for _ in range(2)]
         try:
             time.sleep(0.2)  # let the server accept them
-            conn = http.client.HTTPConnection(*address, timeout=PATIENCE)
-            conn.request("GET", "/health")
-            assert conn.getresponse().status == 503
-            conn.close()
+            full = get(address, "/v1/models")
+            assert full.status == 503 and full.getheader("Retry-After") == "1"
+            assert get(address, "/health").status == 200  # slow clients must not blind the probes
+            assert get(address, "/ready").status == 200
         finally:
             for sock in idle:
                 sock.close()
         time.sleep(0.2)
-        conn = http.client.HTTPConnection(*address, timeout=PATIENCE)
-        conn.request("GET", "/health")
-        assert conn.getresponse().status == 200
-        conn.close()
+        assert get(address, "/v1/models").status == 200

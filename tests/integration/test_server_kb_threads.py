@@ -140,7 +140,7 @@ def test_a_committed_upload_is_200_under_read_pressure(
     the documents it stored, and the document is there."""
     settings = _settings(tmp_path, chat_url, queue_size=1, kb_read_threads=1)
     gate = Gate()
-    search = KnowledgeBase.search
+    search = KnowledgeBase.run_search  # what the search route calls
 
     def held_search(self: KnowledgeBase, *args: Any, **kwargs: Any) -> Any:
         gate.wait()
@@ -148,7 +148,7 @@ def test_a_committed_upload_is_200_under_read_pressure(
 
     with ready_client(create_app(settings)) as client, ThreadPoolExecutor(1) as pool:
         assert client.post("/v1/kbs", json={"name": "kb"}).status_code == 201
-        monkeypatch.setattr(KnowledgeBase, "search", held_search)
+        monkeypatch.setattr(KnowledgeBase, "run_search", held_search)
         held = pool.submit(client.post, "/v1/kbs/kb/search", json={"query": "docker"})
         try:
             assert gate.all_in.wait(20)

@@ -160,6 +160,30 @@ def test_the_query_alias_embeds_queries_with_the_instruction(tmp_path):
     assert not np.allclose(got, documents, atol=1e-3)  # the instruction made a difference
 
 
+def test_the_query_alias_with_input_type_document_is_422_naming_both(tmp_path):
+    with ready_client(create_app(settings(tmp_path))) as c:
+        body = {"input": ["a"], "model": "fake:64:query", "input_type": "document"}
+        message = error_of(post_json(c, "/v1/embeddings", body), 422)
+        assert "fake:64:query" in message and '"input_type"' in message and "document" in message
+        body["input_type"] = "query"  # no contradiction
+        assert post_json(c, "/v1/embeddings", body).status_code == 200
+
+
+def test_a_served_name_ending_in_the_query_suffix_is_refused_at_startup(tmp_path):
+    with pytest.raises(InvalidRequest, match=r"'embed:query' ends in ':query'.*serve it as 'embed'"):
+        create_app(settings(tmp_path, emb={"served_name": "embed:query"}))
+
+
+def test_every_listed_model_name_answers(tmp_path):
+    """A model's own id may end in the suffix (a remote model's tag): each name /v1/models lists works."""
+    from finesift.server.naming import ServedNames, resolve_model
+
+    names = ServedNames(embedding="m:query")
+    for name in names.listed():
+        query = resolve_model(name, served="m:query", model_id="m:query", role="embedding", names=names)
+        assert query == name.endswith(":query:query")
+
+
 def test_the_query_alias_takes_the_configured_instruction(tmp_path):
     task = "Given a bug report, retrieve the code that fixes it"
     expected = load_embedder("fake").embed_queries(["crash on start"], instruction=task)

@@ -172,3 +172,19 @@ def test_cors_allows_only_configured_origins():
         assert preflight.headers["access-control-allow-origin"] == "https://app.example"
         other = client.get("/health", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_the_api_key_help_names_every_route_open_without_it():
+    from finesift.settings import ServerSettings
+
+    help_text = ServerSettings.model_fields["api_key"].description or ""
+    for path in PUBLIC:
+        assert path.removesuffix("{name}") in help_text, path
+
+
+def test_head_answers_like_get_on_the_open_pages(keyed):
+    _, client = keyed
+    for path in ("/", "/static/app.js", "/health", "/ready"):
+        head, get = client.head(path), client.get(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.headers["content-type"] == get.headers["content-type"] and head.content == b""

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -17,9 +17,6 @@ from finesift.cli.options import both_models, setting
 from finesift.errors import InvalidRequest
 from finesift.settings import Dtype, SearchMode, Settings
 from finesift.types import Hit, IndexReport
-
-if TYPE_CHECKING:
-    from finesift.retrieval.options import SearchOptions
 
 KBOpt = Annotated[str, typer.Option("--kb", help="Knowledge base name (letters, digits, _ . -).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -190,17 +187,15 @@ def search(
 ) -> None:
     """Search a knowledge base: hybrid recall, then rerank; prints hits with citations."""
     from finesift.kb.knowledge_base import KnowledgeBase
-    from finesift.retrieval.pipeline import validate_query
+    from finesift.retrieval.request import build_search
 
-    validate_query(query)
-    settings = _remote(_runtime(ctx, device, dtype), embedding_url, None)
     flags = {"top_k": top_k, "mode": mode, "rerank": rerank, "threshold": threshold,
              "candidates": candidates, "rerank_top_n": rerank_top_n, "dense_weight": dense_weight,
              "bm25_weight": bm25_weight, "rrf_k": rrf_k}  # fmt: skip
-    settings = with_role(settings, "search", **flags)
-    options = search_options(settings, source=source, file_types=file_type or [])
+    settings = with_role(_remote(_runtime(ctx, device, dtype), embedding_url, None), "search", **flags)
+    request = build_search(query, settings.search, source=_prefix(source), file_types=file_type or ())
     with KnowledgeBase.open(kb, settings=settings) as base:
-        hits = base.search(query, options)
+        hits = base.run_search(request)
     if as_json:
         _print_json({"hits": [dataclasses.asdict(h) for h in hits]})
         return
@@ -218,20 +213,11 @@ def print_hits(hits: Sequence[Hit]) -> None:
         typer.echo(f"   {excerpt[:240]}{'…' if len(excerpt) > 240 else ''}")
 
 
-def search_options(settings: Settings, *, source: str | None, file_types: list[str]) -> SearchOptions:
-    """:class:`SearchOptions` from the ``search`` settings section and the filter flags."""
-    from finesift.retrieval.options import SearchOptions
-    from finesift.store.base import Filters
-
-    filters = Filters(
-        source_prefix=_prefix(source), file_types=tuple(t.lower().lstrip(".") for t in file_types)
-    )
-    return SearchOptions.of(settings.search, filters=filters)
-
-
 def _prefix(source: str | None) -> str | None:
     """Relative prefixes are taken from the current directory, like the indexed sources."""
-    if source is None or "://" in source:
+    if source is None or not source.strip():
+        return None
+    if "://" in source:
         return source
     path = Path(source).expanduser().absolute()
     return str(path) + ("/" if source.endswith("/") else "")

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from finesift.cli.common import settings_of
-from finesift.cli.kb import print_hits, search_options
+from finesift.cli.kb import print_hits
 from finesift.embedding.sentence_transformers import minilm_path
 from finesift.errors import Conflict, FinesiftError
 from finesift.hub import resolve_model
@@ -88,6 +88,8 @@ def quickstart(
     fresh: Annotated[bool, typer.Option(help="Rebuild the quickstart knowledge base from scratch.")] = False,
 ) -> None:
     """First run: index the bundled sample corpus, then search it (hybrid recall → rerank)."""
+    from finesift.retrieval.request import build_search
+
     settings = settings_of(ctx)
     embedding, reranker = choose_models(settings, embedding_model, reranker_model)
     corpus = sample_corpus()
@@ -99,10 +101,9 @@ def quickstart(
             f"{report.documents_unchanged} unchanged, {report.documents_failed} failed, "
             f"{report.chunks_embedded} chunks embedded"
         )
-        options = search_options(settings, source=None, file_types=[])
         for text in query or SAMPLE_QUERIES:
             typer.echo(f"\nquery: {text}")
-            print_hits(kb.search(text, options)[:3])
+            print_hits(kb.run_search(build_search(text, settings.search))[:3])
     typer.echo("\nNext: finesift index ./your-docs --kb mine && finesift search 'your question' --kb mine")
 
 

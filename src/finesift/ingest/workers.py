@@ -177,10 +177,14 @@ class Parser:
     timeout_s: float
     pool: ParsePool | None
 
-    def __call__(self, data: bytes, source: str) -> Document:
-        """Parse ``data`` (named ``source``): PDF, DOCX and HTML in a worker when there is a pool."""
+    def in_worker(self, source: str) -> bool:
+        """Whether ``source`` is parsed in a worker process: PDF, DOCX and HTML when there is a pool."""
         kind = file_type_of(source)
-        if self.pool is None or kind in TEXT_TYPES or kind in CODE_TYPES:
+        return self.pool is not None and kind not in TEXT_TYPES and kind not in CODE_TYPES
+
+    def __call__(self, data: bytes, source: str) -> Document:
+        """Parse ``data`` (named ``source``), in a worker when :meth:`in_worker` says so."""
+        if self.pool is None or not self.in_worker(source):
             return load_bytes(data, source, self.caps)
         return self.pool.parse(data, source, self.caps, timeout_s=self.timeout_s)
 

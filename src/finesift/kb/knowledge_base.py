@@ -41,6 +41,7 @@ from finesift.kb.indexing import IndexJob, Progress, collect_files, doc_id_for
 from finesift.kb.spec import KBSpec, build_kb_embedder, build_kb_reranker, check_choices
 from finesift.rerank.base import Reranker
 from finesift.retrieval.pipeline import RetrievalPipeline, SearchOptions
+from finesift.retrieval.request import SearchRequest
 from finesift.settings import KBSettings, Settings
 from finesift.store.base import StoreSnapshot, VectorStore
 from finesift.store.registry import open_store
@@ -399,6 +400,10 @@ class KnowledgeBase:
     def search(self, query: str, options: SearchOptions | None = None) -> list[Hit]:
         """The best hits for ``query`` with citations (doc id, source, offsets, page), best first."""
         return self._pipeline.search(self.snapshot(), query, options or SearchOptions())
+
+    def run_search(self, request: SearchRequest) -> list[Hit]:
+        """:meth:`search` for a request built by :func:`~finesift.retrieval.request.build_search`."""
+        return self._pipeline.run(self.snapshot(), request)
 
     def info(self) -> dict[str, Any]:
         """A JSON-safe summary: models, dimension, chunking, counts."""

@@ -11,23 +11,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from finesift.errors import InvalidRequest
-from finesift.lexical import tokenize
 from finesift.rerank.base import Reranker
 from finesift.retrieval.fusion import rrf
 from finesift.retrieval.options import SearchOptions, validate_options
+from finesift.retrieval.request import MAX_QUERY_CHARS, SearchRequest, validate_query
 from finesift.store.base import ScoredChunk, StoreSnapshot
 from finesift.types import Chunk, Hit
 
-MAX_QUERY_CHARS = 8192
-
-
-def validate_query(query: object) -> str:
-    if not isinstance(query, str) or not query.strip():
-        raise InvalidRequest("the query is empty; pass the text to search for")
-    if len(query) > MAX_QUERY_CHARS:
-        raise InvalidRequest(f"the query is too long ({len(query)} characters; at most {MAX_QUERY_CHARS})")
-    return query.strip()
+__all__ = ["MAX_QUERY_CHARS", "RetrievalPipeline", "SearchOptions", "validate_query"]
 
 
 def _hit(chunk: Chunk, score: float) -> Hit:
@@ -52,15 +43,16 @@ class RetrievalPipeline:
         self._reranker = reranker
         self._instruction = instruction
 
-    def recall(self, snapshot: StoreSnapshot, query: str, options: SearchOptions) -> list[ScoredChunk]:
+    def recall(self, snapshot: StoreSnapshot, request: SearchRequest) -> list[ScoredChunk]:
         """Candidates before reranking, best first, scored by the mode's own score (RRF for hybrid)."""
         dense: list[ScoredChunk] = []
         lexical: list[ScoredChunk] = []
+        options = request.options
         k, filters = options.candidates, options.filters
         if options.mode in ("dense", "hybrid"):
-            dense = snapshot.search(self._embed_query(query), k=k, filters=filters)
+            dense = snapshot.search(self._embed_query(request.query), k=k, filters=filters)
         if options.mode in ("bm25", "hybrid"):
-            lexical = snapshot.lexical_search(tokenize(query), k=k, filters=filters)
+            lexical = snapshot.lexical_search(list(request.terms), k=k, filters=filters)
         if options.mode != "hybrid":
             return dense or lexical
         by_id = {c.chunk.chunk_id: c.chunk for c in [*dense, *lexical]}
@@ -73,13 +65,17 @@ class RetrievalPipeline:
 
     def search(self, snapshot: StoreSnapshot, query: str, options: SearchOptions) -> list[Hit]:
         """The best ``top_k`` hits for ``query``, best first."""
-        query = validate_query(query)
-        options = validate_options(options)
-        candidates = self.recall(snapshot, query, options)
+        return self.run(snapshot, SearchRequest.of(query, options))
+
+    def run(self, snapshot: StoreSnapshot, request: SearchRequest) -> list[Hit]:
+        """The best ``top_k`` hits for a built request (:func:`~finesift.retrieval.request.build_search`)."""
+        options = validate_options(request.options)
+        candidates = self.recall(snapshot, request)
         reranker = self._reranker() if options.rerank and candidates else None
         if reranker is not None:
             head = candidates[: max(options.rerank_top_n, options.top_k)]
-            ranked = reranker.rerank(query, [c.chunk.text for c in head], instruction=self._instruction)
+            texts = [c.chunk.text for c in head]
+            ranked = reranker.rerank(request.query, texts, instruction=self._instruction)
             candidates = [ScoredChunk(head[r.index].chunk, r.score) for r in ranked]
         hits = [_hit(c.chunk, c.score) for c in candidates[: options.top_k]]
         if options.threshold is not None:

@@ -23,6 +23,7 @@ from finesift.server.connections import BodyTimeoutMiddleware
 from finesift.server.errors import install
 from finesift.server.kb_service import KBRegistry
 from finesift.server.metrics import Metrics, MetricsMiddleware
+from finesift.server.naming import check_served_name
 from finesift.server.security import (
     LOOPBACK_NAMES,
     BearerAuthMiddleware,
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, services: ModelServices | None 
     """The server app. Models load in the background after startup; ``/ready`` says when they are in."""
     settings = settings or Settings()
     check_bind(settings.server)
+    check_served_name(settings.embedding)
     if services is None:
         services = build_services(settings)
     state = ServerState(settings, services, Metrics())
@@ -93,7 +95,7 @@ def _add_middleware(app: FastAPI, settings: Settings, state: ServerState) -> Non
     if server.api_key is not None:
         app.add_middleware(BearerAuthMiddleware, key=server.api_key.get_secret_value())
     app.add_middleware(BodyLimitMiddleware, limit=server.max_body_bytes, upload_limit=server.max_upload_bytes)
-    app.add_middleware(BodyTimeoutMiddleware, timeout=server.body_timeout)
+    app.add_middleware(BodyTimeoutMiddleware, timeout=server.body_timeout, deadline=server.body_deadline)
     app.add_middleware(CrossSiteMiddleware, origins=server.cors_origins)
     if server.cors_origins:
         app.add_middleware(

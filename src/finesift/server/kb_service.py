@@ -32,6 +32,7 @@ from finesift.errors import DeadlineExceeded, FinesiftError, NotFound, Overloade
 from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.server.errors import NotReady
 from finesift.server.kb_handles import KBHandles
+from finesift.server.parse_slots import FairSlots
 from finesift.server.state import ServerState
 from finesift.settings import Settings
 
@@ -63,6 +64,8 @@ class KBRegistry:
         self._read_pool = ThreadPoolExecutor(server.kb_read_threads, thread_name_prefix="finesift-kb-read")
         self._write_pool = ThreadPoolExecutor(server.kb_write_threads, thread_name_prefix="finesift-kb-write")
         self._writes: dict[str, _WriteSlot] = {}
+        #: Turns at the parser processes for uploads, per KB (one event loop: the app's).
+        self.parse_slots = FairSlots(max(settings.kb.parse_workers, 1))
         self._reads = 0
         self._compactions: dict[str, asyncio.Task[bool]] = {}
         self._closed = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from finesift.errors import NotFound
+from finesift.errors import InvalidRequest, NotFound
 from finesift.settings import ModelSettings
 
 #: Appended to the embedding model's served name: the alias whose inputs are embedded as queries.
@@ -29,6 +29,17 @@ def served_name(section: ModelSettings, model_id: str) -> str:
     if "/" in reference and not _is_local(reference):
         return reference
     return PurePath(model_id.rstrip("/\\")).name or model_id
+
+
+def check_served_name(section: ModelSettings) -> None:
+    """Refuse an embedding ``served_name`` ending in :data:`QUERY_SUFFIX`: clients could not tell the
+    name from the query alias of another one."""
+    name = section.served_name
+    if name and name.endswith(QUERY_SUFFIX):
+        raise InvalidRequest(
+            f"embedding.served_name {name!r} ends in {QUERY_SUFFIX!r}, which names the query alias; "
+            f"serve it as {name.removesuffix(QUERY_SUFFIX)!r} (clients then send {name!r} for queries)"
+        )
 
 
 def _is_local(reference: str) -> bool:
@@ -64,6 +75,8 @@ def resolve_model(
     path component; each with :data:`QUERY_SUFFIX` on the embedding model.
     """
     if requested is None:
+        return False
+    if requested == served:  # a served name may itself end in the suffix (a model's own tag)
         return False
     query = role == "embedding" and requested.endswith(QUERY_SUFFIX)
     base = requested.removesuffix(QUERY_SUFFIX) if query else requested

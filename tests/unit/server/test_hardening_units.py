@@ -79,7 +79,7 @@ def test_every_error_body_is_scrubbed() -> None:
     assert body["error"]["message"] == "the KB at …/hb failed"
 
 
-def _run_body_timeout(messages: list[dict], *, after_body: float) -> list[dict]:
+def _run_body_timeout(messages: list[dict], *, after_body: float, deadline: float = 60.0) -> list[dict]:
     """Feed ``messages`` (then nothing) to an app behind BodyTimeoutMiddleware(0.05 s) that reads the
     body and then waits ``after_body`` seconds for more (as a streaming response waits for disconnect)."""
     import asyncio
@@ -103,7 +103,8 @@ def _run_body_timeout(messages: list[dict], *, after_body: float) -> list[dict]:
     async def main() -> None:
         for message in messages:
             queue.put_nowait(message)
-        await BodyTimeoutMiddleware(app, timeout=0.05)({"type": "http"}, queue.get, lambda m: None)
+        middleware = BodyTimeoutMiddleware(app, timeout=0.05, deadline=deadline)
+        await middleware({"type": "http"}, queue.get, lambda m: None)
 
     asyncio.run(main())
     return received
@@ -136,7 +137,9 @@ def test_uvicorn_config_carries_every_connection_setting() -> None:
         shutdown_timeout=12,
     )
     config = uvicorn_config(lambda scope, receive, send: None, server)
-    assert (config.timeout_keep_alive, config.limit_concurrency) == (7, 9)
+    # The connection cap is finesift's own (the probes stay answerable), not uvicorn's.
+    assert (config.timeout_keep_alive, config.limit_concurrency) == (7, None)
+    assert config.app.limit == 9
     assert (config.h11_max_incomplete_event_size, config.timeout_graceful_shutdown) == (4096, 12)
     assert issubclass(config.http, AutoHTTPProtocol) and config.http is not AutoHTTPProtocol
     assert (config.http.header_timeout, config.http.max_header_bytes) == (3.5, 4096)

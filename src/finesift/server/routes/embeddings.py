@@ -9,7 +9,9 @@ import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from finesift.errors import InvalidRequest
 from finesift.server.inference import embed_request
+from finesift.server.naming import QUERY_SUFFIX
 from finesift.server.routes.common import MODEL_ERRORS, State, check_model
 from finesift.server.schemas import EmbeddingRequest, EmbeddingResponse
 
@@ -30,6 +32,11 @@ async def create_embeddings(body: EmbeddingRequest, state: State) -> Any:
     `<served name>:query` (for clients that cannot send `input_type`); the Qwen3 instruction is applied."""
     service = state.require_embeddings()
     query = check_model(state, body.model, "embedding", service.embedder.info.model_id)
+    if query and body.input_type == "document" and "input_type" in body.model_fields_set:
+        raise InvalidRequest(
+            f'model {body.model!r} embeds queries but "input_type" is "document"; '
+            f'drop one: send the served name without {QUERY_SUFFIX!r}, or drop "input_type"'
+        )
     model = body.model or state.names.embedding or service.embedder.info.model_id
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
     request = embed_request(

@@ -13,9 +13,8 @@ from finesift.errors import InvalidRequest
 from finesift.kb.indexing import doc_id_for
 from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.kb.spec import KBSpec
-from finesift.lexical import tokenize
 from finesift.retrieval.options import SearchOptions
-from finesift.retrieval.pipeline import validate_query
+from finesift.retrieval.request import build_search
 from finesift.server.kb_schemas import (
     CreateKB,
     Deleted,
@@ -32,7 +31,6 @@ from finesift.server.kb_service import KBRegistry
 from finesift.server.paths import collect, confine, resolve_roots
 from finesift.server.routes.common import State, _error
 from finesift.server.uploads import read_uploads
-from finesift.store.base import Filters
 from finesift.types import IndexReport
 
 router = APIRouter(tags=["knowledge bases"])
@@ -165,7 +163,7 @@ async def upload_documents(kb: KBName, request: Request, kbs: KBs) -> Any:
     be parsed are listed in `failures`; if no file could be read the answer is 422.
     """
     await kbs.get(kb)  # 404/409 before reading the body
-    uploads = await read_uploads(request, kbs.settings)
+    uploads = await read_uploads(request, kbs.settings, kb=kb, slots=kbs.parse_slots)
     if not uploads.documents:
         first = uploads.failures[0].reason if uploads.failures else "no file in the request"
         raise InvalidRequest(f"nothing to index: {first}")
@@ -236,15 +234,23 @@ async def delete_document(kb: KBName, doc_id: DocId, kbs: KBs) -> Any:
 async def search(kb: KBName, body: SearchRequest, kbs: KBs) -> Any:
     """Hybrid recall, then rerank: the hits of `finesift search --json`, plus the query's terms and what
     the scores are (`score`)."""
-    query = validate_query(body.query)
-    options = _options(kbs, body)
+    request = build_search(
+        body.query,
+        kbs.settings.search,
+        source=body.source,
+        file_types=body.file_types,
+        **body.overrides(),
+    )
 
     def run(base: KnowledgeBase) -> tuple[list[Any], str]:
-        return base.search(query, options), score_kind(options, reranks=base.reranks)
+        return base.run_search(request), score_kind(request.options, reranks=base.reranks)
 
     hits, kind = await kbs.read_kb(kb, run)
-    terms = list(dict.fromkeys(tokenize(query)))
-    body_out = {"hits": [dataclasses.asdict(h) for h in hits], "query_terms": terms, "score": kind}
+    body_out = {
+        "hits": [dataclasses.asdict(h) for h in hits],
+        "query_terms": request.query_terms(),
+        "score": kind,
+    }
     return JSONResponse(body_out)
 
 
@@ -253,11 +259,3 @@ def score_kind(options: SearchOptions, *, reranks: bool) -> str:
     if options.rerank and reranks:
         return "rerank"
     return {"hybrid": "rrf", "dense": "cosine", "bm25": "bm25"}[options.mode]
-
-
-def _options(kbs: KBRegistry, body: SearchRequest) -> SearchOptions:
-    filters = Filters(
-        source_prefix=body.source or None,
-        file_types=tuple(t.lower().lstrip(".") for t in body.file_types if t.strip()),
-    )
-    return SearchOptions.of(kbs.settings.search, filters=filters, **body.overrides())

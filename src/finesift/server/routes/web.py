@@ -1,4 +1,5 @@
-"""The search page: ``GET /`` and its static files (plain HTML, JS and CSS; no build step, no CDN).
+"""The search page: ``GET /`` and its static files, both also ``HEAD`` (plain HTML, JS and CSS; no build
+step, no CDN).
 
 The files hold no data, so they are served without the API key; the page asks for the key when an
 API call answers 401. A strict Content-Security-Policy allows only this origin's scripts and styles.
@@ -42,12 +43,14 @@ def _serve(name: str) -> Response:
 
 
 @router.get("/")
+@router.head("/")
 async def page() -> Response:
     """The search page."""
     return _serve("index.html")
 
 
 @router.get("/static/{name}")
+@router.head("/static/{name}")
 async def static(name: str) -> Response:
     """One of the page's files (a fixed list: nothing else on disk is reachable)."""
     if name not in STATIC:

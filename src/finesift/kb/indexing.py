@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -23,9 +24,14 @@ from finesift.errors import FinesiftError, InvalidRequest
 from finesift.ingest.chunking import TokenCounter, chunk_document
 from finesift.ingest.limits import NO_CAPS, Caps
 from finesift.ingest.loaders import load_bytes
+from finesift.ingest.workers import parser_for
 from finesift.lexical import tokenize
 from finesift.store.base import DocumentWrite, VectorStore
 from finesift.types import Chunk, Document, DocumentInfo, Failure, IndexReport
+
+if TYPE_CHECKING:
+    from finesift.kb.manifest import Manifest
+    from finesift.settings import KBSettings
 
 log = logging.getLogger(__name__)
 #: Called after each source with (done, total, source).
@@ -207,3 +213,35 @@ class IndexJob:
 
     def report(self) -> IndexReport:
         return IndexReport(**self.counts, failures=tuple(self.failures), stored=tuple(self.stored))
+
+
+_Job = TypeVar("_Job", bound=IndexJob)
+
+
+def content_tokens(count: Callable[[Sequence[str]], list[int]], texts: Sequence[str]) -> list[int]:
+    """Tokens per text as chunking counts them: without the model's own special tokens, at least 1."""
+    overhead = count([""])[0]
+    return [max(n - overhead, 1) for n in count(list(texts))]
+
+
+def configured_job(
+    kind: type[_Job],
+    manifest: Manifest,
+    kb: KBSettings,
+    store: VectorStore,
+    embed: Callable[[list[str]], np.ndarray],
+    count_tokens: Callable[[Sequence[str]], list[int]],
+) -> _Job:
+    """An indexing job of ``kind`` with the KB's pipeline and chunking and ``kb``'s limits and parser."""
+    return kind(
+        store,
+        embed,
+        count_tokens,
+        manifest.pipeline,
+        manifest.chunk_size,
+        manifest.chunk_overlap,
+        commit_chunks=kb.commit_chunks,
+        max_bytes=int(kb.max_file_mb * (1 << 20)),
+        parse=parser_for(kb),
+        caps=Caps.from_settings(kb),
+    )

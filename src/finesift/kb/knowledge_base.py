@@ -26,28 +26,24 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from finesift.embedding.embedder import Embedder, validate_dim
 from finesift.errors import Conflict, InvalidRequest, NotFound
-from finesift.ingest.limits import Caps
 from finesift.ingest.loaders import file_type_of
 from finesift.ingest.normalize import normalize_text
-from finesift.ingest.workers import parser_for
 from finesift.kb import manifest as mf
-from finesift.kb.indexing import IndexJob, Progress, collect_files, doc_id_for
+from finesift.kb.indexing import IndexJob, Progress, collect_files, configured_job, content_tokens, doc_id_for
 from finesift.kb.spec import KBSpec, build_kb_embedder, build_kb_reranker, check_choices
 from finesift.rerank.base import Reranker
 from finesift.retrieval.pipeline import RetrievalPipeline, SearchOptions
 from finesift.retrieval.request import SearchRequest
-from finesift.settings import KBSettings, Settings
+from finesift.settings import Settings
 from finesift.store.base import StoreSnapshot, VectorStore
 from finesift.store.registry import open_store
 from finesift.types import Document, DocumentInfo, Hit, IndexReport
-
-_Job = TypeVar("_Job", bound=IndexJob)
 
 
 def store_token(settings: Settings) -> str | None:
@@ -71,35 +67,6 @@ def check_embedder(manifest: mf.Manifest, embedder: Embedder) -> None:
     """:class:`Conflict` unless ``embedder``'s vectors are those the KB was built with."""
     current = {**embedder.fingerprint(), "dim": validate_dim(manifest.dim, embedder.dimension)}
     mf.check_fingerprint(manifest.name, manifest.fingerprint, current)
-
-
-def content_tokens(count: Callable[[Sequence[str]], list[int]], texts: Sequence[str]) -> list[int]:
-    """Tokens per text as chunking counts them: without the model's own special tokens, at least 1."""
-    overhead = count([""])[0]
-    return [max(n - overhead, 1) for n in count(list(texts))]
-
-
-def configured_job(
-    kind: type[_Job],
-    manifest: mf.Manifest,
-    kb: KBSettings,
-    store: VectorStore,
-    embed: Callable[[list[str]], np.ndarray],
-    count_tokens: Callable[[Sequence[str]], list[int]],
-) -> _Job:
-    """An indexing job of ``kind`` with the KB's pipeline and chunking and ``kb``'s limits and parser."""
-    return kind(
-        store,
-        embed,
-        count_tokens,
-        manifest.pipeline,
-        manifest.chunk_size,
-        manifest.chunk_overlap,
-        commit_chunks=kb.commit_chunks,
-        max_bytes=int(kb.max_file_mb * (1 << 20)),
-        parse=parser_for(kb),
-        caps=Caps.from_settings(kb),
-    )
 
 
 class KnowledgeBase:

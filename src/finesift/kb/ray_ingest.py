@@ -30,8 +30,8 @@ import numpy as np
 from finesift.embedding.embedder import Embedder
 from finesift.errors import BackendError, MissingDependency
 from finesift.kb import manifest as mf
-from finesift.kb.indexing import IndexJob, Progress, collect_files, doc_id_for
-from finesift.kb.knowledge_base import KnowledgeBase, check_embedder, configured_job, content_tokens
+from finesift.kb.indexing import IndexJob, Progress, collect_files, configured_job, content_tokens, doc_id_for
+from finesift.kb.knowledge_base import KnowledgeBase, check_embedder
 from finesift.kb.spec import KBSpec, build_kb_embedder, kb_embedding_settings
 from finesift.settings import RaySettings, Settings
 from finesift.store.base import VectorStore

@@ -209,8 +209,10 @@ def _prefix(source: str | None) -> str | None:
     """Relative prefixes are taken from the current directory, like the indexed sources."""
     if source is None or "://" in source:
         return source
+    from finesift.kb.indexing import source_name
+
     path = Path(source).expanduser().absolute()
-    return str(path) + ("/" if source.endswith("/") else "")
+    return source_name(path) + ("/" if source.endswith("/") else "")
 
 
 @kb_app.command("list")

@@ -63,6 +63,7 @@ def test_a_file_name_that_is_not_utf8_is_indexed_escaped(tmp_path: Path, root: P
         hits = post_json(client, "/v1/kbs/kb/search", {"query": "espresso", "mode": "bm25"}).json()["hits"]
         assert [Path(h["source"]).name for h in hits] == [ESCAPED]
         assert _index(client, ["docs"]).json()["documents_unchanged"] == 2  # the same name again
+        assert _index(client, [f"docs/{ESCAPED}"]).json()["documents_unchanged"] == 1  # named as recorded
         pruned = _index(client, ["docs"], prune=True).json()
         assert pruned["documents_removed"] == 0 and pruned["documents_unchanged"] == 2
 

@@ -82,14 +82,14 @@ class KBSpec:
             emb.max_length,
         )
         spec = dataclasses.replace(spec, **{k: v for k, v in choices.items() if v is not None})
+        if spec.reranker_model is not None and spec.reranker_model.strip().lower() in NO_RERANKER:
+            spec = dataclasses.replace(spec, reranker_model=None)
         spec = dataclasses.replace(
             spec,
             store=normalize_store_uri(spec.store),
             embedding_model=absolute_model(spec.embedding_model) or spec.embedding_model,
             reranker_model=absolute_model(spec.reranker_model),
         )
-        if spec.reranker_model is not None and spec.reranker_model.strip().lower() in NO_RERANKER:
-            spec = dataclasses.replace(spec, reranker_model=None)
         size = spec.chunk_size
         bad_size = size is not None and (size < MIN_CHUNK_SIZE or spec.chunk_overlap >= size)
         if spec.chunk_overlap < 0 or bad_size:
@@ -135,7 +135,7 @@ class KBSpec:
 
 def absolute_model(model: str | None) -> str | None:
     """A model given as a relative path (``./emb-ft``), made absolute: a KB is searched from any folder."""
-    if not model or os.path.isabs(model):
+    if not model or os.path.isabs(model) or model == "fake" or model.startswith("fake:"):
         return model
     path = Path(model).expanduser()
     if path.is_dir() or (path.is_file() and path.suffix.lower() == ".gguf"):

@@ -18,13 +18,15 @@ pytest.importorskip("lancedb")
 
 
 def test_a_relative_model_path_is_recorded_absolute(monkeypatch, tmp_path: Path) -> None:
-    (tmp_path / "emb-ft").mkdir()
+    for folder in ("emb-ft", "fake", "none"):  # folders named like the fake model and "no reranker"
+        (tmp_path / folder).mkdir()
     monkeypatch.chdir(tmp_path)
     spec = KBSpec.from_settings(
         Settings(home=tmp_path / "home"), embedding_model="./emb-ft", reranker_model="./emb-ft"
     )
     assert spec.embedding_model == spec.reranker_model == str((tmp_path / "emb-ft").resolve())
-    assert KBSpec.from_settings(Settings(), embedding_model="fake").embedding_model == "fake"
+    plain = KBSpec.from_settings(Settings(), embedding_model="fake", reranker_model="none")
+    assert (plain.embedding_model, plain.reranker_model) == ("fake", None)
     manifest = mf.Manifest(
         "k", "lancedb", spec.embedding_model, None, 8, "", 512, None, 64, 8, fingerprint={}, created_at=""
     )

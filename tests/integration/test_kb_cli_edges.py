@@ -97,14 +97,6 @@ def test_pypdf_warnings_go_to_the_log_not_stderr(tmp_path: Path) -> None:
         )
         assert done.returncode == 0 and "1 added" in done.stdout, done.stderr
         assert "startxref" not in done.stderr, done.stderr
-        verbose = subprocess.run(
-            [*args[:3], "-v", *args[3:], "--kb", "v", *FAKE],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-        assert "startxref" in verbose.stderr or workers == "1", verbose.stderr  # a worker's log stays there
 
 
 def test_pypdf_warnings_are_info_records(

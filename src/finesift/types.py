@@ -73,6 +73,8 @@ class Failure:
 
     source: str
     reason: str
+    #: Refused by a cap (``kb.max_*``, named in ``reason``), not for being unreadable or malformed.
+    too_large: bool = False
 
 
 @dataclass(frozen=True)

@@ -72,10 +72,18 @@ def test_too_much_text_is_413_by_char_cap(client):
     refused(upload(client, ("long.html", b"<p>" + b"word " * 20_000 + b"</p>")), "kb.max_chars")
 
 
-def test_too_many_chunks_is_a_failure_naming_the_cap(client):
+def test_too_many_chunks_is_413_naming_the_cap(client):
+    """Found while indexing, not parsing: still the upload caps' 413 when nothing else was stored."""
     text = "\n\n".join(f"# Section {i}\n\nShort paragraph number {i}." for i in range(100))
-    report = upload(client, ("many.md", text.encode())).json()
-    assert report["documents_failed"] == 1 and "kb.max_chunks" in report["failures"][0]["reason"]
+    refused(upload(client, ("many.md", text.encode())), "kb.max_chunks")
+
+
+def test_too_many_chunks_beside_a_good_file_is_a_listed_failure(client):
+    text = "\n\n".join(f"# Section {i}\n\nShort paragraph number {i}." for i in range(100))
+    response = upload(client, ("many2.md", text.encode()), ("ok.md", b"A short note."))
+    report = response.json()
+    assert response.status_code == 200 and report["documents_failed"] == 1
+    assert "kb.max_chunks" in report["failures"][0]["reason"] and report["failures"][0]["too_large"]
 
 
 def test_upload_total_is_capped(client):

@@ -219,8 +219,10 @@ def _prefix(source: str | None) -> str | None:
         return None
     if "://" in source:
         return source
+    from finesift.kb.indexing import source_name
+
     path = Path(source).expanduser().absolute()
-    return str(path) + ("/" if source.endswith("/") else "")
+    return source_name(path) + ("/" if source.endswith("/") else "")
 
 
 @kb_app.command("list")

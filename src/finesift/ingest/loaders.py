@@ -9,9 +9,12 @@ chunker treats as section boundaries.
 from __future__ import annotations
 
 import io
+import logging
 import re
+import threading
 import zipfile
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,7 @@ MAX_ZIP_ENTRIES = 5_000
 MAX_ZIP_BYTES = 256 * 1024 * 1024
 MAX_ZIP_RATIO = 200
 SHORT_TEXT_BYTES = 256
+log = logging.getLogger(__name__)
 _CJK_TEXT = re.compile(r"[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]")
 
 
@@ -120,12 +124,46 @@ def _pdf_page_text(page: Any, source: str, caps: Caps, offset: int) -> str:
     return normalize_text(page.extract_text(visitor_text=count) or "")
 
 
+class _PypdfRelay(logging.Handler):
+    """pypdf's complaints about a malformed file, logged at INFO under finesift's name with the file's.
+
+    Left to themselves they reach stderr through logging's last-resort handler (in parser workers,
+    which configure no logging) or the command's WARNING handler, beside the command's own report.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log.info("%s: pypdf: %s", _pdf_source.get(), record.getMessage())
+
+
+_pdf_source: ContextVar[str] = ContextVar("pdf_source", default="a PDF")
+_relay_lock = threading.Lock()
+
+
+def _relay_pypdf_log() -> None:
+    """Route the ``pypdf`` logger through :class:`_PypdfRelay` only (once per process)."""
+    logger = logging.getLogger("pypdf")
+    with _relay_lock:
+        if not any(isinstance(h, _PypdfRelay) for h in logger.handlers):
+            logger.addHandler(_PypdfRelay())
+            logger.propagate = False
+
+
 def load_pdf(data: bytes, source: str, caps: Caps = NO_CAPS) -> Document:
     """PDF text layer, page by page; ``page_starts[i]`` is where page i+1 begins in the text.
 
     The page count is checked before any text is extracted, and extraction stops once the text is
-    over ``caps.chars`` (within a page too, as far as pypdf reports text as it goes).
+    over ``caps.chars`` (within a page too, as far as pypdf reports text as it goes). pypdf's
+    warnings are logged at INFO (shown with ``-v``).
     """
+    _relay_pypdf_log()
+    token = _pdf_source.set(source)
+    try:
+        return _load_pdf(data, source, caps)
+    finally:
+        _pdf_source.reset(token)
+
+
+def _load_pdf(data: bytes, source: str, caps: Caps) -> Document:
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,9 +21,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from finesift.errors import FinesiftError, InvalidRequest
+from finesift.errors import FinesiftError, InvalidRequest, TooLarge
 from finesift.ingest.chunking import TokenCounter, chunk_document
-from finesift.ingest.limits import NO_CAPS, Caps
+from finesift.ingest.limits import NO_CAPS, Caps, refusal
 from finesift.ingest.loaders import load_bytes
 from finesift.ingest.workers import parser_for
 from finesift.lexical import tokenize
@@ -43,30 +44,103 @@ def doc_id_for(source: str) -> str:
     return hashlib.blake2b(source.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_BYTE = r"x[89a-f][0-9a-f]|ud[89a-f][0-9a-f]{2}"
+_ESCAPED = re.compile(rf"\\(?:{_BYTE})")
+_ESCAPE = re.compile(rf"\\(\\|{_BYTE})")
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def source_name(path: str | Path) -> str:
+    """The source recorded for a file: its path, made valid UTF-8 without losing anything.
+
+    A path that is valid UTF-8 is recorded as it is. In one that is not (``b"caf\\xe9.md"``, which
+    Python names ``"caf\\udce9.md"``), each backslash is doubled and each byte that is not UTF-8 is
+    written ``\\xNN``: ``caf\\xe9.md``. :func:`source_path` reverses it.
+    """
+    text = str(path)
+    if not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub(lambda m: _escape(m.group()), text.replace("\\", "\\\\"))
+
+
+def source_path(source: str) -> Path:
+    """The file path a source was recorded from (the inverse of :func:`source_name`).
+
+    A source holding no ``\\xNN`` escape of a byte over 127 is the path itself.
+    """
+    if not _ESCAPED.search(source):
+        return Path(source)
+
+    def unescape(match: re.Match[str]) -> str:
+        code = match.group(1)
+        if code == "\\":
+            return code
+        return chr(0xDC00 + int(code[1:], 16)) if code[0] == "x" else chr(int(code[1:], 16))
+
+    return Path(_ESCAPE.sub(unescape, source))
+
+
 def _hidden(name: str) -> bool:
     return name.startswith(".") or name in ("__pycache__", "node_modules")
 
 
-def collect_files(paths: Sequence[str | Path]) -> list[Path]:
-    """Regular files under ``paths`` (recursively, hidden entries skipped), absolute, deduplicated, sorted."""
+@dataclass
+class Collected:
+    """Files to index and the entries skipped on the way, with reasons."""
+
+    files: list[Path] = field(default_factory=list)
+    skipped: list[Failure] = field(default_factory=list)
+
+
+def walk_files(folder: Path, skipped: list[Failure]) -> list[Path]:
+    """Files under ``folder`` in walk order (hidden entries skipped, symlinked folders not followed).
+
+    A folder that cannot be listed is appended to ``skipped`` with the reason.
+    """
+
+    def unreadable(exc: OSError) -> None:
+        where = source_name(exc.filename if exc.filename else folder)
+        skipped.append(Failure(where, f"{where}: cannot read the folder ({exc.strerror or exc}); skipped"))
+
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        found.extend(Path(root) / name for name in sorted(files) if not _hidden(name))
+    return found
+
+
+def find_files(paths: Sequence[str | Path]) -> Collected:
+    """Regular files under ``paths`` (see :func:`collect_files`), and what was skipped: folders that
+    cannot be read, named paths that are neither a file nor a folder (a FIFO, a device)."""
     if not paths:
         raise InvalidRequest("no path given; pass files or folders to index")
+    out = Collected()
     found: dict[str, Path] = {}
     for raw in paths:
         if "\x00" in str(raw):
             raise InvalidRequest("a path contains a NUL byte")
         path = Path(raw).expanduser().absolute()
         if not path.exists():
-            raise InvalidRequest(f"{raw}: no such file or folder")
-        if path.is_file():
+            raise InvalidRequest(f"{source_name(raw)}: no such file or folder")
+        if path.is_dir():
+            found.update((str(f), f) for f in walk_files(path, out.skipped))
+        elif path.is_file():
             found[str(path)] = path
-            continue
-        for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not _hidden(d))
-            for name in files:
-                if not _hidden(name):
-                    found[os.path.join(root, name)] = Path(root) / name
-    return [found[k] for k in sorted(found)]
+        else:
+            name = source_name(path)
+            out.skipped.append(Failure(name, f"{name}: not a regular file or folder; skipped"))
+    out.files = [found[k] for k in sorted(found)]
+    return out
+
+
+def collect_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Regular files under ``paths`` (recursively, hidden entries skipped), absolute, deduplicated, sorted."""
+    return find_files(paths).files
 
 
 @dataclass
@@ -101,30 +175,36 @@ class IndexJob:
     def _count(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
 
-    def _fail(self, source: str, reason: str) -> None:
-        log.info("skipped %s", reason)
-        self.failures.append(Failure(source, reason))
+    def fail(self, failure: Failure) -> None:
+        """Count ``failure`` (a source not indexed) and list it in the report."""
+        log.info("skipped %s", failure.reason)
+        self.failures.append(failure)
         self._count("documents_failed")
 
-    def _read(self, path: Path) -> bytes | None:
+    def _refuse(self, source: str, exc: FinesiftError) -> None:
+        self.fail(Failure(source, str(exc), too_large=isinstance(exc, TooLarge)))
+
+    def _read(self, path: Path, source: str) -> bytes | None:
         try:
             info = path.stat()
             if not stat.S_ISREG(info.st_mode):
-                self._fail(str(path), f"{path}: not a regular file")
+                self.fail(Failure(source, f"{source}: not a regular file"))
                 return None
             if info.st_size > self.max_bytes:
-                self._fail(str(path), f"{path}: {info.st_size} bytes is over the {self.max_bytes}-byte limit")
+                what = f"{info.st_size} bytes is over the {self.max_bytes}-byte limit"
+                self._refuse(source, refusal(source, what, "kb.max_file_mb"))
                 return None
             return path.read_bytes()
         except OSError as exc:
-            self._fail(str(path), f"{path}: cannot read ({exc.strerror or exc})")
+            self.fail(Failure(source, f"{source}: cannot read ({exc.strerror or exc})"))
             return None
 
     def add_file(self, path: Path) -> None:
-        """Index one file unless its content and pipeline are unchanged."""
-        data = self._read(path)
+        """Index one file unless its content and pipeline are unchanged (recorded as :func:`source_name`)."""
+        source = source_name(path)
+        data = self._read(path, source)
         if data is not None:
-            self.add_bytes(str(path), data, loader=lambda: self.parse(data, str(path)))
+            self.add_bytes(source, data, loader=lambda: self.parse(data, source))
 
     def add_bytes(self, source: str, data: bytes, *, loader: Callable[[], Document]) -> None:
         """Index a source given its raw bytes (hashed) and how to parse them."""
@@ -160,7 +240,7 @@ class IndexJob:
                 caps=self.caps,
             )
         except FinesiftError as exc:
-            self._fail(source, str(exc))
+            self._refuse(source, exc)
             return None
         info = DocumentInfo(
             doc_id,
@@ -201,7 +281,7 @@ class IndexJob:
 
     def prune(self, roots: Iterable[Path], seen: set[str]) -> None:
         """Delete documents stored from under ``roots`` whose files were not seen in this run."""
-        prefixes = [str(r) if r.is_file() else str(r).rstrip(os.sep) + os.sep for r in roots]
+        prefixes = [source_name(r) if r.is_file() else source_name(r).rstrip(os.sep) + os.sep for r in roots]
         gone = [
             d.doc_id
             for d in self.known.values()

@@ -35,8 +35,16 @@ from finesift.errors import Conflict, InvalidRequest, NotFound
 from finesift.ingest.loaders import file_type_of
 from finesift.ingest.normalize import normalize_text
 from finesift.kb import manifest as mf
-from finesift.kb.indexing import IndexJob, Progress, collect_files, configured_job, content_tokens, doc_id_for
-from finesift.kb.spec import KBSpec, build_kb_embedder, build_kb_reranker, check_choices
+from finesift.kb.indexing import (
+    IndexJob,
+    Progress,
+    configured_job,
+    content_tokens,
+    doc_id_for,
+    find_files,
+    source_name,
+)
+from finesift.kb.spec import KBSpec, build_kb_embedder, build_kb_reranker, check_choices, new_kb_spec
 from finesift.rerank.base import Reranker
 from finesift.retrieval.pipeline import RetrievalPipeline, SearchOptions
 from finesift.retrieval.request import SearchRequest
@@ -286,16 +294,19 @@ class KnowledgeBase:
     ) -> IndexReport:
         """Index files and folders (recursively); unchanged files cost nothing; ``prune`` removes
         documents whose files under ``paths`` are gone. Unreadable files are reported, not raised."""
-        files = collect_files(paths)
+        found = find_files(paths)
+        files = found.files
         with mf.writer_lock(self.path, self.name):
             job = self._job()
+            for failure in found.skipped:
+                job.fail(failure)
             for done, file in enumerate(files, start=1):
                 job.add_file(file)
                 if progress is not None:
-                    progress(done, len(files), str(file))
+                    progress(done, len(files), source_name(file))
             job.flush()
             if prune:
-                job.prune([Path(p).expanduser().absolute() for p in paths], {str(f) for f in files})
+                job.prune([Path(p).expanduser().absolute() for p in paths], {source_name(f) for f in files})
             self._maybe_optimize()
             return job.report()
 
@@ -317,7 +328,9 @@ class KnowledgeBase:
         known = {d.doc_id: d for d in self.documents()}
         by_source = {d.source: d.doc_id for d in known.values()}
         ids = [
-            i if i in known else by_source.get(i, by_source.get(str(Path(i).expanduser().absolute()), ""))
+            i
+            if i in known
+            else by_source.get(i, by_source.get(source_name(Path(i).expanduser().absolute()), ""))
             for i in doc_ids
         ]
         missing = [raw for raw, i in zip(doc_ids, ids, strict=True) if not i]
@@ -406,7 +419,7 @@ def open_or_create(name: str, *, settings: Settings, choices: dict[str, Any] | N
     """
     choices = choices or {}
     if not KnowledgeBase.exists(name, settings=settings):
-        return KnowledgeBase.create(name, settings=settings, spec=KBSpec.from_settings(settings, **choices))
+        return KnowledgeBase.create(name, settings=settings, spec=new_kb_spec(settings, choices))
     kb = KnowledgeBase.open(name, settings=settings)
     check_choices(kb.manifest, choices)
     return kb

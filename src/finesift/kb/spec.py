@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from finesift.embedding.embedder import Embedder
 from finesift.embedding.factory import build_embedder
 from finesift.embedding.instructions import DEFAULT_TASK, resolve_instruction
-from finesift.errors import Conflict, InvalidRequest
+from finesift.errors import Conflict, InvalidRequest, NotFound
+from finesift.hub import is_local, looks_like_hub_id, parse_gguf_ref, resolve_model
 from finesift.kb.manifest import Manifest
 from finesift.rerank.base import Reranker
 from finesift.rerank.factory import build_reranker
@@ -79,9 +82,14 @@ class KBSpec:
             emb.max_length,
         )
         spec = dataclasses.replace(spec, **{k: v for k, v in choices.items() if v is not None})
-        spec = dataclasses.replace(spec, store=normalize_store_uri(spec.store))
         if spec.reranker_model is not None and spec.reranker_model.strip().lower() in NO_RERANKER:
             spec = dataclasses.replace(spec, reranker_model=None)
+        spec = dataclasses.replace(
+            spec,
+            store=normalize_store_uri(spec.store),
+            embedding_model=absolute_model(spec.embedding_model) or spec.embedding_model,
+            reranker_model=absolute_model(spec.reranker_model),
+        )
         size = spec.chunk_size
         bad_size = size is not None and (size < MIN_CHUNK_SIZE or spec.chunk_overlap >= size)
         if spec.chunk_overlap < 0 or bad_size:
@@ -125,6 +133,50 @@ class KBSpec:
         )  # fmt: skip
 
 
+def absolute_model(model: str | None) -> str | None:
+    """A model given as a relative path (``./emb-ft``), made absolute: a KB is searched from any folder."""
+    if not model or os.path.isabs(model) or model == "fake" or model.startswith("fake:"):
+        return model
+    path = Path(model).expanduser()
+    if path.is_dir() or (path.is_file() and path.suffix.lower() == ".gguf"):
+        return str(path.resolve())
+    return model
+
+
+def without_missing_reranker(spec: KBSpec, settings: Settings, *, chosen: bool) -> KBSpec:
+    """``spec``, offline, without a hub reranker that is not in the cache (a search would fail on it).
+
+    A reranker ``chosen`` explicitly raises :class:`NotFound`; the default one is left out with a
+    warning, so the KB's searches are not reranked.
+    """
+    model, section = spec.reranker_model, settings.reranker
+    hub_model = model is not None and looks_like_hub_id(model) and not is_local(model)
+    local_backend = section.backend in ("auto", "transformers", "sentence-transformers") and not section.url
+    if not (settings.hub.offline and hub_model and local_backend) or parse_gguf_ref(str(model)):
+        return spec
+    hub = settings.hub
+    try:
+        resolve_model(
+            str(model), hub=hub.source, revision=section.revision, cache_dir=hub.cache_dir, offline=True
+        )
+    except NotFound as exc:
+        if chosen:
+            raise NotFound(f"{exc} Or index without a reranker: --reranker-model none") from exc
+        log.warning(
+            "the default reranker %s is not available offline; this knowledge base records no reranker "
+            "(searches are not reranked): download it and pass --reranker-model %s to have one",
+            model, model,
+        )  # fmt: skip
+        return dataclasses.replace(spec, reranker_model=None)
+    return spec
+
+
+def new_kb_spec(settings: Settings, choices: dict[str, Any]) -> KBSpec:
+    """The spec of a KB created from ``settings`` and explicit ``choices`` (``None``: not chosen)."""
+    spec = KBSpec.from_settings(settings, **choices)
+    return without_missing_reranker(spec, settings, chosen=choices.get("reranker_model") is not None)
+
+
 def check_choices(m: Manifest, choices: dict[str, Any]) -> None:
     """Refuse explicit choices (CLI flags) that contradict what the KB was created with."""
     recorded = dataclasses.asdict(KBSpec.from_manifest(m))
@@ -136,6 +188,8 @@ def check_choices(m: Manifest, choices: dict[str, Any]) -> None:
             value = resolve_instruction(value, default=DEFAULT_TASK)
         if key == "reranker_model" and str(value).strip().lower() in NO_RERANKER:
             value = None
+        if key.endswith("_model") and value is not None and absolute_model(value) == have:
+            continue  # the relative path of the recorded model
         if value != have:
             flag = "--" + key.replace("_", "-")
             raise Conflict(

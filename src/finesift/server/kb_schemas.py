@@ -65,6 +65,7 @@ class DocumentList(BaseModel):
 class FailureOut(BaseModel):
     source: str
     reason: str
+    too_large: bool = Field(False, description="refused by a cap that `reason` names (kb.max_chunks, ...)")
 
 
 class IndexResult(BaseModel):

@@ -81,7 +81,7 @@ def test_collect_skips_links_leading_outside_and_hidden_files(tree):
     assert found.files == [real / "a" / "b" / "two.md", real / "a" / "one.md"]
     reasons = sorted(f.reason for f in found.skipped)
     assert reasons == [
-        "broken.md: cannot be read (broken link?); skipped",
+        "broken.md: cannot be read (No such file or directory); skipped",
         "escape.md: links outside the index roots; skipped",
     ]
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from finesift.errors import InvalidRequest
-from finesift.kb.indexing import doc_id_for
+from finesift.errors import InvalidRequest, TooLarge
+from finesift.kb.indexing import doc_id_for, source_name
 from finesift.kb.knowledge_base import KnowledgeBase
 from finesift.kb.spec import KBSpec
 from finesift.retrieval.options import SearchOptions
@@ -48,7 +48,7 @@ DocId = Annotated[str, PathParam(description="Document id (16 hex digits).", pat
 COMMON: dict[int | str, dict[str, Any]] = {
     400: _error("Malformed JSON, or a Host header that is not allowed"),
     404: _error("Unknown knowledge base or document"),
-    413: _error("Body or upload too large"),
+    413: _error("Body or upload too large, or nothing indexed because a document is over a cap (kb.max_*)"),
     422: _error("Invalid request: bad name, empty query, wrong types, out-of-range options"),
     429: _error("Too many reads in flight, or too many writes waiting for this knowledge base"),
     503: _error("Store unavailable, deadline exceeded (the open included), or server draining"),
@@ -67,7 +67,14 @@ READ: dict[int | str, dict[str, Any]] = {
 
 def _index_result(report: IndexReport) -> Any:
     """The answer of a write, built from what the write itself knows (no second read that could fail
-    or be refused after the commit)."""
+    or be refused after the commit).
+
+    A write that changed nothing and whose first failure is a cap (``kb.max_chunks``, ...) is that
+    413, as when an upload's only file is over a cap; otherwise failures are listed in a 200.
+    """
+    first = report.failures[0] if report.failures else None
+    if first is not None and first.too_large and not report.stored and not report.documents_removed:
+        raise TooLarge(f"nothing to index: {first.reason}")
     documents = [{"doc_id": doc_id_for(s), "source": s} for s in sorted(set(report.stored))]
     failures = [dataclasses.asdict(f) for f in report.failures]
     return {**report.summary(), "failures": failures, "documents": documents}
@@ -196,7 +203,7 @@ async def index_paths(kb: KBName, body: IndexPaths, kbs: KBs) -> Any:
     def index(base: KnowledgeBase) -> dict[str, Any]:
         found = collect(targets, roots)
         report = base.add(found.files) if found.files else _empty_report()
-        removed = _prune(base, targets, {str(f) for f in found.files}) if body.prune else 0
+        removed = _prune(base, targets, {source_name(f) for f in found.files}) if body.prune else 0
         report = dataclasses.replace(
             report,
             documents_removed=report.documents_removed + removed,
@@ -214,7 +221,7 @@ def _empty_report() -> IndexReport:
 
 def _prune(base: KnowledgeBase, targets: list[Any], seen: set[str]) -> int:
     """Delete documents stored from under the folders in ``targets`` whose files were not seen."""
-    prefixes = [str(t).rstrip("/") + "/" for t in targets if t.is_dir()]
+    prefixes = [source_name(t).rstrip("/") + "/" for t in targets if t.is_dir()]
     gone = [
         d.doc_id
         for d in base.documents()

@@ -214,7 +214,17 @@ class LLMSettings(_Section):
     )
     context_tokens: int = Field(default=8192, ge=256, description="the model's context window, in tokens")
     max_tokens: int = Field(default=1024, ge=16, description="tokens reserved for the answer")
-    temperature: float = Field(default=0.1, ge=0, le=2)
+    temperature: float = Field(
+        default=0.1, ge=0, le=2, description="sampling temperature of answers (synth: synth.temperature)"
+    )
+
+
+class SynthSettings(_Section):
+    """Training queries written by the chat model (``finesift synth``); the endpoint is ``llm``'s."""
+
+    temperature: float = Field(
+        default=0.7, ge=0, le=2, description="sampling temperature of the chat model writing queries"
+    )
 
 
 class AnswerSettings(_Section):
@@ -368,6 +378,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     answer: AnswerSettings = AnswerSettings()
     ray: RaySettings = RaySettings()
+    synth: SynthSettings = SynthSettings()
 
 
 _Model = TypeVar("_Model", bound=BaseModel)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from finesift.cli.common import settings_of, with_role
+from finesift.cli.options import both_models
 from finesift.doctor import DoctorOptions, Thresholds, run_doctor
 from finesift.doctor.run import parse_backends, parse_pairs
 
@@ -20,7 +21,12 @@ def doctor(
     reranker_model: Annotated[
         str | None, typer.Option("--reranker-model", "-r", help="Also check reranking.")
     ] = None,
-    backends: Annotated[str, typer.Option(help="Comma-separated backend names to check.")] = "transformers",
+    backends: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated backend names to check (auto: the one finesift picks for the model)."
+        ),
+    ] = "auto",
     url: Annotated[list[str] | None, typer.Option(help="NAME=URL for a remote backend (repeatable).")] = None,
     served_model: Annotated[
         list[str] | None, typer.Option(help="NAME=MODEL the remote serves (repeatable).")
@@ -32,9 +38,7 @@ def doctor(
     gguf_type: Annotated[
         str, typer.Option(help="Conversion type: f32 | f16 | bf16 | q8_0 | q5_k_m | q4_k_m.")
     ] = "f16",
-    device: Annotated[
-        str, typer.Option(help="auto | cpu | cuda for local backends and the reference.")
-    ] = "auto",
+    device: Annotated[str | None, both_models(name="device")] = None,
     min_cosine: Annotated[float, typer.Option(help="Pass mark: cosine to the reference.")] = 0.99,
     max_delta: Annotated[float, typer.Option(help="Pass mark: largest |score difference|.")] = 0.05,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -43,9 +47,8 @@ def doctor(
 
     Exits 1 when any backend deviates; each failing row names the likely cause and its fix.
     """
-    settings = with_role(settings_of(ctx), "embedding", model=embedding_model)
-    if reranker_model is not None:
-        settings = with_role(settings, "reranker", model=reranker_model)
+    settings = with_role(settings_of(ctx), "embedding", model=embedding_model, device=device)
+    settings = with_role(settings, "reranker", model=reranker_model, device=device)
     options = DoctorOptions(
         backends=parse_backends(backends),
         urls=parse_pairs(url or [], "--url"),
@@ -53,7 +56,7 @@ def doctor(
         gguf=gguf,
         reranker_gguf=reranker_gguf,
         gguf_type=gguf_type,
-        device=device,
+        device=settings.embedding.device,
         thresholds=Thresholds(min_cosine=min_cosine, max_delta=max_delta),
     )
     report = run_doctor(settings, options, rerank=reranker_model is not None)

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from finesift.cli.common import settings_of
+from finesift.cli.common import settings_of, with_role
 from finesift.cli.eval import _sample
+from finesift.cli.options import setting
 from finesift.errors import InvalidRequest
 from finesift.rerank.modelfile import write_modelfile
 from finesift.runtime.gguf import FILE_TYPES, REPORT_TYPES, Kind
@@ -84,7 +85,7 @@ def report(
         int | None,
         typer.Option(help="Keep the judged documents and a seeded sample of the others, N in all."),
     ] = None,
-    max_length: Annotated[int, typer.Option(help="Tokens per text before truncation.")] = 8192,
+    max_length: Annotated[int | None, setting(path="embedding.max_length")] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of a table.")
     ] = False,
@@ -96,12 +97,12 @@ def report(
     from finesift.eval.quantization import QuantReportSpec, quantization_report, report_table
     from finesift.eval.runner import Evaluator
 
-    settings = settings_of(ctx)
+    settings = with_role(settings_of(ctx), "embedding", max_length=max_length)
     spec = QuantReportSpec(
         model=str(model_dir),
         types=[t.strip() for t in types.split(",") if t.strip()],
         dims=[_dim(d) for d in dims.split(",") if d.strip()],
-        max_length=max_length,
+        max_length=settings.embedding.max_length,
         gguf_dir=settings.home / "cache" / "gguf",
     )
     data = load_beir(data_dir, split)

@@ -7,6 +7,7 @@ the command's annotation names (``Dtype``, ``SearchMode`` ...). The flags users 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import typer
@@ -65,7 +66,7 @@ def _shown_default(field: FieldInfo) -> str:
     default = field.get_default(call_default_factory=False)
     if default is None or field.default_factory is not None or isinstance(default, tuple):
         return ""
-    return ("on" if default else "off") if isinstance(default, bool) else str(default)
+    return _shown(default)
 
 
 def setting(*decls: str, path: str, note: str = "", help: str | None = None, **kwargs: Any) -> Any:
@@ -83,3 +84,38 @@ def both_models(*decls: str, name: str, **kwargs: Any) -> Any:
     """A typer option for ``embedding.<name>`` and ``reranker.<name>`` at once (kb, serve, eval)."""
     paths = (f"embedding.{name}", f"reranker.{name}")
     return setting(*decls, path=paths[0], help=help_of(*paths, note="both models"), **kwargs)
+
+
+def config_option(config: type, name: str, *decls: str, help: str, **kwargs: Any) -> Any:
+    """A typer option for field ``name`` of the dataclass ``config`` (a train or synth run's settings).
+
+    The option's value is ``None`` unless given (pass the given ones with :func:`given`), so the dataclass
+    declares the default once; the help shows it.
+    """
+    default = config_default(config, name)
+    switch = next((d.split("/") for d in decls if "/" in d), None)
+    text = switch[0 if default else 1] if switch and isinstance(default, bool) else _shown(default)
+    shown = "" if default is None else f" Default {text}."
+    make: Any = typer.Option
+    return make(*decls, help=f"{help}{shown}", show_default=False, **kwargs)
+
+
+def config_default(config: type, name: str) -> Any:
+    """The declared default of dataclass field ``name`` (``None`` when it has none)."""
+    for item in dataclasses.fields(config):
+        if item.name == name:
+            return None if item.default is dataclasses.MISSING else item.default
+    raise TypeError(f"{config.__name__} has no field {name!r}")
+
+
+def given(**values: Any) -> dict[str, Any]:
+    """The options that were given (not ``None``): the rest keep the config's or the settings' defaults."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from finesift.cli.common import settings_of
+from finesift.cli.options import config_option, given
 from finesift.errors import InvalidRequest
+from finesift.train.config import EmbeddingTrainConfig, Precision
 
 train_app = typer.Typer(
     help="Fine-tune the models on your own pairs (BEIR folder or JSONL).", no_args_is_help=True
 )
 
+#: An option whose default is the run configuration's (declared once, in EmbeddingTrainConfig).
+_E = partial(config_option, EmbeddingTrainConfig)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON summary instead of text.")]
 
 
@@ -36,67 +41,62 @@ def embedding(
     data: Annotated[Path, typer.Argument(help="BEIR folder or JSONL of {query, positive, negatives?}.")],
     model: Annotated[str, typer.Option(help="Base model: a local directory or hub id.")],
     out: Annotated[Path, typer.Option(help="Output directory (final model + checkpoint-N).")],
-    split: Annotated[str, typer.Option(help="qrels/<split>.tsv of a BEIR folder.")] = "train",
+    split: Annotated[str | None, _E("split", help="qrels/<split>.tsv of a BEIR folder.")] = None,
     skip_empty: Annotated[
-        bool, typer.Option(help="Drop pairs whose query or positive text is empty (else an error).")
-    ] = False,
-    epochs: Annotated[int, typer.Option(help="Passes over the data.")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Pairs per batch (in-batch negatives).")] = 16,
-    accumulation: Annotated[int, typer.Option(help="Batches per optimizer step.")] = 1,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (1e-4 LoRA, 2e-5 full).")] = None,
-    temperature: Annotated[float, typer.Option(help="InfoNCE temperature τ.")] = 0.05,
+        bool | None,
+        _E("skip_empty", help="Drop pairs whose query or positive text is empty (else an error)."),
+    ] = None,
+    epochs: Annotated[int | None, _E("epochs", help="Passes over the data.")] = None,
+    batch_size: Annotated[int | None, _E("batch_size", help="Pairs per batch (in-batch negatives).")] = None,
+    accumulation: Annotated[int | None, _E("accumulation", help="Batches per optimizer step.")] = None,
+    lr: Annotated[float | None, _E("lr", help="Learning rate (1e-4 LoRA, 2e-5 full).")] = None,
+    temperature: Annotated[float | None, _E("temperature", help="InfoNCE temperature τ.")] = None,
     hard_negatives: Annotated[
-        int, typer.Option(help="Hard negatives per pair; mined by the model when the data lacks them.")
-    ] = 1,
+        int | None,
+        _E("hard_negatives", help="Hard negatives per pair; mined by the model when the data lacks them."),
+    ] = None,
     lora: Annotated[
-        bool, typer.Option("--lora/--full", help="LoRA adapters (merged at save) or all weights.")
-    ] = True,
-    seed: Annotated[int, typer.Option(help="Seed of the data order and initialisation.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint-N in --out.")] = False,
+        bool | None, _E("lora", "--lora/--full", help="LoRA adapters (merged at save) or all weights.")
+    ] = None,
+    seed: Annotated[int | None, _E("seed", help="Seed of the data order and initialisation.")] = None,
+    resume: Annotated[
+        bool | None, _E("resume", help="Continue from the latest checkpoint-N in --out.")
+    ] = None,
     dims: Annotated[str | None, typer.Option(help="Matryoshka prefixes, e.g. 256,512 (full always).")] = None,
-    save_steps: Annotated[int, typer.Option(help="Write checkpoint-N every N steps (0: only the end).")] = 0,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps.")] = None,
-    instruction: Annotated[str | None, typer.Option(help="Query instruction (name or sentence).")] = None,
-    max_length: Annotated[int, typer.Option(help="Tokens per text during training.")] = 512,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
+    save_steps: Annotated[
+        int | None, _E("save_steps", help="Write checkpoint-N every N steps (0: only the end).")
+    ] = None,
+    max_steps: Annotated[int | None, _E("max_steps", help="Stop after N optimizer steps.")] = None,
+    instruction: Annotated[
+        str | None, _E("instruction", help="Query instruction (name or sentence).")
+    ] = None,
+    max_length: Annotated[int | None, _E("max_length", help="Tokens per text during training.")] = None,
+    device: Annotated[str | None, _E("device", help="auto | cpu | cuda | cuda:N.")] = None,
     precision: Annotated[
-        str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16.")
-    ] = "auto",
+        Precision | None, _E("precision", help="auto: bf16 autocast on CUDA, fp32 on CPU.")
+    ] = None,
     gradient_checkpointing: Annotated[
-        bool, typer.Option(help="Recompute activations in backward: less memory, slower.")
-    ] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar (tty).")] = True,
+        bool | None,
+        _E("gradient_checkpointing", help="Recompute activations in backward: less memory, slower."),
+    ] = None,
+    progress: Annotated[
+        bool | None, _E("progress", "--progress/--no-progress", help="Progress bar (tty).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune an embedding model with the improved InfoNCE of the Qwen3 Embedding report."""
-    from finesift.train.embedding import EmbeddingTrainConfig, train_embedding
+    from finesift.train.embedding import train_embedding
 
-    if precision not in ("auto", "fp32", "bf16"):
-        raise InvalidRequest(f"--precision must be auto, fp32 or bf16, not {precision!r}")
     config = EmbeddingTrainConfig(
-        model=model,
-        out=out,
-        split=split,
-        skip_empty=skip_empty,
-        epochs=epochs,
-        batch_size=batch_size,
-        accumulation=accumulation,
-        lr=lr,
-        temperature=temperature,
-        hard_negatives=hard_negatives,
-        lora=lora,
-        seed=seed,
-        dims=parse_dims(dims),
-        save_steps=save_steps,
-        max_steps=max_steps,
-        instruction=instruction,
-        max_length=max_length,
-        device=device,
-        precision=precision,  # type: ignore[arg-type]
-        gradient_checkpointing=gradient_checkpointing,
-        resume=resume,
-        progress=progress,
-    )
+        model=model, out=out, dims=parse_dims(dims),
+        **given(
+            split=split, skip_empty=skip_empty, epochs=epochs, batch_size=batch_size,
+            accumulation=accumulation, lr=lr, temperature=temperature, hard_negatives=hard_negatives,
+            lora=lora, seed=seed, save_steps=save_steps, max_steps=max_steps, instruction=instruction,
+            max_length=max_length, device=device, precision=precision,
+            gradient_checkpointing=gradient_checkpointing, resume=resume, progress=progress,
+        ),
+    )  # fmt: skip
     result = train_embedding(data, config, hub=settings_of(ctx).hub)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))

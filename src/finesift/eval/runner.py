@@ -20,6 +20,7 @@ from finesift.embedding.embedder import Embedder, slice_and_normalise, validate_
 from finesift.embedding.factory import build_embedder
 from finesift.embedding.instructions import resolve_instruction
 from finesift.embedding.registry import choose_backend
+from finesift.errors import NotFound
 from finesift.eval.cache import EmbeddingCache
 from finesift.eval.config import RETRIEVE_DEPTH, EvalConfig
 from finesift.eval.datasets import BeirDataset
@@ -198,7 +199,16 @@ class _Run:
 
     def _load_embedder(self) -> Embedder:
         began = time.perf_counter()
-        embedder = self.owner.embedder(self.config.embedding)
+        try:
+            embedder = self.owner.embedder(self.config.embedding)
+        except NotFound as exc:
+            if self.config.mode != "rerank":
+                raise
+            raise NotFound(
+                f"--mode rerank reranks a first-stage dense retrieval, and its embedder "
+                f"{self.config.embedding.model!r} could not be loaded: {exc} Pass a first-stage model "
+                f"you have with --embedding-model (a local directory, a cached hub id, or all-MiniLM-L6-v2)"
+            ) from exc
         self._add("load", time.perf_counter() - began)
         return embedder
 

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from finesift.embedding.embedder import Embedder
 from finesift.errors import InvalidRequest, MissingDependency
@@ -35,7 +35,7 @@ from finesift.train.checkpoint import (
     save_checkpoint,
     save_model,
 )
-from finesift.train.config import model_dir
+from finesift.train.config import Precision, model_dir
 from finesift.train.data import TrainData, load_pairs
 from finesift.train.encoder import enable_checkpointing
 from finesift.train.rerank_negatives import mine_negatives
@@ -43,7 +43,6 @@ from finesift.train.rerank_negatives import mine_negatives
 log = logging.getLogger(__name__)
 #: LoRA targets: every projection of attention and MLP in a Qwen3 block.
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-Precision = Literal["auto", "fp32", "bf16"]
 LOSS_NAME = "-log p(label | inference prompt), yes/no softmax at the last position"
 
 

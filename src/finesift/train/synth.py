@@ -13,7 +13,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,8 @@ KEYWORD_LENGTHS = (2, 3, 4, 5)
 QUERY_LENGTHS = (6, 8, 10, 15, 20, 30)
 #: Failures to reach the chat model, with no reply yet, after which a run stops.
 DEAD_ENDPOINT = 8
+#: Passages embedded per call (one progress step).
+EMBED_STEP = 256
 Complete = Callable[[list[dict[str, str]]], str]
 
 
@@ -213,6 +215,29 @@ def _drain(
     return set(rest)
 
 
+def passage_vectors(
+    passages: Sequence[Passage], embedder: Embedder, stored: Mapping[str, np.ndarray], *, progress: bool
+) -> np.ndarray:
+    """(n, d) float32 document vectors of ``passages``: ``stored`` ones reused, the rest embedded."""
+    from tqdm import tqdm
+
+    missing = [i for i, p in enumerate(passages) if p.id not in stored]
+    if len(missing) < len(passages):
+        log.info(
+            "synth: %d of %d passage vectors reused from the KB", len(passages) - len(missing), len(passages)
+        )
+    out = np.zeros((len(passages), embedder.dimension), dtype=np.float32)
+    for i, p in enumerate(passages):
+        if p.id in stored:
+            out[i] = stored[p.id]
+    with tqdm(total=len(missing), desc="embed passages", unit="passage", disable=not progress) as bar:
+        for start in range(0, len(missing), EMBED_STEP):
+            rows = missing[start : start + EMBED_STEP]
+            out[rows] = embedder.embed_documents([passages[i].text for i in rows])
+            bar.update(len(rows))
+    return out
+
+
 def synthesize(  # noqa: PLR0913 - keyword-only: the inputs, the chat and the output
     passages: Sequence[Passage],
     *,
@@ -222,11 +247,14 @@ def synthesize(  # noqa: PLR0913 - keyword-only: the inputs, the chat and the ou
     out: Path,
     config: SynthConfig,
     run_params: dict[str, Any] | None = None,
+    stored: Mapping[str, np.ndarray] | None = None,
 ) -> SynthReport:
     """Write queries for ``passages`` into the BEIR folder ``out``; resumes a run found there.
 
     ``complete`` sends chat messages and returns the visible reply (it retries transport errors
     itself and raises :class:`FinesiftError` when it gives up). Nothing is written outside ``out``.
+    ``stored``: passage vectors already computed by this embedder (a KB's), by passage id; the others
+    are embedded.
     """
     config.check()
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / JOURNAL).is_file())):
@@ -235,7 +263,7 @@ def synthesize(  # noqa: PLR0913 - keyword-only: the inputs, the chat and the ou
         )
     started = time.monotonic()
     selected = select(passages, config)
-    vectors = embedder.embed_documents([p.text for p in selected])
+    vectors = passage_vectors(selected, embedder, stored or {}, progress=config.progress)
     jobs = plan_jobs(selected, vectors, embedder, personas, config.per_chunk)
     params = {
         **(run_params or {}), "passages": fingerprint(passages), "embedder": embedder.model_id,

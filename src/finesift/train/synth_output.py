@@ -50,6 +50,8 @@ class SynthReport:
     reasons: dict[str, list[dict[str, str]]]
     min_cosine: float
     mean_cosine: float | None
+    #: The cosine that 90 % of the queries retrieving their own passage first reach (this embedder's scale).
+    suggested_min_cosine: float | None = None
     resumed: int = 0
     ran: int = 0
     elapsed_s: float = 0.0
@@ -71,6 +73,12 @@ class SynthReport:
             if count:
                 example = self.reasons[kind][0]
                 lines.append(f"  dropped {count} {kind.replace('_', ' ')}: e.g. {example['reason']}")
+        if self.dropped.get("low_cosine") and self.suggested_min_cosine is not None:
+            lines.append(
+                f"  hint: cosines depend on the embedder; 90 % of the queries that retrieve their own "
+                f"passage first score at least {self.suggested_min_cosine}: re-run with --min-cosine "
+                f"{self.suggested_min_cosine} to filter again (the journal is reused, no chat calls)"
+            )
         return "\n".join(lines)
 
 
@@ -115,12 +123,35 @@ def _filter(
 
 def _cosines(
     records: Sequence[dict[str, Any]], embedder: Embedder, vectors: dict[str, np.ndarray]
-) -> dict[str, float]:
+) -> tuple[dict[str, float], float | None]:
+    """Each ok query's cosine to its passage, and the suggested ``min_cosine`` (see :func:`suggest`)."""
     ok = [r for r in records if r["status"] == "ok"]
     if not ok:
-        return {}
+        return {}, None
     queries = embedder.embed_queries([r["query"] for r in ok])
-    return {r["key"]: float(q @ vectors[r["passage"]]) for r, q in zip(ok, queries, strict=True)}
+    cosines = {r["key"]: float(q @ vectors[r["passage"]]) for r, q in zip(ok, queries, strict=True)}
+    return cosines, suggest(ok, queries, vectors, cosines)
+
+
+def suggest(
+    ok: Sequence[dict[str, Any]],
+    queries: np.ndarray,
+    vectors: dict[str, np.ndarray],
+    cosines: dict[str, float],
+) -> float | None:
+    """The 10th percentile of the cosines of queries whose own passage is their nearest (floored to 0.01).
+
+    Those queries are useful whatever the embedder's scale, so their scores calibrate the filter.
+    """
+    ids = list(vectors)
+    matrix = np.stack([vectors[i] for i in ids])
+    position = {pid: n for n, pid in enumerate(ids)}
+    own = np.array([position[r["passage"]] for r in ok])
+    first = np.concatenate(
+        [np.argmax(queries[s : s + 1024] @ matrix.T, axis=1) for s in range(0, len(ok), 1024)]
+    )
+    scores = [cosines[r["key"]] for r, hit in zip(ok, first == own, strict=True) if hit]
+    return float(np.floor(np.percentile(scores, 10) * 100) / 100) if scores else None
 
 
 def _split(kept: Sequence[dict[str, Any]], seed: int, dev_fraction: float) -> set[str]:
@@ -151,7 +182,7 @@ def finalize(
     policy: OutputPolicy,
 ) -> SynthReport:
     """Filter ``records`` (journal order) and write corpus, queries, qrels and the dropped list."""
-    cosines = _cosines(records, embedder, passage_vectors)
+    cosines, suggested = _cosines(records, embedder, passage_vectors)
     kept, dropped = _filter(records, cosines, policy.min_cosine)
     dev = _split(kept, policy.seed, policy.dev_fraction)
     corpus = "".join(json.dumps(_corpus_row(p), ensure_ascii=False) + "\n" for p in passages)
@@ -177,4 +208,5 @@ def finalize(
         reasons={k: [d for d in dropped if d["kind"] == k][:EXAMPLES] for k in kinds},
         min_cosine=policy.min_cosine,
         mean_cosine=round(float(np.mean(list(cosines.values()))), 4) if cosines else None,
+        suggested_min_cosine=suggested,
     )

@@ -98,7 +98,7 @@ def test_resume_refuses_changed_settings_and_empty_dirs(
         (["--batch-size", "0"], 2, "--batch-size must be at least 1"),
         (["--dims", "a,b"], 2, "--dims takes comma-separated integers"),
         (["--split", "nope"], 4, "available splits: dev, test"),
-        (["--precision", "fp8"], 2, "--precision must be"),
+        (["--precision", "fp8"], 2, "'--precision': 'fp8' is not one of"),
     ],
 )
 def test_train_cli_errors_are_one_line(

@@ -30,7 +30,16 @@ import numpy as np
 from finesift.embedding.embedder import Embedder
 from finesift.errors import BackendError, MissingDependency
 from finesift.kb import manifest as mf
-from finesift.kb.indexing import IndexJob, Progress, collect_files, configured_job, content_tokens, doc_id_for
+from finesift.kb.indexing import (
+    IndexJob,
+    Progress,
+    configured_job,
+    content_tokens,
+    doc_id_for,
+    find_files,
+    source_name,
+    source_path,
+)
 from finesift.kb.knowledge_base import KnowledgeBase, check_embedder
 from finesift.kb.spec import KBSpec, build_kb_embedder, kb_embedding_settings
 from finesift.settings import RaySettings, Settings
@@ -96,7 +105,7 @@ def _prepare_one(job: _Preparer, source: str, old: DocumentInfo | None) -> Outco
     job.known = {old.doc_id: old} if old is not None else {}
     job.failures.clear()
     job.stored.clear()
-    data = job._read(Path(source))
+    data = job._read(source_path(source), source)
     prepared = None if data is None else job.prepare(source, data, loader=lambda: job.parse(data, source))
     if prepared is not None:
         return ("ready", *prepared)
@@ -200,7 +209,8 @@ def _connect(ray: Any, config: RaySettings) -> bool:
 def _dataset(ray: Any, kb: KnowledgeBase, job: IndexJob, files: list[Path]) -> Any:
     """The Ray dataset of outcomes: files -> parse-and-chunk tasks -> embedding actors."""
     settings, config = kb.settings, kb.settings.ray
-    rows = [{"source": str(f), "old": pickle.dumps(job.known.get(doc_id_for(str(f))))} for f in files]
+    names = [source_name(f) for f in files]
+    rows = [{"source": name, "old": pickle.dumps(job.known.get(doc_id_for(name)))} for name in names]
     context = {"settings": settings, "manifest": kb.manifest}
     gpus = config.gpus_per_actor
     if gpus is None:
@@ -233,8 +243,11 @@ def add_with_ray(
     local runtime it started itself.
     """
     ray = require_ray()
-    files = collect_files(paths)
+    found = find_files(paths)
+    files = found.files
     with kb.writing() as job:
+        for failure in found.skipped:
+            job.fail(failure)
         if files:
             started = _connect(ray, kb.settings.ray)
             try:
@@ -248,7 +261,7 @@ def add_with_ray(
                 if started:
                     ray.shutdown()
         if prune:
-            job.prune([Path(p).expanduser().absolute() for p in paths], {str(f) for f in files})
+            job.prune([Path(p).expanduser().absolute() for p in paths], {source_name(f) for f in files})
         return job.report()
 
 

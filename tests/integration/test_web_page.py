@@ -223,3 +223,36 @@ def test_key_prompt_and_no_ask_box_without_the_endpoint(browser, tmp_path):
         sync_api.expect(page.locator("#ask-section")).to_be_hidden()
         shot(page, tmp_path, "key-prompt.png")
         page.close()
+
+
+def test_the_ask_box_hides_itself_when_the_route_answers_404_or_501(browser, tmp_path):
+    """The page's promise (app.js ``ask``): an Ask route that answers 404 (not served) or 501 (the answer
+    extra missing) hides the Ask box instead of showing an error. The answer is stubbed in the browser,
+    so the route is listed in the schema (the box shows) but refuses when asked."""
+    app = serve(tmp_path / "home")
+    with live_server(app) as (url, _):
+        wait_ready(app)
+        for n, status in enumerate((404, 501)):
+            page = browser.new_page()
+            page.route("**/v1/kbs/*/ask", _refuse_with(status))
+            page.goto(url + "/")
+            if n == 0:
+                page.click("#new-kb-toggle")
+                page.fill("#new-kb-name", "stubbed")
+                page.click("#new-kb-form button[type=submit]")
+            sync_api.expect(page.locator("#kb-select")).to_have_value("stubbed")
+            sync_api.expect(page.locator("#ask-section")).to_be_visible()
+            page.fill("#ask-query", "anything")
+            page.click("#ask-button")
+            sync_api.expect(page.locator("#ask-section")).to_be_hidden()
+            assert "refused by the stub" not in page.locator("#message").inner_text()
+            page.close()
+
+
+def _refuse_with(status: int):
+    body = '{"error": {"message": "refused by the stub", "type": "not_available", "code": null}}'
+
+    def handler(route, request=None) -> None:
+        route.fulfill(status=status, content_type="application/json", body=body)
+
+    return handler

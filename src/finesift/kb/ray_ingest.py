@@ -49,7 +49,7 @@ from finesift.types import Chunk, DocumentInfo, IndexReport
 log = logging.getLogger(__name__)
 
 #: What a parse task hands on per file: ("ready", info, chunks, updated[, vectors]),
-#: ("failed", reason) or ("unchanged",).
+#: ("failed", Failure) or ("unchanged",).
 Outcome = tuple[Any, ...]
 
 
@@ -110,7 +110,7 @@ def _prepare_one(job: _Preparer, source: str, old: DocumentInfo | None) -> Outco
     if prepared is not None:
         return ("ready", *prepared)
     if job.failures:
-        return ("failed", job.failures[-1].reason)
+        return ("failed", job.failures[-1])
     return ("unchanged",)
 
 
@@ -176,7 +176,7 @@ class _Writer:
             self.job._count("documents_unchanged")
             self.job.stored.append(source)
         elif outcome[0] == "failed":
-            self.job._fail(source, outcome[1])
+            self.job.fail(outcome[1])
         else:
             _, info, chunks, updated, vectors = outcome
             self.pending.append((info, chunks, updated))

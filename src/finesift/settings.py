@@ -163,7 +163,7 @@ class KBSettings(_Section):
         default=600.0, ge=0.001, description="seconds old store versions stay readable after a compaction"
     )
     ann_min_rows: int = Field(
-        default=100_000,
+        default=20_000,
         ge=1,
         description="LanceDB: chunks before compaction builds the ANN index (below: exact)",
     )

@@ -29,7 +29,7 @@ AnnIndex = Literal["IVF_HNSW_SQ", "IVF_PQ"]
 class LanceIndexOptions:
     """When the ANN index is built and how it trades recall for latency (see ``kb.ann_*`` settings)."""
 
-    ann_min_rows: int = 100_000
+    ann_min_rows: int = 20_000
     ann_index: AnnIndex = "IVF_HNSW_SQ"
     nprobes: int = 20
     refine_factor: int = 0  # 0: no re-ranking of ANN candidates by exact distance

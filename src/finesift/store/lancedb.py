@@ -71,6 +71,19 @@ def schemas(dimension: int) -> tuple[Any, Any]:
     return documents, chunks
 
 
+def settle(table: Any) -> bool:
+    """Compact and fold new rows into every index until a pass writes nothing; whether that happened.
+
+    One pass is not always enough: compaction after an index refresh may merge fragments further.
+    """
+    for _ in range(4):
+        before = table.version
+        table.optimize(cleanup_older_than=timedelta(days=36500))
+        if table.version == before:
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class Pointer:
     """The last complete commit: its sequence number and the table versions it consists of."""
@@ -235,17 +248,20 @@ class LanceStore:
 
         Pruning runs only after the pointer names the compacted versions, so a crash never leaves a
         pointer to a deleted version; ``keep`` protects readers still holding an older snapshot.
+        Lance prunes only inside ``optimize``, which must then write nothing new (else the pointer
+        would name an old version, open to the prune): a table is pruned only once a pass left it as
+        it was, and otherwise at the next compaction.
         """
         pointer = self._read_pointer()
         documents, chunks = self._writable(pointer)
         upgrade(chunks)
-        for table in (documents, chunks):  # compacts, and folds new rows into every index
-            table.optimize(cleanup_older_than=timedelta(days=36500))
         build_ann_if_due(chunks, self.options)
+        settled = [settle(table) for table in (documents, chunks)]
         seq = pointer.seq + 1
         Pointer(seq, documents.version, chunks.version, compacted=chunks.version).write(self.path)
-        for table in (documents, chunks):
-            table.optimize(cleanup_older_than=keep)
+        for table, done in zip((documents, chunks), settled, strict=True):
+            if done:
+                table.optimize(cleanup_older_than=keep)
         return seq
 
     def versions_since_optimize(self) -> int:

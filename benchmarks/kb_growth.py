@@ -56,8 +56,9 @@ def word(i: int) -> str:
 class Corpus:
     """Seeded documents, plus the exact dense top 10 of fixed queries, maintained as rows are made."""
 
-    def __init__(self, seed: int = 0, n_queries: int = 50) -> None:
+    def __init__(self, seed: int = 0, n_queries: int = 50, topics: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
+        self.centers = self.unit(topics) if topics else None
         self.vocab = [word(i) for i in range(30_000)] + CJK
         p = 1.0 / np.arange(1, len(self.vocab) + 1)
         self.p = p / p.sum()
@@ -66,7 +67,11 @@ class Corpus:
         self.top_ids = np.full((n_queries, 10), "", object)
 
     def unit(self, n: int) -> np.ndarray:
+        """``n`` unit vectors: uniform, or (with topics) a topic's centre plus as much noise (cos ~0.7)."""
         v = self.rng.standard_normal((n, DIM), dtype=np.float32)
+        if getattr(self, "centers", None) is not None:
+            assert self.centers is not None
+            v = v / np.sqrt(DIM) + self.centers[self.rng.integers(0, len(self.centers), n)]
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
     def docs(self, start: int, count: int) -> list[Any]:
@@ -156,7 +161,7 @@ def measure_size(args: argparse.Namespace, chunks: int, root: Path, uri: str) ->
 
     home = root / f"home-{chunks}"
     settings = Settings(home=home, embedding={"model": f"fake:{DIM}"}, kb={"store": uri})
-    corpus = Corpus()
+    corpus = Corpus(topics=args.topics)
     kb = open_or_create("bench", settings=settings, choices={"reranker_model": "none"})
     out: dict[str, Any] = {"chunks": chunks}
     out["build_s"] = round(commit_all(kb.store, corpus, 0, chunks // PER_DOC, 4096), 2)
@@ -219,11 +224,13 @@ def main() -> None:
     parser.add_argument("--store", default="lancedb", choices=["lancedb", "pgvector", "milvus"])
     parser.add_argument("--sizes", default="10000,100000", help="chunk counts, comma-separated")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--topics", type=int, default=0, help="cluster vectors around N topics (0: uniform)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="finesift-growth-"))
     result: dict[str, Any] = {
         "store": args.store, "dimension": DIM, "embedder": f"fake:{DIM} (seeded random unit vectors)",
-        "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "load_average_1m": [], "sizes": [],
+        "topics": args.topics, "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(),
+        "load_average_1m": [], "sizes": [],
     }  # fmt: skip
     try:
         with store_uri(args.store, root) as uri:

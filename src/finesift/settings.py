@@ -162,6 +162,21 @@ class KBSettings(_Section):
     optimize_keep: float = Field(
         default=600.0, ge=0.001, description="seconds old store versions stay readable after a compaction"
     )
+    ann_min_rows: int = Field(
+        default=20_000,
+        ge=1,
+        description="LanceDB: chunks before compaction builds the ANN index (below: exact)",
+    )
+    ann_index: Literal["IVF_HNSW_SQ", "IVF_PQ"] = Field(
+        default="IVF_HNSW_SQ", description="LanceDB ANN index type"
+    )
+    ann_nprobes: int = Field(
+        default=20, ge=1, description="LanceDB ANN: IVF partitions searched (recall vs latency)"
+    )
+    ann_refine_factor: int = Field(
+        default=0, ge=0, description="LanceDB ANN: re-rank k x this candidates exactly (0: off)"
+    )
+    ann_ef: int = Field(default=64, ge=1, description="LanceDB IVF_HNSW_SQ: HNSW candidate list size")
 
 
 class SearchSettings(_Section):

@@ -196,12 +196,12 @@ def test_lexical_search_matches_bm25_over_texts(stores) -> None:
     for query in ["数据库 优化", "alpha kappa", "d3x2"]:
         got = snap.lexical_search(tokenize(query), k=8)
         want = reference.search(query, 8)
-        # The same formula everywhere (k1 = 1.2, b = 0.75, Lucene idf), but Milvus scores in float32 and
-        # PostgreSQL sums in its own order: equal scores may differ in the last bits, so a tie at the cut
-        # may keep another of the tied chunks. Each hit has its reference score; the scores are the top k.
-        assert [h.score for h in got] == pytest.approx([s for _, s in want], rel=1e-6)
+        # The same formula everywhere (k1 = 1.2, b = 0.75, Lucene idf), but LanceDB and Milvus score in
+        # float32 and PostgreSQL sums in its own order: scores agree to ~6 digits, and a near-tie at the
+        # cut may keep another of the tied chunks. Each hit has its reference score; the scores are the top k.
+        assert [h.score for h in got] == pytest.approx([s for _, s in want], rel=1e-5)
         exact = dict(zip([c.chunk_id for c in chunks], reference.scores(query), strict=True))
-        assert [h.score for h in got] == pytest.approx([exact[h.chunk.chunk_id] for h in got], rel=1e-6)
+        assert [h.score for h in got] == pytest.approx([exact[h.chunk.chunk_id] for h in got], rel=1e-5)
 
 
 def test_invalid_vectors_are_refused_and_nothing_is_written(stores) -> None:

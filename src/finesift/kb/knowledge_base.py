@@ -50,6 +50,7 @@ from finesift.retrieval.pipeline import RetrievalPipeline, SearchOptions
 from finesift.retrieval.request import SearchRequest
 from finesift.settings import Settings
 from finesift.store.base import StoreSnapshot, VectorStore
+from finesift.store.lance_index import LanceIndexOptions
 from finesift.store.registry import open_store
 from finesift.types import Document, DocumentInfo, Hit, IndexReport
 
@@ -58,6 +59,12 @@ def store_token(settings: Settings) -> str | None:
     """The server store's token from settings (never recorded in the KB)."""
     token = settings.kb.store_token
     return token.get_secret_value() if token is not None else None
+
+
+def lance_options(settings: Settings) -> LanceIndexOptions:
+    """The LanceDB index knobs from the ``kb.ann_*`` settings."""
+    kb = settings.kb
+    return LanceIndexOptions(kb.ann_min_rows, kb.ann_index, kb.ann_nprobes, kb.ann_refine_factor, kb.ann_ef)
 
 
 def drop_server_data(manifest: mf.Manifest, path: Path, settings: Settings) -> None:
@@ -170,7 +177,11 @@ class KnowledgeBase:
         path = mf.kb_dir(settings.home, name)
         manifest = mf.read_manifest(path, name)
         store = open_store(
-            manifest.store, mf.store_path(path, manifest), dimension=manifest.dim, token=store_token(settings)
+            manifest.store,
+            mf.store_path(path, manifest),
+            dimension=manifest.dim,
+            token=store_token(settings),
+            lance=lance_options(settings),
         )
         kb = cls(
             path, manifest, store, settings=settings, models={"rerank": rerank}, auto_optimize=auto_optimize

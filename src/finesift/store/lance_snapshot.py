@@ -1,12 +1,15 @@
 """A read view of a :class:`~finesift.store.lancedb.LanceStore` pinned to one commit.
 
-Dense search runs in Lance (exact on unindexed data, metadata filters applied before the top-k).
-Lexical search uses an in-memory BM25 index built once per snapshot from the stored terms column
-(dictionary-encoded in Arrow, no re-tokenising), so it costs nothing until the first BM25 query.
+Dense and lexical search both run inside Lance, metadata filters applied before the top-k: dense
+search exact on small tables and through the ANN index past its threshold, BM25 through Lance's
+inverted index over finesift's own terms (see :mod:`finesift.store.lance_index`). No search reads
+all rows into the process. A store written before the token column existed, opened read-only,
+falls back to an in-memory BM25 built from its terms until its next write or compaction adds it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -17,8 +20,10 @@ import numpy as np
 from finesift.errors import InvalidRequest, StoreError
 from finesift.lexical import BM25Index
 from finesift.store.base import DocumentWrite, Filters, ScoredChunk
+from finesift.store.lance_index import LEX, LanceIndexOptions, has_lex, has_vector_index, tune
 from finesift.types import Chunk, DocumentInfo
 
+log = logging.getLogger(__name__)
 CHUNK_COLUMNS = ["doc_id", "idx", "text", "start", "end", "page", "source", "file_type"]
 _SAFE_ID = re.compile(r"[A-Za-z0-9_.:\-]+")
 
@@ -64,8 +69,8 @@ def chunk_of(row: dict[str, Any]) -> Chunk:
     )
 
 
-class _Lexical:
-    """BM25 over every chunk of the snapshot, plus the columns needed to filter before the top-k."""
+class _LegacyLexical:
+    """In-memory BM25 over every chunk of a store without the token column (the pre-index fallback)."""
 
     def __init__(self, chunks: Any) -> None:
         import pyarrow.compute as pc
@@ -114,11 +119,13 @@ class _Lexical:
 class LanceSnapshot:
     """Implements :class:`~finesift.store.base.StoreSnapshot` over two checked-out Lance tables."""
 
-    def __init__(self, seq: int, documents: Any, chunks: Any) -> None:
+    def __init__(self, seq: int, documents: Any, chunks: Any, options: LanceIndexOptions) -> None:
         self._seq = seq
         self._documents = documents
         self._chunks = chunks
-        self._lexical: _Lexical | None = None
+        self._options = options
+        self._ann: bool | None = None
+        self._legacy: _LegacyLexical | None = None
         self._lock = threading.Lock()
 
     @property
@@ -139,6 +146,10 @@ class LanceSnapshot:
 
     def search(self, vector: np.ndarray, *, k: int, filters: Filters | None = None) -> list[ScoredChunk]:
         query = self._chunks.search(np.asarray(vector, dtype=np.float32)).distance_type("dot")
+        if self._ann is None:
+            self._ann = has_vector_index(self._chunks)
+        if self._ann:
+            query = tune(query, self._options)
         where = where_clause(filters)
         if where:
             query = query.where(where, prefilter=True)
@@ -152,12 +163,35 @@ class LanceSnapshot:
     def lexical_search(
         self, terms: Sequence[str], *, k: int, filters: Filters | None = None
     ) -> list[ScoredChunk]:
+        terms = [t for t in terms if t and not t.isspace()]
         if not terms or k < 1:
             return []
+        if not has_lex(self._chunks):
+            return self._legacy_search(terms, k, filters)
+        from lancedb.query import MatchQuery
+
+        # every term is one whitespace-free token, so the index's whitespace tokenizer splits them back
+        match = MatchQuery(" ".join(terms), LEX)  # type: ignore[call-arg]  # lancedb types its defaults as required
+        query = self._chunks.search(match, query_type="fts")
+        where = where_clause(filters)
+        if where:
+            query = query.where(where, prefilter=True)
+        try:  # a margin beyond k so that ties at the cut break by (doc_id, index) as in every store
+            rows = query.select([*CHUNK_COLUMNS, "_score"]).limit(k + 16).to_arrow().to_pylist()
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise StoreError(f"full-text search failed: {exc}") from exc
+        hits = [ScoredChunk(chunk_of(r), float(r["_score"])) for r in rows if r["_score"] > 0]
+        return sorted(hits, key=lambda h: (-h.score, h.chunk.doc_id, h.chunk.index))[:k]
+
+    def _legacy_search(self, terms: Sequence[str], k: int, filters: Filters | None) -> list[ScoredChunk]:
         with self._lock:  # build once per snapshot, even with concurrent searches
-            if self._lexical is None:
-                self._lexical = _Lexical(self._chunks)
-        top = self._lexical.top(terms, k, filters)
+            if self._legacy is None:
+                log.warning(
+                    "this LanceDB store predates the full-text index: BM25 runs in memory until the "
+                    "next write or `finesift kb optimize` adds the index"
+                )
+                self._legacy = _LegacyLexical(self._chunks)
+        top = self._legacy.top(terms, k, filters)
         if not top:
             return []
         where = f"chunk_id IN {sql_list([cid for cid, _ in top])}"

@@ -8,7 +8,8 @@ see a half-done commit; a writer first restores both tables to the committed ver
 (kill -9 at any point) leaves only invisible, discarded versions. Old versions are kept until
 :meth:`LanceStore.optimize` compacts and prunes them; the pointer also records the chunks table's
 version right after the last compaction (``compacted``), so the versions written since are counted
-without listing them.
+without listing them. The full-text and ANN indexes, and how they stay current, are in
+:mod:`finesift.store.lance_index`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from finesift.errors import MissingDependency, StoreError
 from finesift.fsutil import write_json_atomic
 from finesift.store.base import DocumentWrite, StoreSnapshot, validate_write
+from finesift.store.lance_index import LEX, LanceIndexOptions, build_ann_if_due, create_fts, upgrade
 from finesift.store.lance_snapshot import LanceSnapshot, sql_list
 from finesift.types import DocumentInfo
 
@@ -64,8 +66,22 @@ def schemas(dimension: int) -> tuple[Any, Any]:
         ("chunk_id", pa.string()), ("doc_id", pa.string()), ("idx", pa.int32()), ("source", pa.string()),
         ("file_type", pa.string()), ("text", pa.string()), ("start", pa.int64()), ("end", pa.int64()),
         ("page", pa.int32()), ("terms", pa.list_(pa.string())), ("vector", pa.list_(pa.float32(), dimension)),
+        (LEX, pa.string()),
     ])  # fmt: skip
     return documents, chunks
+
+
+def settle(table: Any) -> bool:
+    """Compact and fold new rows into every index until a pass writes nothing; whether that happened.
+
+    One pass is not always enough: compaction after an index refresh may merge fragments further.
+    """
+    for _ in range(4):
+        before = table.version
+        table.optimize(cleanup_older_than=timedelta(days=36500))
+        if table.version == before:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -91,8 +107,9 @@ class Pointer:
 class LanceStore:
     """A :class:`~finesift.store.base.VectorStore` in a local directory."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, options: LanceIndexOptions | None = None) -> None:
         self.path = Path(path)
+        self.options = options or LanceIndexOptions()
         if not (self.path / POINTER).is_file():
             raise StoreError(f"{self.path} is not a finesift LanceDB store (no {POINTER} file)")
         self._db = _lancedb().connect(str(self.path / "lance"))
@@ -101,7 +118,9 @@ class LanceStore:
         self._dimension = int(self._table(CHUNKS).schema.field("vector").type.list_size)
 
     @classmethod
-    def create(cls, path: str | Path, *, dimension: int) -> LanceStore:
+    def create(
+        cls, path: str | Path, *, dimension: int, options: LanceIndexOptions | None = None
+    ) -> LanceStore:
         """A new, empty store in ``path`` (which must not hold one)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -111,8 +130,9 @@ class LanceStore:
         docs_schema, chunks_schema = schemas(dimension)
         documents = db.create_table(DOCUMENTS, schema=docs_schema)
         chunks = db.create_table(CHUNKS, schema=chunks_schema)
+        create_fts(chunks)
         Pointer(0, documents.version, chunks.version).write(path)
-        return cls(path)
+        return cls(path, options=options)
 
     @property
     def dimension(self) -> int:
@@ -143,7 +163,7 @@ class LanceStore:
                 table = self._table(name)
                 table.checkout(version)
                 tables[name] = table
-            self._snapshot = LanceSnapshot(pointer.seq, tables[DOCUMENTS], tables[CHUNKS])
+            self._snapshot = LanceSnapshot(pointer.seq, tables[DOCUMENTS], tables[CHUNKS], self.options)
         return self._snapshot
 
     def _writable(self, pointer: Pointer) -> tuple[Any, Any]:
@@ -173,6 +193,7 @@ class LanceStore:
         if not ids:
             return pointer.seq
         documents, chunks = self._writable(pointer)
+        upgrade(chunks)  # a store written before the token column gets it in this commit
         where = f"doc_id IN {sql_list(ids)}"
         chunks.delete(where)
         fault_hook("chunks_deleted")
@@ -208,6 +229,7 @@ class LanceStore:
         }
         columns: dict[str, Any] = {col: [getattr(c, attr) for c in chunks] for col, attr in fields.items()}
         columns["terms"] = [list(t) for w in upserts for t in w.terms]
+        columns[LEX] = [" ".join(t) for t in columns["terms"]]
         columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), self._dimension)
         return pa.table(columns, schema=schemas(self._dimension)[1])
 
@@ -220,19 +242,26 @@ class LanceStore:
         )
 
     def optimize(self, *, keep: timedelta = timedelta(minutes=10)) -> int:
-        """Compact both tables, commit, then drop versions older than ``keep``. Content is unchanged.
+        """Compact both tables and refresh their indexes, commit, then drop versions older than ``keep``.
+
+        Content is unchanged. The ANN index is trained here once the table is large enough.
 
         Pruning runs only after the pointer names the compacted versions, so a crash never leaves a
         pointer to a deleted version; ``keep`` protects readers still holding an older snapshot.
+        Lance prunes only inside ``optimize``, which must then write nothing new (else the pointer
+        would name an old version, open to the prune): a table is pruned only once a pass left it as
+        it was, and otherwise at the next compaction.
         """
         pointer = self._read_pointer()
         documents, chunks = self._writable(pointer)
-        for table in (documents, chunks):
-            table.optimize(cleanup_older_than=timedelta(days=36500))
+        upgrade(chunks)
+        build_ann_if_due(chunks, self.options)
+        settled = [settle(table) for table in (documents, chunks)]
         seq = pointer.seq + 1
         Pointer(seq, documents.version, chunks.version, compacted=chunks.version).write(self.path)
-        for table in (documents, chunks):
-            table.optimize(cleanup_older_than=keep)
+        for table, done in zip((documents, chunks), settled, strict=True):
+            if done:
+                table.optimize(cleanup_older_than=keep)
         return seq
 
     def versions_since_optimize(self) -> int:
@@ -248,9 +277,15 @@ class LanceStore:
         self._snapshot = None
 
 
-def open_store(path: Path, *, dimension: int, create: bool = False) -> LanceStore:
+def open_store(
+    path: Path, *, dimension: int, create: bool = False, options: LanceIndexOptions | None = None
+) -> LanceStore:
     """Registry factory: create or open the LanceDB store in ``path`` and check its dimension."""
-    store = LanceStore.create(path, dimension=dimension) if create else LanceStore(path)
+    store = (
+        LanceStore.create(path, dimension=dimension, options=options)
+        if create
+        else LanceStore(path, options=options)
+    )
     if store.dimension != dimension:
         raise StoreError(f"the store in {path} holds {store.dimension}-dim vectors, expected {dimension}")
     return store

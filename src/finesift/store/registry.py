@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from finesift.errors import InvalidRequest
 from finesift.registry import Entry, load_factory
 from finesift.store.base import VectorStore
+from finesift.store.lance_index import LanceIndexOptions
 
 STORES: dict[str, Entry] = {
     "lancedb": Entry("finesift.store.lancedb:open_store", "kb"),
@@ -52,13 +53,19 @@ def normalize_store_uri(uri: str) -> str:
 
 
 def open_store(
-    kind: str, path: Path, *, dimension: int, create: bool = False, token: str | None = None
+    kind: str,
+    path: Path,
+    *,
+    dimension: int,
+    create: bool = False,
+    token: str | None = None,
+    lance: LanceIndexOptions | None = None,
 ) -> VectorStore:
-    """Open (or create) the store named or addressed by ``kind`` in ``path``."""
+    """Open (or create) the store named or addressed by ``kind`` in ``path`` (``lance``: LanceDB's knobs)."""
     name = store_kind(kind)
     factory = load_factory("store", name, STORES)
     if name == "lancedb":
-        store: VectorStore = factory(path, dimension=dimension, create=create)
+        store: VectorStore = factory(path, dimension=dimension, create=create, options=lance)
     else:
         uri = "" if kind == name else kind
         if create and not uri:

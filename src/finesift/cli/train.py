@@ -65,7 +65,9 @@ def embedding(
     gradient_checkpointing: Annotated[
         bool, typer.Option(help="Recompute activations in backward: less memory, slower.")
     ] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar (tty).")] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="A bar on a terminal, else a line every 30 s.")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune an embedding model with the improved InfoNCE of the Qwen3 Embedding report."""
@@ -99,7 +101,7 @@ def embedding(
     )
     result = train_embedding(data, config, hub=settings_of(ctx).hub)
     if as_json:
-        typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return
     typer.echo(
         f"trained {result.steps} steps ({result.examples} examples, {result.examples_per_s} examples/s, "

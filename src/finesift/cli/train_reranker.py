@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -46,7 +45,9 @@ def reranker(
     gradient_checkpointing: Annotated[
         bool, Opt(help="Recompute activations in backward: less memory, slower.")
     ] = False,
-    progress: Annotated[bool | None, Opt("--progress/--no-progress", help="Progress bar (tty).")] = None,
+    progress: Annotated[
+        bool, Opt("--progress/--no-progress", help="A bar on a terminal, else a line every 30 s.")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a Qwen3 reranker: −log p(yes|no) of the exact inference prompt at the last position."""
@@ -57,7 +58,7 @@ def reranker(
         embedding_model=embedding_model, lora=lora, seed=seed, max_steps=max_steps, save_steps=save_steps,
         max_length=max_length, instruction=instruction, device=device, precision=cast(Precision, precision),
         gradient_checkpointing=gradient_checkpointing, resume=resume,
-        progress=sys.stderr.isatty() if progress is None else progress,
+        progress=progress,
     )  # fmt: skip
     result = train_reranker(data, config, embedder=_miner(ctx, embedding_model), hub=settings_of(ctx).hub)
     if as_json:
@@ -65,7 +66,7 @@ def reranker(
         return
     typer.echo(
         f"trained {result.steps} steps ({result.examples} examples, {result.examples_per_s} examples/s, "
-        f"{result.elapsed_s} s); loss {result.loss_start} -> {result.loss_end}"
+        f"{result.seconds} s); loss {result.loss_start} -> {result.loss_end}"
     )
     typer.echo(f"model: {result.out}")
 

@@ -72,11 +72,11 @@ def merged_state_dict(core: Any) -> dict[str, Any]:
     state = base.state_dict()
     if not any("lora_" in key for key in state):
         return {k: v.detach() for k, v in state.items()}
-    from peft.tuners.lora import LoraLayer
+    from peft.tuners.lora import Linear as LoraLinear
 
     deltas: dict[str, Any] = {}
     for name, module in base.named_modules():
-        if isinstance(module, LoraLayer):
+        if isinstance(module, LoraLinear):
             for adapter in module.active_adapters:
                 if adapter in module.lora_A:
                     delta = module.get_delta_weight(adapter).detach()

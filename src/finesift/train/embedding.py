@@ -122,7 +122,6 @@ class _Run:
         checkpoints: list[str] = []
         began = time.perf_counter()
         step_seconds: list[float] = []
-        step = self.start
         progress = Progress(self.total, desc="train", initial=self.start, enabled=self.config.progress)
         try:
             with progress:
@@ -135,7 +134,7 @@ class _Run:
                     if self.config.save and self.config.save_steps and step % self.config.save_steps == 0:
                         checkpoints.append(str(self._checkpoint(step)))
         except KeyboardInterrupt:
-            interrupted(self.config.out, step - 1, self.total)
+            interrupted(self.config.out, progress.done, self.total)
             raise
         seconds = time.perf_counter() - began
         if self.config.save:

@@ -109,9 +109,11 @@ def run(args: argparse.Namespace, work: Path) -> None:
     )  # fmt: skip
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
+    began = time.monotonic()
     result = train_reranker(
         work / "pairs.jsonl", config, on_step=lambda step, loss: ends.append(time.monotonic())
     )
+    total_s = round(time.monotonic() - began, 3)
     steady = (len(ends) - 2) * args.batch_size / (ends[-1] - ends[1]) if len(ends) > 2 else None
     cuda = result.device.startswith("cuda")
     record = {
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
         "peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20) if cuda
         else round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "loss_start": result.loss_start, "loss_end": result.loss_end, "build_model_s": round(built_s, 1),
-        "total_s": result.elapsed_s, "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
+        "total_s": total_s, "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
     }  # fmt: skip
     text = json.dumps(record)
     print(text)

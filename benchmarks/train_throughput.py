@@ -124,7 +124,7 @@ def child(args: argparse.Namespace) -> None:
         json.dumps(
             {
                 "mode": args.child,
-                **result.as_dict(),
+                **result.to_json(),
                 "timed_steps": len(timed),
                 "examples_per_s_after_warmup": round(examples / sum(timed), 3) if timed else None,
                 "texts_per_example": 3,

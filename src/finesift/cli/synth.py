@@ -60,7 +60,11 @@ def _source(
     spec = KBSpec.from_settings(settings).fitted(embedder)
     assert spec.chunk_size is not None
     passages = source.from_corpus(
-        corpus, embedder=embedder, chunk_size=spec.chunk_size, chunk_overlap=spec.chunk_overlap
+        corpus,
+        embedder=embedder,
+        chunk_size=spec.chunk_size,
+        chunk_overlap=spec.chunk_overlap,
+        kb=settings.kb,
     )
     return passages, embedder, {}
 

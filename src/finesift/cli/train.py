@@ -80,7 +80,8 @@ def embedding(
         _E("gradient_checkpointing", help="Recompute activations in backward: less memory, slower."),
     ] = None,
     progress: Annotated[
-        bool | None, _E("progress", "--progress/--no-progress", help="Progress bar (tty).")
+        bool | None,
+        _E("progress", "--progress/--no-progress", help="A bar on a terminal, else a line every 30 s."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -99,7 +100,7 @@ def embedding(
     )  # fmt: skip
     result = train_embedding(data, config, hub=settings_of(ctx).hub)
     if as_json:
-        typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return
     typer.echo(
         f"trained {result.steps} steps ({result.examples} examples, {result.examples_per_s} examples/s, "

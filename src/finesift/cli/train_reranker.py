@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -67,7 +66,8 @@ def reranker(
         _R("gradient_checkpointing", help="Recompute activations in backward: less memory, slower."),
     ] = None,
     progress: Annotated[
-        bool | None, Opt("--progress/--no-progress", help="Progress bar (default: on a tty).")
+        bool | None,
+        _R("progress", "--progress/--no-progress", help="A bar on a terminal, else a line every 30 s."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -76,12 +76,11 @@ def reranker(
 
     config = RerankerTrainConfig(
         model=model, out=out, embedding_model=embedding_model,
-        progress=sys.stderr.isatty() if progress is None else progress,
         **given(
             split=split, epochs=epochs, batch_size=batch_size, lr=lr, negatives=negatives, lora=lora,
             seed=seed, max_steps=max_steps, save_steps=save_steps, max_length=max_length,
             instruction=instruction, device=device, precision=precision,
-            gradient_checkpointing=gradient_checkpointing, resume=resume,
+            gradient_checkpointing=gradient_checkpointing, resume=resume, progress=progress,
         ),
     )  # fmt: skip
     result = train_reranker(data, config, embedder=_miner(ctx, embedding_model), hub=settings_of(ctx).hub)
@@ -90,7 +89,7 @@ def reranker(
         return
     typer.echo(
         f"trained {result.steps} steps ({result.examples} examples, {result.examples_per_s} examples/s, "
-        f"{result.elapsed_s} s); loss {result.loss_start} -> {result.loss_end}"
+        f"{result.seconds} s); loss {result.loss_start} -> {result.loss_end}"
     )
     typer.echo(f"model: {result.out}")
 

@@ -72,11 +72,11 @@ def merged_state_dict(core: Any) -> dict[str, Any]:
     state = base.state_dict()
     if not any("lora_" in key for key in state):
         return {k: v.detach() for k, v in state.items()}
-    from peft.tuners.lora import LoraLayer
+    from peft.tuners.lora import Linear as LoraLinear
 
     deltas: dict[str, Any] = {}
     for name, module in base.named_modules():
-        if isinstance(module, LoraLayer):
+        if isinstance(module, LoraLinear):
             for adapter in module.active_adapters:
                 if adapter in module.lora_A:
                     delta = module.get_delta_weight(adapter).detach()
@@ -180,18 +180,35 @@ def latest_checkpoint(out: Path) -> Path | None:
 
 
 def load_state(checkpoint: Path, expected: dict[str, Any]) -> dict[str, Any]:
-    """The saved training state; refuses one whose run settings differ from ``expected``."""
+    """The saved training state; refuses, in one line naming each differing option, another run's."""
     import torch
 
     state: dict[str, Any] = torch.load(checkpoint / STATE, map_location="cpu", weights_only=False)
-    saved = state.get("run", {})
-    for key, value in expected.items():
-        if saved.get(key) != value:
-            raise Conflict(
-                f"cannot resume from {checkpoint}: {key} was {saved.get(key)!r} there and is {value!r} now; "
-                "run with the same data and settings, or train into a new --out"
-            )
+    changed = differences(state.get("run", {}), expected)
+    if changed:
+        raise Conflict(
+            f"cannot resume from {checkpoint}: {'; '.join(changed)}; run with the same data and "
+            "options, or train into a new --out"
+        )
     return state
+
+
+def differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``name: X there, Y now`` for every option that differs (nested sections flattened)."""
+    found = []
+    for key in sorted({*saved, *now}):
+        old, new = saved.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += differences(old, new)
+        elif old != new:
+            name = "the data (its content fingerprint)" if key == "data" else key.replace("_", "-")
+            found.append(f"{name}: {_short(old)} there, {_short(new)} now")
+    return found
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:16] + "…" + text[-8:]
 
 
 def check_out_dir(out: Path, *, resume: bool) -> None:

@@ -50,7 +50,7 @@ class EmbeddingTrainConfig:
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (1e-4 if self.lora else 2e-5)
 
-    def validate(self) -> None:
+    def check(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "accumulation": self.accumulation}
         for name, value in positive.items():
             if value < 1:
@@ -69,7 +69,13 @@ class EmbeddingTrainConfig:
 
 @dataclass
 class TrainResult:
-    """The --json summary."""
+    """The ``--json`` summary of a run: the same fields for the embedding and the reranker trainer.
+
+    ``steps``: optimizer steps the run has reached (a resumed run counts the earlier ones);
+    ``examples``: what this process trained on (embedding pairs, or reranker (query, document, label)
+    rows), so ``examples_per_s`` is ``examples / seconds`` of this process's loop; ``resumed_from``:
+    the step the run continued from (0: a fresh run); losses are per optimizer step.
+    """
 
     out: str
     steps: int
@@ -86,8 +92,41 @@ class TrainResult:
     step_seconds: list[float] = field(default_factory=list)
     peak_gpu_mb: float | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    @classmethod
+    def of(
+        cls,
+        *,
+        out: Path,
+        steps: int,
+        examples: int,
+        losses: list[float],
+        seconds: float,
+        loss_end: float | None = None,
+        **rest: Any,
+    ) -> TrainResult:
+        """The summary, with the rates and this process's peak memory filled in."""
+        import resource
+
+        device = str(rest.get("device", "cpu"))
+        return cls(
+            out=str(out), steps=steps, examples=examples,
+            loss_start=losses[0] if losses else None,
+            loss_end=loss_end if loss_end is not None else (losses[-1] if losses else None),
+            seconds=round(seconds, 3), examples_per_s=round(examples / seconds, 3) if seconds > 0 else 0.0,
+            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            peak_gpu_mb=_peak_gpu_mb(device), **rest,
+        )  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _peak_gpu_mb(device: str) -> float | None:
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
 
 
 def batch_schedule(n: int, config: EmbeddingTrainConfig) -> list[list[list[int]]]:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import random
-import resource
-import sys
 import time
 import warnings
 from dataclasses import asdict
@@ -31,6 +29,7 @@ from finesift.train.data import TrainData, load_pairs
 from finesift.train.encoder import TrainableEncoder, open_encoder
 from finesift.train.loss import MARGIN, info_nce, same_text_masks
 from finesift.train.negatives import negatives_for
+from finesift.train.progress import Progress, interrupted
 
 __all__ = ["EmbeddingTrainConfig", "TrainResult", "batch_schedule", "train_embedding"]
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ def train_embedding(
     """
     import torch
 
-    config.validate()
+    config.check()
     ckpt.check_out_dir(config.out, resume=config.resume)
     data = (
         data
@@ -63,7 +62,7 @@ def train_embedding(
         hub=hub,
     )
     config.out.mkdir(parents=True, exist_ok=True)
-    negatives = negatives_for(data, encoder, config.hard_negatives, config.out)
+    negatives = negatives_for(data, encoder, config.hard_negatives, config.out, progress=config.progress)
     if config.lora:
         _apply_lora(encoder, config)
     if config.gradient_checkpointing:
@@ -121,38 +120,36 @@ class _Run:
             self._resume()
         self.encoder.modules.train()
         checkpoints: list[str] = []
-        bar = _progress(self.total, self.start, self.config.progress)
         began = time.perf_counter()
         step_seconds: list[float] = []
-        for step in range(self.start + 1, self.total + 1):
-            tick = time.perf_counter()
-            loss = self._step(self.schedule[step - 1])
-            step_seconds.append(round(time.perf_counter() - tick, 4))
-            self.losses.append(loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}")
-            if self.config.save and self.config.save_steps and step % self.config.save_steps == 0:
-                checkpoints.append(str(self._checkpoint(step)))
+        progress = Progress(self.total, desc="train", initial=self.start, enabled=self.config.progress)
+        try:
+            with progress:
+                for step in range(self.start + 1, self.total + 1):
+                    tick = time.perf_counter()
+                    loss = self._step(self.schedule[step - 1])
+                    step_seconds.append(round(time.perf_counter() - tick, 4))
+                    self.losses.append(loss)
+                    progress.update(examples=_pairs_in(self.schedule[step - 1]), loss=loss)
+                    if self.config.save and self.config.save_steps and step % self.config.save_steps == 0:
+                        checkpoints.append(str(self._checkpoint(step)))
+        except KeyboardInterrupt:
+            interrupted(self.config.out, progress.done, self.total)
+            raise
         seconds = time.perf_counter() - began
-        bar.close()
         if self.config.save:
             ckpt.save_model(self.encoder.core, self.base, self.config.out, self._lineage(self.total))
-        examples = sum(len(b) for batch in self.schedule[self.start :] for b in batch)
-        return TrainResult(
-            out=str(self.config.out),
+        return TrainResult.of(
+            out=self.config.out,
             steps=self.total,
-            examples=examples,
-            loss_start=self.losses[0] if self.losses else None,
-            loss_end=self.losses[-1] if self.losses else None,
-            seconds=round(seconds, 3),
-            examples_per_s=round(examples / seconds, 3) if seconds > 0 else 0.0,
-            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            examples=sum(_pairs_in(batch) for batch in self.schedule[self.start :]),
+            losses=self.losses,
+            seconds=seconds,
             resumed_from=self.start,
             precision="bf16" if self.bf16 else "fp32",
             device=self.encoder.device,
             checkpoints=checkpoints,
             step_seconds=step_seconds,
-            peak_gpu_mb=_peak_gpu_mb(self.torch, self.encoder.device),
         )
 
     def _step(self, micro_batches: list[list[int]]) -> float:
@@ -342,25 +339,10 @@ def _use_bf16(precision: Precision, device: str) -> bool:
     return device.startswith("cuda") and bool(torch.cuda.is_bf16_supported())
 
 
-def _peak_gpu_mb(torch: Any, device: str) -> float | None:
-    if not device.startswith("cuda"):
-        return None
-    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-
-
 def _device_type(device: str) -> str:
     return device.split(":")[0]
 
 
-def _progress(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit="step",
-        desc="train",
-        file=sys.stderr,
-        disable=not enabled or not sys.stderr.isatty(),
-        dynamic_ncols=True,
-    )
+def _pairs_in(step: list[list[int]]) -> int:
+    """Pairs one optimizer step trains on (its micro-batches together)."""
+    return sum(len(batch) for batch in step)

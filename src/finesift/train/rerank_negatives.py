@@ -17,11 +17,18 @@ from finesift.embedding.embedder import Embedder
 from finesift.train.data import TrainData
 
 
-def _rankings(queries: Sequence[str], corpus: Sequence[str], embedder: Embedder | None) -> list[list[int]]:
+def _rankings(
+    queries: Sequence[str], corpus: Sequence[str], embedder: Embedder | None, *, progress: bool
+) -> list[list[int]]:
     """Corpus indices per query, best first."""
     if embedder is not None:
-        docs = embedder.embed_documents(list(corpus))
-        scores = embedder.embed_queries(list(queries)) @ docs.T
+        from finesift.train.negatives import embed_in_chunks
+        from finesift.train.progress import Progress
+
+        shown = Progress(len(corpus) + len(queries), desc="mining negatives", unit="text", enabled=progress)
+        with shown:
+            docs = embed_in_chunks(embedder.embed_documents, list(corpus), shown)
+            scores = embed_in_chunks(embedder.embed_queries, list(queries), shown) @ docs.T
         return [np.argsort(-row, kind="stable").tolist() for row in scores]
     from finesift.lexical import BM25Index
 
@@ -34,7 +41,7 @@ def _rankings(queries: Sequence[str], corpus: Sequence[str], embedder: Embedder 
 
 
 def mine_negatives(
-    data: TrainData, k: int, *, embedder: Embedder | None = None, seed: int = 0
+    data: TrainData, k: int, *, embedder: Embedder | None = None, seed: int = 0, progress: bool = False
 ) -> list[tuple[str, ...]]:
     """K negatives per pair of ``data`` (in pair order); fewer only when the corpus runs out."""
     if k <= 0:
@@ -44,7 +51,11 @@ def mine_negatives(
         positives.setdefault(pair.query, set()).add(pair.positive)
     corpus = list(data.corpus)
     queries = sorted({p.query for p in data.pairs if len(p.negatives) < k})
-    ranked = dict(zip(queries, _rankings(queries, corpus, embedder), strict=True)) if queries else {}
+    ranked = (
+        dict(zip(queries, _rankings(queries, corpus, embedder, progress=progress), strict=True))
+        if queries
+        else {}
+    )
     rng = random.Random(seed)
     result = []
     for pair in data.pairs:

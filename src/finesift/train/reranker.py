@@ -35,9 +35,10 @@ from finesift.train.checkpoint import (
     save_checkpoint,
     save_model,
 )
-from finesift.train.config import Precision, model_dir
+from finesift.train.config import Precision, TrainResult, model_dir
 from finesift.train.data import TrainData, load_pairs
 from finesift.train.encoder import enable_checkpointing
+from finesift.train.progress import Progress, interrupted
 from finesift.train.rerank_negatives import mine_negatives
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class RerankerTrainConfig:
     precision: Precision = "auto"
     gradient_checkpointing: bool = False
     resume: bool = False
-    progress: bool = False
+    progress: bool = True
 
     @property
     def learning_rate(self) -> float:
@@ -89,24 +90,8 @@ class RerankerTrainConfig:
             raise InvalidRequest(f"--precision must be auto, fp32 or bf16, not {self.precision!r}")
 
 
-@dataclass
-class RerankerTrainResult:
-    """What a run did: ``loss_start``/``loss_end`` are the first and last steps' mean losses."""
-
-    out: str
-    steps: int
-    examples: int
-    loss_start: float | None
-    loss_end: float | None
-    examples_per_s: float
-    elapsed_s: float
-    device: str = "cpu"
-    precision: str = "fp32"
-    resumed_from: str | None = None
-    losses: list[float] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "losses"}
+#: The reranker's summary has the embedding trainer's fields (one type for both).
+RerankerTrainResult = TrainResult
 
 
 @dataclass(frozen=True)
@@ -181,7 +166,9 @@ class _Run:
     bf16: bool = False
     step: int = 0
     losses: list[float] = field(default_factory=list)
-    resumed_from: str | None = None
+    resumed_from: int = 0
+    checkpoints: list[str] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)
 
 
 def _setup(
@@ -219,7 +206,8 @@ def _restore(run: _Run, checkpoint: Path, expected: dict[str, Any]) -> None:
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
-    run.step, run.losses, run.resumed_from = int(state["step"]), list(state["losses"]), str(checkpoint)
+    run.step, run.losses = int(state["step"]), list(state["losses"])
+    run.resumed_from = run.step
 
 
 def _order(n: int, config: RerankerTrainConfig, epoch: int) -> list[int]:
@@ -256,12 +244,13 @@ def train_reranker(
 
     config.check()
     check_out_dir(config.out, resume=config.resume)
-    started = time.monotonic()
     data = data if isinstance(data, TrainData) else load_pairs(Path(data), config.split)
     hub = hub or HubSettings()
     base = model_dir(config.model, hub)
     miner = embedder or _miner(config, hub)
-    negatives = mine_negatives(data, config.negatives, embedder=miner, seed=config.seed)
+    negatives = mine_negatives(
+        data, config.negatives, embedder=miner, seed=config.seed, progress=config.progress
+    )
     examples = build_examples(data, negatives)
     tokenizer = hf.load_tokenizer(base)
     rows, labels = _tokenize(tokenizer, examples, config), [e.label for e in examples]
@@ -273,18 +262,17 @@ def train_reranker(
         _restore(run, checkpoint, run_id)
     lineage = _lineage(data, config, negatives, len(examples))
     start_step = run.step
+    began = time.perf_counter()
     _loop(run, rows, labels, schedule, config, base, lineage, run_id, on_step)
+    seconds = time.perf_counter() - began
     lineage["loss"].update(start=run.losses[0] if run.losses else None, end=_tail(run.losses), steps=run.step)
     run.core.eval()
     save_model(run.core, base, config.out, lineage)
-    elapsed = time.monotonic() - started
-    done = sum(len(schedule[s]) for s in range(start_step, run.step))
-    return RerankerTrainResult(
-        out=str(config.out), steps=run.step, examples=len(examples),
-        loss_start=run.losses[0] if run.losses else None, loss_end=_tail(run.losses),
-        examples_per_s=round(done / elapsed, 3) if elapsed > 0 else 0.0, elapsed_s=round(elapsed, 3),
-        device=run.head.device, precision="bf16" if run.bf16 else "fp32",
-        resumed_from=run.resumed_from, losses=run.losses,
+    return TrainResult.of(
+        out=config.out, steps=run.step, examples=sum(len(schedule[s]) for s in range(start_step, run.step)),
+        losses=run.losses, loss_end=_tail(run.losses), seconds=seconds, resumed_from=run.resumed_from,
+        device=run.head.device, precision="bf16" if run.bf16 else "fp32", checkpoints=run.checkpoints,
+        step_seconds=run.step_seconds,
     )  # fmt: skip
 
 
@@ -309,34 +297,41 @@ def _loop(  # noqa: PLR0913 - the run's pieces, passed once
     run_id: dict[str, Any],
     on_step: Callable[[int, float], None] | None,
 ) -> None:
+    progress = Progress(run.total_steps, desc="train reranker", initial=run.step, enabled=config.progress)
+    try:
+        with progress:
+            while run.step < run.total_steps:
+                batch = schedule[run.step]
+                tick = time.perf_counter()
+                _step(run, [rows[i] for i in batch], [labels[i] for i in batch])
+                run.step_seconds.append(round(time.perf_counter() - tick, 4))
+                progress.update(examples=len(batch), loss=run.losses[-1])
+                if config.save_steps and run.step % config.save_steps == 0:
+                    run.checkpoints.append(str(_checkpoint(run, config.out, base, lineage, run_id)))
+                if on_step is not None:
+                    on_step(run.step, run.losses[-1])
+    except KeyboardInterrupt:
+        interrupted(config.out, run.step, run.total_steps)
+        raise
+
+
+def _step(run: _Run, rows: list[list[int]], labels: list[int]) -> None:
+    """One optimizer step on one batch; appends its loss to ``run.losses``."""
     import torch
     import torch.nn.functional as F
-    from tqdm import tqdm
 
-    bar = tqdm(total=run.total_steps, initial=run.step, desc="train reranker", unit="step",
-               disable=not config.progress, dynamic_ncols=True)  # fmt: skip
-    with bar:
-        while run.step < run.total_steps:
-            batch = schedule[run.step]
-            with torch.autocast(run.head.device.split(":")[0], dtype=torch.bfloat16, enabled=run.bf16):
-                logits = run.head.logits([rows[i] for i in batch])
-            target = torch.tensor([labels[i] for i in batch], device=logits.device)
-            loss = F.cross_entropy(logits, target)
-            loss.backward()
-            run.optimizer.step()
-            run.scheduler.step()
-            run.optimizer.zero_grad(set_to_none=True)
-            run.step += 1
-            run.losses.append(round(float(loss.detach()), 6))
-            bar.update(1)
-            bar.set_postfix(loss=f"{run.losses[-1]:.4f}")
-            if config.save_steps and run.step % config.save_steps == 0:
-                _checkpoint(run, config.out, base, lineage, run_id)
-            if on_step is not None:
-                on_step(run.step, run.losses[-1])
+    with torch.autocast(run.head.device.split(":")[0], dtype=torch.bfloat16, enabled=run.bf16):
+        logits = run.head.logits(rows)
+    loss = F.cross_entropy(logits, torch.tensor(labels, device=logits.device))
+    loss.backward()
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    run.losses.append(round(float(loss.detach()), 6))
 
 
-def _checkpoint(run: _Run, out: Path, base: Path, lineage: dict[str, Any], run_id: dict[str, Any]) -> None:
+def _checkpoint(run: _Run, out: Path, base: Path, lineage: dict[str, Any], run_id: dict[str, Any]) -> Path:
     import torch
 
     state = {
@@ -345,7 +340,7 @@ def _checkpoint(run: _Run, out: Path, base: Path, lineage: dict[str, Any], run_i
         "adapter": adapter_state(run.core),
     }  # fmt: skip
     snapshot = {**lineage, "loss": {**lineage["loss"], "steps": run.step, "end": _tail(run.losses)}}
-    save_checkpoint(out, run.step, run.core, base, snapshot, state)
+    return save_checkpoint(out, run.step, run.core, base, snapshot, state)
 
 
 def _tokenize(tokenizer: Any, examples: list[Example], config: RerankerTrainConfig) -> list[list[int]]:

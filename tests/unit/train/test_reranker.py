@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ pytest.importorskip("peft")
 from finesift import load_embedder, load_reranker
 from finesift.errors import Conflict
 from finesift.testing.reference import ReferenceReranker
+from finesift.train.config import TrainResult
 from finesift.train.data import load_pairs
 from finesift.train.rerank_negatives import mine_negatives
 from finesift.train.reranker import RerankerTrainConfig, build_examples, train_reranker
@@ -136,7 +138,7 @@ def test_lora_is_merged_and_resume_continues_the_same_run(
         train_reranker(data_file, config(broken), on_step=die_at_3)
     assert (broken / "checkpoint-2").is_dir() and not (broken / "checkpoint-4").exists()
     result = train_reranker(data_file, config(broken, resume=True))
-    assert result.resumed_from.endswith("checkpoint-2") and result.steps == 4
+    assert result.resumed_from == 2 and result.steps == 4
     a, b = load_file(str(straight / "model.safetensors")), load_file(str(broken / "model.safetensors"))
     assert not any("lora" in k for k in a) and a.keys() == b.keys()
     base = load_file(str(tiny_reranker_model / "model.safetensors"))
@@ -206,6 +208,9 @@ def test_cli_trains_on_a_synth_folder(tiny_reranker_model: Path, tmp_path: Path,
     assert exited.value.code == 0, err
     summary = json.loads(out)
     assert summary["steps"] == 2 and summary["loss_start"] > 0 and summary["examples_per_s"] > 0
+    assert summary["examples"] == 8  # trained: 2 steps of 4, not every example built
+    embedding_fields = {f.name for f in dataclasses.fields(TrainResult)}  # the embedding command's summary
+    assert set(summary) == embedding_fields and summary["resumed_from"] == 0
     lineage = json.loads((tmp_path / "rr" / "finesift-lineage.json").read_text())
     assert lineage["data"]["split"] == "train" and lineage["hyper_parameters"]["embedding_model"] == "fake"
     scores = load_reranker(str(tmp_path / "rr"), dtype="float32", device="cpu").score(

@@ -84,8 +84,11 @@ def test_resume_refuses_changed_settings_and_empty_dirs(
     )  # fmt: skip
     train_embedding(tiny_en, config)
     changed = EmbeddingTrainConfig(**{**config.__dict__, "resume": True, "temperature": 0.02})
-    with pytest.raises(Conflict, match="cannot resume"):
+    with pytest.raises(Conflict, match="cannot resume") as refused:
         train_embedding(tiny_en, changed)
+    message = str(refused.value)
+    assert "temperature: 0.05 there, 0.02 now" in message and "\n" not in message
+    assert "batch" not in message  # only the option that differs is named
     with pytest.raises(NotFound, match="no complete checkpoint"):
         train_embedding(
             tiny_en, EmbeddingTrainConfig(**{**config.__dict__, "resume": True, "out": tmp_path / "none"})

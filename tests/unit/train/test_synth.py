@@ -17,7 +17,7 @@ from finesift import load_embedder
 from finesift.answer.llm import ChatClient
 from finesift.errors import InvalidRequest
 from finesift.eval.datasets import load_beir
-from finesift.settings import LLMSettings
+from finesift.settings import KBSettings, LLMSettings
 from finesift.testing.synth_chat import OFFTOPIC_QUERY, SynthChatState, synth_chat_server
 from finesift.train import synth_prompts as prompts
 from finesift.train.journal import Journal
@@ -309,7 +309,8 @@ def test_passages_from_files_and_a_persona_file(tmp_path: Path) -> None:
     (docs / "a.md").write_text("# Leave\n\n" + GOOD[1] + "\n", "utf-8")
     (docs / "sub" / "b.txt").write_text(GOOD[0] + "\n\n" + GOOD[2] + "\n", "utf-8")
     (docs / "image.png").write_bytes(b"\x89PNG")
-    passages = from_corpus(docs, embedder=load_embedder("fake"), chunk_size=400, chunk_overlap=0)
+    kb = KBSettings(parse_workers=0)
+    passages = from_corpus(docs, embedder=load_embedder("fake"), chunk_size=400, chunk_overlap=0, kb=kb)
     assert [p.id for p in passages] == ["a.md#0", "sub/b.txt#0"]
     assert passages[1].source == "sub/b.txt" and GOOD[2] in passages[1].text
     people = tmp_path / "personas.jsonl"

@@ -199,7 +199,7 @@ class MilvusStore:
         if not self.bm25_in_store:
             log.warning(
                 "Milvus store %s predates store-side BM25: lexical search loads every chunk into this "
-                "process; re-index the knowledge base into a new store to search it inside Milvus",
+                "process; run `finesift kb migrate <kb> --to <uri>` to move it to collections that search it",
                 location.prefix,
             )
         for part in ("chunks", "docs", "commits"):  # a new process finds them released

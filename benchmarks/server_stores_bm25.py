@@ -32,10 +32,33 @@ from finesift.types import Chunk, DocumentInfo
 
 DIM = 1024
 CHUNKS_PER_DOC = 10
-WORDS = (
-    "database index query cache pool transaction replica shard latency getUserName retryPolicy "
-    "vector search ranking tokenizer snapshot commit rollback 数据库 索引 查询 优化 缓存 连接池 事务"
-).split()
+WORDS = [
+    "database",
+    "index",
+    "query",
+    "cache",
+    "pool",
+    "transaction",
+    "replica",
+    "shard",
+    "latency",
+    "getUserName",
+    "retryPolicy",
+    "vector",
+    "search",
+    "ranking",
+    "tokenizer",
+    "snapshot",
+    "commit",
+    "rollback",
+    "数据库",
+    "索引",
+    "查询",
+    "优化",
+    "缓存",
+    "连接池",
+    "事务",
+]
 QUERY = "数据 retryPolicy shard latency"
 _SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
 VOCAB = ["".join(p) for p in np.random.default_rng(7).choice(_SYLLABLES, (5000, 3))]
@@ -45,9 +68,7 @@ ZIPF /= ZIPF.sum()
 
 def _doc(i: int, rng: np.random.Generator) -> DocumentWrite:
     doc_id = f"doc{i:07d}"
-    texts = [
-        " ".join([*rng.choice(VOCAB, 60, p=ZIPF), *rng.choice(WORDS, 5)]) for j in range(CHUNKS_PER_DOC)
-    ]
+    texts = [" ".join([*rng.choice(VOCAB, 60, p=ZIPF), *rng.choice(WORDS, 5)]) for j in range(CHUNKS_PER_DOC)]
     chunks = [Chunk(doc_id, j, t, 0, len(t), None, f"/kb/{doc_id}.md", "md") for j, t in enumerate(texts)]
     vectors = rng.standard_normal((len(texts), DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -124,7 +145,9 @@ def main() -> None:
                 uri = str(root / "milvus" / "kb.db") + "?index=flat"
             path, done = root / name / "store", 0
             for size in (int(s) for s in args.sizes.split(",")):
-                build_s = _fresh("--grow", uri, str(path), str(done // CHUNKS_PER_DOC), str(size // CHUNKS_PER_DOC))
+                build_s = _fresh(
+                    "--grow", uri, str(path), str(done // CHUNKS_PER_DOC), str(size // CHUNKS_PER_DOC)
+                )
                 done = size
                 searched = _fresh("--search-only", uri, str(path))
                 row = {"store": name, "chunks": size, "grow_s": round(float(build_s), 1), **searched}

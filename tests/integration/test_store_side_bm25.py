@@ -21,7 +21,9 @@ DIM = 8
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 
 
-def document(doc_id: str, n: int, rng: np.random.Generator, *, texts: list[str] | None = None) -> DocumentWrite:
+def document(
+    doc_id: str, n: int, rng: np.random.Generator, *, texts: list[str] | None = None
+) -> DocumentWrite:
     texts = texts or [" ".join(rng.choice(WORDS, 5)) + f" {doc_id}x{i}" for i in range(n)]
     source = f"/docs/{doc_id}.md"
     chunks = [Chunk(doc_id, i, t, 0, len(t), None, source, "md") for i, t in enumerate(texts)]
@@ -63,7 +65,12 @@ def test_lexical_search_builds_no_client_side_index(uri: str, tmp_path: Path, mo
 def test_lexical_search_follows_updates_deletes_and_snapshots(uri: str, tmp_path: Path) -> None:
     store = open_store(uri, tmp_path / "store", dimension=DIM, create=True)
     rng = np.random.default_rng(1)
-    store.commit(upserts=[document("a", 2, rng, texts=["oldword alpha", "beta"]), document("b", 1, rng, texts=["gamma"])])
+    store.commit(
+        upserts=[
+            document("a", 2, rng, texts=["oldword alpha", "beta"]),
+            document("b", 1, rng, texts=["gamma"]),
+        ]
+    )
     before = store.snapshot()
     store.commit(upserts=[document("a", 1, rng, texts=["newword alpha"])])
     after = store.snapshot()

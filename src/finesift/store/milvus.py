@@ -17,12 +17,9 @@ together or not at all, and a snapshot does not change while held (up to ``reten
 rewrites the replaced chunk rows whole (Milvus Lite has no partial update): an update costs about
 twice the writes of a first insert.
 
-Lexical search is BM25 inside Milvus (see :mod:`finesift.store.milvus_schema`): a sparse search on
-the ``sparse`` field with the same visibility filter as dense search, so no client ever reads all
-chunk rows. Milvus computes BM25's statistics (chunk count, average length, document frequencies)
-over the rows it holds physically, which include superseded versions still kept for older snapshots
-(Milvus Lite 3.2.2: per segment). Collections created before finesift stored ``lex`` have no BM25
-function: their lexical search falls back to an in-memory index of every chunk (with a warning).
+Lexical search is BM25 inside Milvus (see :mod:`finesift.store.milvus_schema`), filtered like dense
+search, so no client reads all chunk rows. Collections without ``lex`` (created before) fall back
+to an in-memory index of every chunk, with a warning.
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
@@ -40,7 +36,16 @@ from finesift.errors import InvalidRequest, MissingDependency, StoreError
 from finesift.store import generations as g
 from finesift.store.base import DocumentWrite, Filters, ScoredChunk, StoreSnapshot, validate_write
 from finesift.store.lexical_text import joined_terms
-from finesift.store.milvus_schema import LEX_FIELD, SPARSE_FIELD, create_collections
+from finesift.store.milvus_schema import (
+    LEX_FIELD,
+    SPARSE_FIELD,
+    create_collections,
+    filter_expr,
+    in_list,
+    parse_uri,
+    quote,
+    visible_at,
+)
 from finesift.types import Chunk, DocumentInfo
 
 log = logging.getLogger(__name__)
@@ -92,45 +97,6 @@ def connect_client(uri: str, token: str | None) -> Any:
         return pymilvus.MilvusClient(**kwargs)
     except pymilvus.exceptions.MilvusException:
         return pymilvus.MilvusClient(**kwargs, dedicated=True)
-
-
-def quote(value: str) -> str:
-    """A Milvus expression string literal."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def in_list(field: str, values: Sequence[str], *, negate: bool = False) -> str:
-    return f"{field} {'not in' if negate else 'in'} [{', '.join(quote(v) for v in values)}]"
-
-
-def visible_at(version: int) -> str:
-    """The rows a snapshot at commit ``version`` sees."""
-    return f"gen <= {version} and (superseded == 0 or superseded > {version})"
-
-
-def filter_expr(filters: Filters | None) -> list[str]:
-    """Milvus expressions for ``filters`` (results are re-checked with :meth:`Filters.accepts`)."""
-    if filters is None or filters.empty:
-        return []
-    parts = []
-    if filters.source_prefix:
-        escaped = filters.source_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        parts.append(f"source like {quote(escaped + '%')}")
-    if filters.file_types:
-        parts.append(in_list("file_type", filters.file_types))
-    if filters.doc_ids:
-        parts.append(in_list("doc_id", filters.doc_ids))
-    return parts
-
-
-def parse_uri(uri: str) -> tuple[str, dict[str, str]]:
-    """``(connection uri, options)``: options are the URI's query (``index``, ``M``, ``nlist``, ``ef``...)."""
-    parts = urlsplit(uri)
-    options = dict(parse_qsl(parts.query))
-    if parts.scheme in ("", "file") or uri.endswith(".db"):
-        return str(Path(parts.path).expanduser().resolve()), options
-    scheme = {"milvus": "http", "milvuss": "https"}.get(parts.scheme, parts.scheme)
-    return parts._replace(scheme=scheme, query="").geturl(), options
 
 
 class MilvusSnapshot:
@@ -233,7 +199,7 @@ class MilvusStore:
         if not self.bm25_in_store:
             log.warning(
                 "Milvus store %s predates store-side BM25: lexical search loads every chunk into this "
-                "process; re-index the knowledge base into a new store to search it inside Milvus",
+                "process; run `finesift kb migrate <kb> --to <uri>` to move it to collections that search it",
                 location.prefix,
             )
         for part in ("chunks", "docs", "commits"):  # a new process finds them released

@@ -1,18 +1,24 @@
-"""The Milvus collections of one knowledge base: schemas and indexes (see :mod:`finesift.store.milvus`).
+"""Milvus collections of one KB: schemas, indexes, filter expressions (see :mod:`finesift.store.milvus`).
 
 The chunks collection runs BM25 inside Milvus (Milvus >= 2.5): ``lex`` holds finesift's own terms of
 the chunk (:func:`finesift.store.lexical_text.joined_terms`), analysed by a whitespace tokenizer,
 and a BM25 function turns it into the sparse vector ``sparse`` with a ``SPARSE_INVERTED_INDEX``.
 Milvus Lite (checked with 3.2.2) has no whitespace tokenizer ("unknown tokenizer type: 'whitespace'
 (supported: 'standard', 'jieba')"); its ``standard`` tokenizer (``\\w+``, lower-cased) gives the same
-terms back from the escaped text, so it is used there instead.
+terms back from the escaped text, so it is used there instead. Milvus computes BM25's statistics
+(chunk count, average length, document frequencies) over the rows it holds, which include superseded
+versions kept for older snapshots (Milvus Lite 3.2.2: per segment); results honour the snapshot.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from finesift.errors import InvalidRequest
+from finesift.store.base import Filters
 from finesift.store.lexical_text import BM25_B, BM25_K1
 
 #: The text field of the chunks collection that BM25 indexes, and the sparse field it produces.
@@ -117,3 +123,42 @@ def _create(
             params={"params": {"bm25_k1": BM25_K1, "bm25_b": BM25_B}},
         )  # fmt: skip
     client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+
+
+def quote(value: str) -> str:
+    """A Milvus expression string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def in_list(field: str, values: Sequence[str], *, negate: bool = False) -> str:
+    return f"{field} {'not in' if negate else 'in'} [{', '.join(quote(v) for v in values)}]"
+
+
+def visible_at(version: int) -> str:
+    """The rows a snapshot at commit ``version`` sees."""
+    return f"gen <= {version} and (superseded == 0 or superseded > {version})"
+
+
+def filter_expr(filters: Filters | None) -> list[str]:
+    """Milvus expressions for ``filters`` (results are re-checked with :meth:`Filters.accepts`)."""
+    if filters is None or filters.empty:
+        return []
+    parts = []
+    if filters.source_prefix:
+        escaped = filters.source_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        parts.append(f"source like {quote(escaped + '%')}")
+    if filters.file_types:
+        parts.append(in_list("file_type", filters.file_types))
+    if filters.doc_ids:
+        parts.append(in_list("doc_id", filters.doc_ids))
+    return parts
+
+
+def parse_uri(uri: str) -> tuple[str, dict[str, str]]:
+    """``(connection uri, options)``: options are the URI's query (``index``, ``M``, ``nlist``, ``ef``...)."""
+    parts = urlsplit(uri)
+    options = dict(parse_qsl(parts.query))
+    if parts.scheme in ("", "file") or uri.endswith(".db"):
+        return str(Path(parts.path).expanduser().resolve()), options
+    scheme = {"milvus": "http", "milvuss": "https"}.get(parts.scheme, parts.scheme)
+    return parts._replace(scheme=scheme, query="").geturl(), options

@@ -20,7 +20,9 @@ from typing import Any
 from finesift.store.lexical_text import BM25_B, BM25_K1
 
 #: Statistics of the live chunks after each commit, kept in the purge log.
-STATS_COLUMNS = "ALTER TABLE {log} ADD COLUMN IF NOT EXISTS n_chunks bigint, ADD COLUMN IF NOT EXISTS n_terms bigint"
+STATS_COLUMNS = (
+    "ALTER TABLE {log} ADD COLUMN IF NOT EXISTS n_chunks bigint, ADD COLUMN IF NOT EXISTS n_terms bigint"
+)
 GIN_INDEX = "CREATE INDEX IF NOT EXISTS {gin} ON {chunks} USING gin (terms)"
 _TO_ARRAY = [
     "ALTER TABLE {chunks} ADD COLUMN terms_array text[]",
@@ -29,8 +31,9 @@ _TO_ARRAY = [
     "ALTER TABLE {chunks} RENAME COLUMN terms_array TO terms",
     "ALTER TABLE {chunks} ALTER COLUMN terms SET NOT NULL",
 ]
-#: Live chunks and their terms: the statistics after the last commit, when the log has none.
-LIVE_TOTALS = "SELECT count(*), coalesce(sum(cardinality(terms)), 0) FROM {chunks} WHERE superseded = 0"
+#: Chunks and their terms, counted (when the log has no statistics for the commit).
+TOTALS = "SELECT count(*), coalesce(sum(cardinality(terms)), 0) FROM {chunks} WHERE {visible}"
+LIVE_TOTALS = TOTALS.replace("{visible}", "superseded = 0")
 SUPERSEDE = """WITH marked AS (UPDATE {chunks} SET superseded = %s WHERE superseded = 0 AND doc_id = ANY(%s)
     RETURNING cardinality(terms) AS n) SELECT count(*), coalesce(sum(n), 0) FROM marked"""
 _K1, _B = f"{BM25_K1}::float8", f"{BM25_B}::float8"
@@ -44,8 +47,8 @@ tf AS MATERIALIZED (SELECT * FROM (
 df AS (SELECT t, count(*)::float8 AS df FROM tf GROUP BY t),
 scored AS (
     SELECT doc_id, gen, idx, sum(
-        qn * ln(1.0::float8 + (%s::float8 - df + 0.5::float8) / (df + 0.5::float8)) * n * ({_K1} + 1.0::float8)
-        / (n + {_K1} * (1.0::float8 - {_B} + {_B} * dl / %s::float8))
+        qn * ln(1.0::float8 + (%s::float8 - df + 0.5::float8) / (df + 0.5::float8))
+        * n * ({_K1} + 1.0::float8) / (n + {_K1} * (1.0::float8 - {_B} + {_B} * dl / %s::float8))
     ) AS score
     FROM tf JOIN df USING (t) WHERE true{{filters}} GROUP BY doc_id, gen, idx
 ),

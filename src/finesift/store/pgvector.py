@@ -26,17 +26,17 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import numpy as np
 
-from finesift.errors import InvalidRequest, MissingDependency, StoreError
+from finesift.errors import MissingDependency, StoreError
 from finesift.store import generations as g
 from finesift.store import pg_lexical as pl
 from finesift.store.base import DocumentWrite, Filters, ScoredChunk, StoreSnapshot, validate_write
+from finesift.store.pg_schema import INDEXES, ddl, render
 from finesift.types import Chunk, DocumentInfo
 
 log = logging.getLogger(__name__)
 CHUNK_COLS = "doc_id, idx, text, start_char AS start, end_char AS end, page, source, file_type"
 #: Rows per IVF list before the IVFFlat index is built (search is exact until then).
 IVF_ROWS_PER_LIST = 50
-INDEXES = {"hnsw": "hnsw", "ivf": "ivfflat", "ivfflat": "ivfflat", "none": ""}
 
 
 def _no_fault(step: str) -> None:
@@ -126,8 +126,7 @@ class PgSnapshot:
         if self._bm25_stats is None:
             rows = self._store.fetch("SELECT n_chunks, n_terms FROM {log} WHERE seq = %s", [self._version])
             if not rows or rows[0][0] is None:  # a commit older than the log: count the rows
-                sql = f"SELECT count(*), coalesce(sum(cardinality(terms)), 0) FROM {{chunks}} WHERE {self._visible}"
-                rows = self._store.fetch(sql)
+                rows = self._store.fetch(pl.TOTALS.format(chunks="{chunks}", visible=self._visible))
             n, total = int(rows[0][0]), int(rows[0][1])
             self._bm25_stats = n, (total / n if n and total else 1.0)
         return self._bm25_stats
@@ -276,9 +275,7 @@ class PgVectorStore:
             ) from exc
         return seq
 
-    def _totals(
-        self, cur: Any, before: Any, gone: Any, upserts: Sequence[DocumentWrite]
-    ) -> tuple[int, int]:
+    def _totals(self, cur: Any, before: Any, gone: Any, upserts: Sequence[DocumentWrite]) -> tuple[int, int]:
         """Live chunks and their total term count after this commit (BM25's N and length sum)."""
         if before is None or before[0] is None:
             cur.execute(self.sql(pl.LIVE_TOTALS))
@@ -357,13 +354,6 @@ class PgVectorStore:
                 conn.execute(self.sql(f"DROP TABLE IF EXISTS {table}"))
 
 
-def render(prefix: str, text: str) -> str:
-    """``text`` with ``{chunks}``, ``{docs}``, ``{meta}``, ``{log}`` replaced by the KB's table names."""
-    names = {part: f'"{prefix}_{part}"' for part in ("chunks", "docs", "meta", "log")}
-    names["gin"] = f'"{prefix}_terms_gin"'
-    return text.format(**names)
-
-
 def _vector_text(vector: np.ndarray) -> str:
     return "[" + ",".join(repr(float(x)) for x in vector) + "]"
 
@@ -383,37 +373,6 @@ def connect(conninfo: str, uri: str) -> Any:
     return conn
 
 
-def _ddl(dimension: int, options: dict[str, str]) -> list[str]:
-    kind = INDEXES.get(options.get("index", "hnsw").lower())
-    if kind is None:
-        raise InvalidRequest(
-            f"unknown pgvector index {options['index']!r}; choose one of {', '.join(INDEXES)}"
-        )
-    ddl = [
-        "CREATE EXTENSION IF NOT EXISTS vector",
-        f"""CREATE TABLE {{chunks}} (doc_id text NOT NULL, gen bigint NOT NULL, superseded bigint NOT NULL
-            DEFAULT 0, idx integer NOT NULL, source text NOT NULL, file_type text NOT NULL,
-            text text NOT NULL,
-            start_char bigint NOT NULL, end_char bigint NOT NULL, page integer NOT NULL, terms text[] NOT NULL,
-            vector vector({dimension}) NOT NULL, PRIMARY KEY (doc_id, gen, idx))""",
-        "CREATE INDEX ON {chunks} (superseded)",
-        """CREATE TABLE {docs} (doc_id text NOT NULL, gen bigint NOT NULL, superseded bigint NOT NULL
-            DEFAULT 0, info text NOT NULL, PRIMARY KEY (doc_id, gen))""",
-        "CREATE TABLE {meta} (seq bigint NOT NULL, dim integer NOT NULL, committed_at double precision)",
-        f"INSERT INTO {{meta}} (seq, dim, committed_at) VALUES (0, {dimension}, 0)",
-        "CREATE TABLE {log} (seq bigint PRIMARY KEY, at double precision NOT NULL)",
-        pl.STATS_COLUMNS,
-        pl.GIN_INDEX,
-    ]
-    if kind == "hnsw":
-        m, ef = int(options.get("m", 16)), int(options.get("ef_construction", 64))
-        ddl.append(
-            "CREATE INDEX ON {chunks} USING hnsw (vector vector_ip_ops) "
-            f"WITH (m = {m}, ef_construction = {ef})"
-        )
-    return ddl
-
-
 def open_store(
     path: Path, *, dimension: int, create: bool = False, uri: str = "", token: str | None = None
 ) -> PgVectorStore:
@@ -424,7 +383,7 @@ def open_store(
         psycopg = _psycopg()
         try:
             with psycopg.connect(conninfo, autocommit=True) as conn, conn.transaction():
-                for statement in _ddl(dimension, options):
+                for statement in ddl(dimension, options):
                     conn.execute(render(location.prefix, statement))
         except psycopg.Error as exc:
             raise StoreError(f"cannot create the pgvector tables at {uri}: {exc}".strip()) from exc

@@ -89,6 +89,40 @@ def test_slerp_formula_and_linear_fallback() -> None:
     assert slerp(half, half.flip(0), 0.3)[0].dtype == torch.bfloat16
 
 
+def _direct_slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """The formula written out: sin((1-t)θ)/sin θ · a + sin(tθ)/sin θ · b, θ the angle between a and b."""
+    x, y = a.double().flatten(), b.double().flatten()
+    theta = math.acos(float(x @ y) / float(x.norm() * y.norm()))
+    out = math.sin((1 - t) * theta) / math.sin(theta) * x + math.sin(t * theta) / math.sin(theta) * y
+    return out.reshape(a.shape)
+
+
+def test_t_weighs_a_by_one_minus_t_on_both_methods() -> None:
+    """t = 0.3 is 70 % of A: a swap of t and 1 - t (invisible at t = 0.5) fails here."""
+    a = torch.tensor([1.0, 0.0])
+    b = torch.tensor([0.0, 2.0])
+    got, how = slerp(a, b, 0.3)
+    assert how == "slerp" and torch.allclose(got.double(), _direct_slerp(a, b, 0.3))
+    # between unit vectors, slerp walks the arc at constant speed: 30 % of the way from A (angle 0)
+    unit, _ = slerp(a, torch.tensor([0.0, 1.0]), 0.3)
+    angle = math.atan2(float(unit[1]), float(unit[0]))
+    assert angle == pytest.approx(0.3 * math.pi / 2, rel=1e-6)
+    assert torch.allclose(lerp(a, b, 0.3), torch.tensor([0.7, 0.6]))
+
+
+def test_a_merge_at_t_03_is_the_formula_per_tensor(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = pair
+    merge_checkpoints(a, b, tmp_path / "m", t=0.3)
+    merged, wa, wb = _weights(tmp_path / "m"), _weights(a), _weights(b)
+    changed = [name for name in wa if not torch.equal(wa[name], wb[name])]
+    assert changed
+    for name in changed:
+        want = _direct_slerp(wa[name], wb[name], 0.3).to(wa[name].dtype)
+        assert torch.allclose(merged[name], want, atol=1e-6), name
+        # nearer A than B, in the ratio the angles give (0.3 of θ from A, 0.7 from B)
+        assert float((merged[name] - wa[name]).norm()) < float((merged[name] - wb[name]).norm()), name
+
+
 def test_refuses_different_shapes(tiny_embedding_model: Path, tmp_path: Path) -> None:
     from finesift.testing.models import TINY_SHAPE, build_model, qwen3_config
 

@@ -24,7 +24,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from finesift.errors import Conflict, InvalidRequest, NotFound
 from finesift.ingest.loaders import file_type_of
 from finesift.ingest.normalize import normalize_text
 from finesift.kb import manifest as mf
+from finesift.kb.compaction import Compaction
 from finesift.kb.indexing import (
     IndexJob,
     Progress,
@@ -45,37 +46,14 @@ from finesift.kb.indexing import (
     source_name,
 )
 from finesift.kb.spec import KBSpec, build_kb_embedder, build_kb_reranker, check_choices, new_kb_spec
+from finesift.kb.stores import drop_server_data, lance_options, store_token
 from finesift.rerank.base import Reranker
 from finesift.retrieval.pipeline import RetrievalPipeline, SearchOptions
 from finesift.retrieval.request import SearchRequest
 from finesift.settings import Settings
 from finesift.store.base import StoreSnapshot, VectorStore
-from finesift.store.lance_index import LanceIndexOptions
 from finesift.store.registry import open_store
 from finesift.types import Document, DocumentInfo, Hit, IndexReport
-
-
-def store_token(settings: Settings) -> str | None:
-    """The server store's token from settings (never recorded in the KB)."""
-    token = settings.kb.store_token
-    return token.get_secret_value() if token is not None else None
-
-
-def lance_options(settings: Settings) -> LanceIndexOptions:
-    """The LanceDB index knobs from the ``kb.ann_*`` settings."""
-    kb = settings.kb
-    return LanceIndexOptions(kb.ann_min_rows, kb.ann_index, kb.ann_nprobes, kb.ann_refine_factor, kb.ann_ef)
-
-
-def drop_server_data(manifest: mf.Manifest, path: Path, settings: Settings) -> None:
-    """Drop a server store's collections/tables with its KB (local stores go with the directory)."""
-    if manifest.store == "lancedb" or not path.exists():
-        return
-    store = open_store(manifest.store, path, dimension=manifest.dim, token=store_token(settings))
-    destroy = getattr(store, "destroy", None)
-    if destroy is not None:
-        destroy()
-    store.close()
 
 
 def check_embedder(manifest: mf.Manifest, embedder: Embedder) -> None:
@@ -102,6 +80,7 @@ class KnowledgeBase:
         self.store = store
         self.settings = settings
         self.auto_optimize = auto_optimize
+        self.compaction = Compaction(store, settings.kb, path, manifest.name, auto=auto_optimize)
         self._models = models
         # The task recorded at creation reaches both models, whatever their own defaults are.
         self._pipeline = RetrievalPipeline(
@@ -298,7 +277,7 @@ class KnowledgeBase:
         """An :class:`IndexJob` over this KB with the writer lock held; compacts when due afterwards."""
         with mf.writer_lock(self.path, self.name):
             yield self._job()
-            self._maybe_optimize()
+            self.compaction.after_write()
 
     def add(
         self, paths: Sequence[str | Path], *, prune: bool = False, progress: Progress | None = None
@@ -318,7 +297,7 @@ class KnowledgeBase:
             job.flush()
             if prune:
                 job.prune([Path(p).expanduser().absolute() for p in paths], {source_name(f) for f in files})
-            self._maybe_optimize()
+            self.compaction.after_write()
             return job.report()
 
     def add_documents(self, documents: Sequence[Document]) -> IndexReport:
@@ -331,7 +310,7 @@ class KnowledgeBase:
             for doc in documents:
                 job.add_bytes(doc.source, doc.text.encode("utf-8", "surrogatepass"), loader=_prepared(doc))
             job.flush()
-            self._maybe_optimize()
+            self.compaction.after_write()
             return job.report()
 
     def delete(self, doc_ids: Sequence[str]) -> int:
@@ -351,13 +330,12 @@ class KnowledgeBase:
             )
         with mf.writer_lock(self.path, self.name):
             self.store.commit(deletes=ids)
-            self._maybe_optimize()
+            self.compaction.after_write()
         return len(ids)
 
     def optimize_due(self) -> bool:
         """Whether ``kb.optimize_versions`` store versions were written since the last compaction."""
-        versions = getattr(self.store, "versions_since_optimize", None)
-        return versions is not None and versions() >= self.settings.kb.optimize_versions
+        return self.compaction.due()
 
     def optimize(self) -> None:
         """Compact the store (content unchanged; versions older than ``kb.optimize_keep`` s are pruned).
@@ -365,18 +343,7 @@ class KnowledgeBase:
         Takes the writer lock (:class:`Conflict` while another writer holds it); a no-op for stores
         that compact themselves.
         """
-        with mf.writer_lock(self.path, self.name):
-            self._optimize()
-
-    def _optimize(self) -> None:
-        optimize = getattr(self.store, "optimize", None)
-        if optimize is not None:
-            optimize(keep=timedelta(seconds=self.settings.kb.optimize_keep))
-
-    def _maybe_optimize(self) -> None:
-        """Compact when due and this object does it itself (call with the writer lock held)."""
-        if self.auto_optimize and self.optimize_due():
-            self._optimize()
+        self.compaction.run()
 
     # ---- reads ----------------------------------------------------------------------------------
 

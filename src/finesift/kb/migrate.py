@@ -20,7 +20,7 @@ from pathlib import Path
 
 from finesift.errors import InvalidRequest, StoreError
 from finesift.kb import manifest as mf
-from finesift.kb.knowledge_base import drop_server_data, store_token
+from finesift.kb.stores import drop_server_data, store_token
 from finesift.settings import Settings
 from finesift.store.base import StoreSnapshot, VectorStore
 from finesift.store.registry import normalize_store_uri, open_store

@@ -62,9 +62,12 @@ def test_scores_match_the_model_card_reference(ollama_generator, reference) -> N
             assert got.truncated == 0 and all(n > 0 for n in got.tokens)
     assert reranker.backend.floored_pairs == 0
     assert reranker.backend.scored_pairs == sum(len(d) for _, d in PROBES.rerank)
-    sent = next(r for r in state.requests if r["path"] == "/api/generate")
+    # pairs go out concurrently (reranker.max_concurrent): find the first pair's request by its prompt
     query, docs = PROBES.rerank[0]
-    assert sent["prompt"] == PREFIX + head(DEFAULT_INSTRUCTION, query.text) + " " + docs[0] + SUFFIX
+    want_prompt = PREFIX + head(DEFAULT_INSTRUCTION, query.text) + " " + docs[0] + SUFFIX
+    generated = [r for r in state.requests if r["path"] == "/api/generate"]
+    sent = next((r for r in generated if r["prompt"] == want_prompt), None)
+    assert sent is not None, [r["prompt"] for r in generated[:2]]
     assert sent["model"] == MODEL and sent["raw"] is True and sent["stream"] is False
     assert sent["logprobs"] is True and sent["top_logprobs"] == 20
     assert sent["options"] == {"num_predict": 1, "temperature": 0, "num_ctx": 8192}

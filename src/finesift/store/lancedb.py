@@ -71,7 +71,7 @@ def _defer_package_init(name: str) -> None:
         spec.loader.exec_module(bare)  # type: ignore[union-attr]
         return getattr(bare, attribute)
 
-    bare.__getattr__ = complete  # type: ignore[attr-defined]
+    bare.__dict__["__getattr__"] = complete
     sys.modules[name] = bare
 
 

@@ -123,11 +123,18 @@ def store_uri(kind: str, root: Path) -> Iterator[str]:
             yield uri
 
 
+def progress(message: str) -> None:
+    """A timestamped line on stderr, so that a long run shows how far it got."""
+    print(f"{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f} {message}", file=sys.stderr, flush=True)
+
+
 def commit_all(store: Any, corpus: Corpus, start: int, docs: int, per_commit: int) -> float:
     t0 = time.perf_counter()
     step = max(1, per_commit // PER_DOC)
-    for first in range(start, start + docs, step):
+    for n, first in enumerate(range(start, start + docs, step), 1):
         store.commit(upserts=corpus.docs(first, min(step, start + docs - first)))
+        if n % 25 == 0:
+            progress(f"{(first - start + step) * PER_DOC} chunks written in {time.perf_counter() - t0:.0f} s")
     return time.perf_counter() - t0
 
 
@@ -165,9 +172,11 @@ def measure_size(args: argparse.Namespace, chunks: int, root: Path, uri: str) ->
     kb = open_or_create("bench", settings=settings, choices={"reranker_model": "none"})
     out: dict[str, Any] = {"chunks": chunks}
     out["build_s"] = round(commit_all(kb.store, corpus, 0, chunks // PER_DOC, 4096), 2)
+    progress(f"built {chunks} chunks in {out['build_s']} s; compacting")
     t0 = time.perf_counter()
     kb.optimize()
     out["optimize_s"] = round(time.perf_counter() - t0, 2)
+    progress(f"compaction took {out['optimize_s']} s")
     snap = kb.snapshot()
     found = sum(
         len({h.chunk.chunk_id for h in snap.search(q, k=10)} & set(ids))
@@ -183,6 +192,7 @@ def measure_size(args: argparse.Namespace, chunks: int, root: Path, uri: str) ->
         argv = [cli, "search", "--kb", "bench", "--mode", mode, "--no-rerank", corpus.query_text(0)]
         wall, rss, _ = run_child(argv, env)
         out[mode].update(cli_s=round(wall, 2), cli_peak_rss_mb=round(rss))
+        progress(f"{mode}: {out[mode]}")
     kb = open_or_create("bench", settings=settings)
     add_s = commit_all(kb.store, corpus, chunks // PER_DOC, 1000, 256)
     out["add_1000_docs_s"] = round(add_s, 2)

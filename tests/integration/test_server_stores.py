@@ -27,7 +27,10 @@ def write(doc_id: str, texts: list[str], rng: np.random.Generator):
 def physical_rows(store) -> int:
     if type(store).__name__ == "MilvusStore":
         return len(store.query_all("chunks", "gen >= 0", ["pk"]))
-    return int(store.fetch("SELECT count(*) FROM {chunks}")[0][0])
+    postings = int(store.fetch("SELECT count(*) FROM {post}")[0][0])
+    chunks = int(store.fetch("SELECT count(*) FROM {chunks}")[0][0])
+    assert postings == chunks, "one BM25 posting per (term, chunk) here: purged with the chunks"
+    return chunks
 
 
 @pytest.mark.service

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,29 +85,35 @@ def test_lexical_search_follows_updates_deletes_and_snapshots(uri: str, tmp_path
     store.close()
 
 
-def test_pgvector_tables_with_json_terms_are_migrated_on_open(postgres_uri: str, tmp_path: Path) -> None:
-    """A store written before BM25 moved into PostgreSQL (terms as JSON text) is converted in the server."""
-    import psycopg
+#: Earlier pgvector layouts: the terms as a GIN-indexed array (no postings table), or as JSON text.
+GIN_LAYOUT = [
+    "DROP TABLE {post}",
+    "DROP INDEX {docs_superseded}",
+    "CREATE INDEX {gin} ON {chunks} USING gin (terms)",
+]
+JSON_LAYOUT = [
+    *GIN_LAYOUT,
+    "DROP INDEX {gin}",
+    "ALTER TABLE {chunks} ADD COLUMN terms_json text",
+    "UPDATE {chunks} SET terms_json = array_to_json(terms)::text",
+    "ALTER TABLE {chunks} DROP COLUMN terms",
+    "ALTER TABLE {chunks} RENAME COLUMN terms_json TO terms",
+    "ALTER TABLE {log} DROP COLUMN n_chunks, DROP COLUMN n_terms",
+]
 
-    from finesift.store import pgvector
 
+@pytest.mark.parametrize("old_layout", [GIN_LAYOUT, JSON_LAYOUT], ids=["gin-array", "json"])
+def test_pgvector_tables_of_earlier_layouts_are_migrated_on_open(
+    postgres_uri: str, tmp_path: Path, old_layout: list[str]
+) -> None:
+    """A store written before its BM25 postings table is converted in the server when opened."""
     path = tmp_path / "store"
     store = open_store(postgres_uri, path, dimension=DIM, create=True)
     rng = np.random.default_rng(2)
     docs = [document(f"d{i}", 5, rng) for i in range(4)]
     store.commit(upserts=docs)
     store.close()
-    old_layout = [
-        "DROP INDEX {gin}",
-        "ALTER TABLE {chunks} ADD COLUMN terms_json text",
-        "UPDATE {chunks} SET terms_json = array_to_json(terms)::text",
-        "ALTER TABLE {chunks} DROP COLUMN terms",
-        "ALTER TABLE {chunks} RENAME COLUMN terms_json TO terms",
-        "ALTER TABLE {log} DROP COLUMN n_chunks, DROP COLUMN n_terms",
-    ]
-    with psycopg.connect(pgvector.parse_uri(postgres_uri)[0], autocommit=True) as conn:
-        for statement in old_layout:
-            conn.execute(pgvector.render(generations.read_location(path).prefix, statement))
+    execute(postgres_uri, path, old_layout)
     again = open_store(postgres_uri, path, dimension=DIM)
     chunks = [c for d in docs for c in d.chunks]
     reference = BM25Index([c.chunk_id for c in chunks], [c.text for c in chunks])
@@ -116,6 +123,48 @@ def test_pgvector_tables_with_json_terms_are_migrated_on_open(postgres_uri: str,
     assert [h.chunk.doc_id for h in again.snapshot().lexical_search(["zzz"], k=5)] == ["d9", "d9"]
     assert again.snapshot().export(["d1"])[0].terms == list(docs[1].terms)
     again.close()
+
+
+def execute(uri: str, path: Path, statements: list[str], params: list[Any] | None = None) -> list[Any]:
+    """Run ``statements`` on the pgvector store at ``path`` (table names filled in); the last one's rows."""
+    import psycopg
+
+    from finesift.store import pgvector
+
+    rows: list[Any] = []
+    conninfo = pgvector.parse_uri(uri)[0]
+    with psycopg.connect(conninfo, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
+        for statement in statements:
+            cur = conn.execute(pgvector.render(generations.read_location(path).prefix, statement), params)
+            rows = cur.fetchall() if cur.description else []
+    return rows
+
+
+def plan_rows(node: dict[str, Any], table: str) -> int:
+    """Rows that the plan ``node`` and its children read from ``table``."""
+    own = int(node.get("Actual Rows", 0)) * int(node.get("Actual Loops", 1))
+    read = own if node.get("Relation Name") == table else 0
+    return read + sum(plan_rows(child, table) for child in node.get("Plans", []))
+
+
+def test_pgvector_bm25_reads_the_chunk_rows_of_the_top_k_only(postgres_uri: str, tmp_path: Path) -> None:
+    """BM25 scores from the postings; the chunk table is read for the ``k`` hits, not every match."""
+    from finesift.store import pg_lexical, pgvector
+
+    path = tmp_path / "store"
+    store = open_store(postgres_uri, path, dimension=DIM, create=True)
+    rng = np.random.default_rng(4)
+    store.commit(upserts=[document(f"d{i}", 10, rng) for i in range(10)])
+    snap = store.snapshot()
+    columns = ", ".join(f"c.{c.strip()}" for c in pgvector.CHUNK_COLS.split(","))
+    sql = pg_lexical.score_sql(snap.version, columns, "")
+    terms = ["alpha", "beta"]
+    explain = "EXPLAIN (ANALYZE, FORMAT JSON) " + sql
+    (plan,) = execute(postgres_uri, path, [explain], [terms, terms, 100, 6.0, 3])[0]
+    chunks_table = generations.read_location(path).prefix + "_chunks"
+    assert plan_rows(plan[0]["Plan"], chunks_table) == 3, "only the 3 hits' chunk rows are read"
+    assert len(snap.lexical_search(terms, k=3)) == 3
+    store.close()
 
 
 def test_milvus_collections_without_bm25_fall_back_with_a_warning(

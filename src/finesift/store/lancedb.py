@@ -14,8 +14,10 @@ without listing them. The full-text and ANN indexes, and how they stay current, 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -45,8 +47,37 @@ def _no_fault(step: str) -> None:
 fault_hook: Callable[[str], None] = _no_fault
 
 
+#: A package whose ``__init__`` is not run while ``lancedb`` is imported: the REST namespace client's
+#: ``__init__`` imports its nine API modules, whose 366 ``validate_call`` decorators build pydantic
+#: schemas (a fifth of ``import lancedb``, which dominates a fresh ``finesift search``) for a client
+#: that a local or object-store LanceDB never uses. Its ``models`` (which lancedb uses) import as usual.
+REST_CLIENT = "lance_namespace_urllib3_client"
+
+
+def _defer_package_init(name: str) -> None:
+    """Register package ``name`` without running its ``__init__`` until one of its attributes is asked for.
+
+    Its submodules import as usual meanwhile (and become its attributes); the first access to any
+    other attribute (``from name import X``, ``name.X``) runs the ``__init__`` in the same module.
+    """
+    spec = None if name in sys.modules else importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return
+    bare = importlib.util.module_from_spec(spec)
+
+    def complete(attribute: str) -> Any:
+        if bare.__dict__.pop("__getattr__", None) is None:
+            raise AttributeError(f"module {name!r} has no attribute {attribute!r}")
+        spec.loader.exec_module(bare)  # type: ignore[union-attr]
+        return getattr(bare, attribute)
+
+    bare.__dict__["__getattr__"] = complete
+    sys.modules[name] = bare
+
+
 def _lancedb() -> Any:
     try:
+        _defer_package_init(REST_CLIENT)
         import lancedb
     except ImportError as exc:
         raise MissingDependency("lancedb", "kb", "needed by the LanceDB store") from exc

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from finesift.errors import InvalidRequest
-from finesift.store.pg_lexical import GIN_INDEX, STATS_COLUMNS
+from finesift.store.pg_lexical import POSTINGS, STATS_COLUMNS
 
 INDEXES = {"hnsw": "hnsw", "ivf": "ivfflat", "ivfflat": "ivfflat", "none": ""}
 
 
 def render(prefix: str, text: str) -> str:
-    """``text`` with ``{chunks}``, ``{docs}``, ``{meta}``, ``{log}`` replaced by the KB's table names."""
+    """``text`` with ``{chunks}``, ``{docs}``, ``{meta}``, ``{log}``, ``{post}``... named for the KB."""
     names = {part: f'"{prefix}_{part}"' for part in ("chunks", "docs", "meta", "log")}
-    names["gin"] = f'"{prefix}_terms_gin"'
+    names["post"] = f'"{prefix}_postings"'
+    names["gin"] = f'"{prefix}_terms_gin"'  # the GIN index over the terms of tables before the postings
+    names["docs_superseded"] = f'"{prefix}_docs_superseded"'
     return text.format(**names)
 
 
@@ -36,7 +38,7 @@ def ddl(dimension: int, options: dict[str, str]) -> list[str]:
         f"INSERT INTO {{meta}} (seq, dim, committed_at) VALUES (0, {dimension}, 0)",
         "CREATE TABLE {log} (seq bigint PRIMARY KEY, at double precision NOT NULL)",
         STATS_COLUMNS,
-        GIN_INDEX,
+        *POSTINGS,
     ]
     if kind == "hnsw":
         m, ef = int(options.get("m", 16)), int(options.get("ef_construction", 64))

@@ -8,8 +8,8 @@ sequence number: all or nothing, durable on COMMIT, one writer at a time. Reader
 number ``V`` and see versions with ``gen <= V`` not superseded at ``V``, so a snapshot stays frozen
 without holding a transaction open; superseded versions are purged ``retention_s`` after they were
 replaced. Dense search uses an HNSW (default) or IVFFlat index with iterative scans, so metadata
-filters apply before the top-k. Lexical search is BM25 computed by PostgreSQL over a GIN index of the
-stored terms (:mod:`finesift.store.pg_lexical`).
+filters apply before the top-k. Lexical search is BM25 computed by PostgreSQL over a postings table
+written with the chunks (:mod:`finesift.store.pg_lexical`).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class PgSnapshot:
         n, avgdl = self._stats()
         where, params = _filter_sql(filters)
         columns = ", ".join(f"c.{c.strip()}" for c in CHUNK_COLS.split(","))
-        sql = pl.score_sql(self._visible, columns, where)
+        sql = pl.score_sql(self._version, columns, where)
         query = list(terms)
         rows = self._store.fetch(sql, [query, query, n, avgdl, *params, k], rows_as_dict=True)
         return [ScoredChunk(g.chunk_from_row(r), float(r["score"])) for r in rows]
@@ -179,15 +179,15 @@ class PgVectorStore:
         self._migrate()
 
     def _migrate(self) -> None:
-        """Give tables written before store-side BM25 their term arrays and GIN index (in the server)."""
-        if self.fetch(pl.TERMS_TYPE)[0][0] == "text[]":
+        """Give tables written before the postings table their term arrays and postings (in the server)."""
+        if tuple(self.fetch(pl.LAYOUT)[0]) == ("text[]", True):
             return
         psycopg = _psycopg()
         try:
             with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 cur.execute(self.sql("SELECT seq FROM {meta} FOR UPDATE"))  # one migrating process at a time
                 if pl.migrate(cur, self.sql):
-                    log.warning("pgvector store %s: converted its BM25 terms for store-side search",
+                    log.warning("pgvector store %s: built its BM25 postings for store-side search (once)",
                                 self.location.prefix)  # fmt: skip
         except psycopg.Error as exc:
             raise StoreError(f"cannot upgrade the pgvector tables at {self.location.uri}: {exc}") from exc
@@ -294,6 +294,7 @@ class PgVectorStore:
                     r[k] for k in ("doc_id", "gen", "idx", "source", "file_type", "text", "start", "end")
                 ]
                 copy.write_row([*values, r["page"], t, _vector_text(r["vector"])])
+        cur.execute(self.sql(pl.FILL_COMMIT), [[w.info.doc_id for w in upserts], seq])
         fault_hook("chunks_added")
         cur.executemany(
             self.sql("INSERT INTO {docs} (doc_id, gen, info) VALUES (%s, %s, %s)"),
@@ -335,6 +336,7 @@ class PgVectorStore:
         horizon = cur.fetchone()[0]
         if horizon is None:
             return
+        cur.execute(self.sql(pl.PURGE), [horizon])
         for table in ("{chunks}", "{docs}"):
             cur.execute(self.sql(f"DELETE FROM {table} WHERE superseded > 0 AND superseded <= %s"), [horizon])
         cur.execute(self.sql("DELETE FROM {log} WHERE seq < %s"), [horizon])
@@ -350,7 +352,7 @@ class PgVectorStore:
     def destroy(self) -> None:
         """Drop the KB's tables (used when the KB is dropped)."""
         with self.connection() as conn, conn.transaction():
-            for table in ("{chunks}", "{docs}", "{meta}", "{log}"):
+            for table in ("{chunks}", "{docs}", "{meta}", "{log}", "{post}"):
                 conn.execute(self.sql(f"DROP TABLE IF EXISTS {table}"))
 
 
@@ -362,6 +364,7 @@ def connect(conninfo: str, uri: str) -> Any:
     psycopg = _psycopg()
     try:
         conn = psycopg.connect(conninfo, autocommit=True)
+        conn.execute("SET work_mem = '64MB'")  # BM25 sorts its terms' postings: ~700k fit in memory
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to PostgreSQL at {uri}: {exc}".strip()) from exc
     import pgvector.psycopg

@@ -207,7 +207,8 @@ class PackedQwen3:
         import torch
 
         t, d, heads = qkv.shape[0], self.head_dim, self.heads + self.kv_heads
-        qk = qkv[:, : heads * d].view(t, heads, d)
+        # A contiguous fp32 copy first: reducing over a strided bf16 slice costs more than the copy.
+        qk = qkv[:, : heads * d].float().view(t, heads, d)
         qk = _rotate(_rms_norm(qk, w.qk_norm, self.eps, torch.float32), cos, sin).to(self.dtype)
         v = qkv[:, heads * d :].view(t, self.kv_heads, d)
         return qk[:, : self.heads], qk[:, self.heads :], v

@@ -160,3 +160,24 @@ def test_packed_batches_count_real_tokens() -> None:
 def test_backends_use_the_packed_forward_on_cpu(tiny_embedder: object, tiny_reranker: object) -> None:
     assert tiny_embedder.backend.packed is not None  # type: ignore[attr-defined]
     assert tiny_reranker.backend.packed is not None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("into", ["bfloat16", "float32"])
+def test_fast_rms_norm_equals_torchs_and_writes_the_asked_dtype(into: str) -> None:
+    """The packed forward's RMSNorm (one reduction, two multiplies, cast fused into the last) is torch's."""
+    from torch.nn import functional as F
+
+    from finesift.runtime.qwen3 import _rms_norm
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(37, 6, 64, generator=gen) * 3
+    weight = torch.randn(6, 64, generator=gen)
+    want = F.rms_norm(x, (64,), None, 1e-6) * weight
+    for source in (x, x.bfloat16()):
+        got = _rms_norm(source, weight, 1e-6, getattr(torch, into))
+        assert got.dtype == getattr(torch, into)
+        expect = (
+            want if source.dtype == torch.float32 else F.rms_norm(source.float(), (64,), None, 1e-6) * weight
+        )
+        tol = 1e-5 if into == "float32" else 2e-2
+        assert (got.float() - expect).abs().max().item() <= tol * expect.abs().max().item()

@@ -1,0 +1,132 @@
+"""The model card's reranking protocol through mteb, against a plain re-implementation; resume and caching."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+if importlib.util.find_spec("mteb") is None:
+    pytest.skip("mteb is not installed (the mteb extra, not in [all,dev])", allow_module_level=True)
+
+from finesift import load_embedder, load_reranker
+from finesift.errors import InvalidRequest, NotFound
+from finesift.eval.mteb import MTEBEncoder, MTEBReranker
+from finesift.eval.mteb_run import MTEBRun
+from finesift.eval.mteb_tasks import resolve_tasks
+from finesift.eval.models import minilm_path
+from finesift.testing.reference import ReferenceReranker
+
+TOPICS = ["river", "engine", "violin", "glacier", "orchard", "satellite", "bakery", "volcano"]
+VERBS = ["describes", "explains", "questions", "celebrates", "measures"]
+# The instruction the rule makes from a BEIR folder task's description (the folder is named "protocol").
+INSTRUCTION = "Given a query, retrieve relevant documents from the local BEIR folder protocol"
+
+
+def write_beir(root: Path, docs: int = 140) -> Path:
+    """A BEIR folder with more documents than the first stage keeps (100), and graded judgements."""
+    rng = random.Random(7)
+    folder = root / "protocol"
+    (folder / "qrels").mkdir(parents=True)
+    corpus = [
+        {"_id": f"d{i}", "title": "", "text": f"This note {rng.choice(VERBS)} the {TOPICS[i % 8]} number {i}."}
+        for i in range(docs)
+    ]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in corpus), "utf-8")
+    queries = [{"_id": f"q{t}", "text": f"which note is about the {topic}?"} for t, topic in enumerate(TOPICS[:4])]
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries), "utf-8")
+    rows = ["query-id\tcorpus-id\tscore"]
+    rows += [f"q{t}\td{t + 8 * k}\t{2 if k == 0 else 1}" for t in range(4) for k in range(3)]
+    (folder / "qrels" / "test.tsv").write_text("\n".join(rows) + "\n", "utf-8")
+    return folder
+
+
+def plain_protocol(folder: Path, reranker_path: Path) -> float:
+    """Top 100 by MiniLM cosine, reranked by the model card's P(yes), nDCG@10 (exponential-free, trec_eval's)."""
+    from sentence_transformers import SentenceTransformer
+
+    corpus = [json.loads(line) for line in (folder / "corpus.jsonl").read_text("utf-8").splitlines()]
+    queries = [json.loads(line) for line in (folder / "queries.jsonl").read_text("utf-8").splitlines()]
+    qrels: dict[str, dict[str, int]] = {}
+    for line in (folder / "qrels" / "test.tsv").read_text("utf-8").splitlines()[1:]:
+        qid, did, score = line.split("\t")
+        qrels.setdefault(qid, {})[did] = int(score)
+    st = SentenceTransformer(str(minilm_path()), device="cpu")
+    doc_vectors = st.encode([d["text"] for d in corpus], normalize_embeddings=True)
+    card = ReferenceReranker(str(reranker_path), device="cpu")
+    total = 0.0
+    for query in queries:
+        cosine = doc_vectors @ st.encode([query["text"]], normalize_embeddings=True)[0]
+        top = [corpus[i] for i in np.argsort(-cosine, kind="stable")[:100]]
+        scores = card_p_yes(card, query["text"], [d["text"] for d in top])
+        ranked = [top[i]["_id"] for i in sorted(range(len(top)), key=lambda i: -scores[i])][:10]
+        judged = qrels[query["_id"]]
+        dcg = sum(judged.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked))
+        ideal = sorted(judged.values(), reverse=True)[:10]
+        total += dcg / sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return total / len(queries)
+
+
+def card_p_yes(card: ReferenceReranker, query: str, docs: list[str]) -> list[float]:
+    """The model card's P(yes) (its prompt, tokenization and softmax), computing the last position's logits only."""
+    import torch
+
+    inputs = card.process_inputs([card.format_instruction(INSTRUCTION, query, d) for d in docs])
+    with torch.no_grad():
+        logits = card.model(**inputs, logits_to_keep=1).logits[:, -1, :]
+    pair = torch.stack([logits[:, card.token_false_id], logits[:, card.token_true_id]], dim=1)
+    return torch.log_softmax(pair, dim=1)[:, 1].exp().tolist()
+
+
+def test_reranking_protocol_equals_the_plain_reimplementation(tmp_path: Path, tiny_reranker_model: Path) -> None:
+    folder = write_beir(tmp_path)
+    run = MTEBRun(output=tmp_path / "out", first_stage_dir=tmp_path / "first")
+    first = MTEBEncoder(load_embedder(str(minilm_path()), device="cpu"))
+    second = MTEBReranker(load_reranker(str(tiny_reranker_model), dtype="float32", device="cpu"))
+    [outcome] = run.run_reranker(second, first, resolve_tasks([str(folder)], None))
+    assert outcome.instruction == {"query": INSTRUCTION, "document": None, "source": "task-description"}
+    assert outcome.main_score is not None
+    # mteb rounds its scores to 5 decimals
+    assert outcome.main_score == pytest.approx(plain_protocol(folder, tiny_reranker_model), abs=5e-6)
+    record = json.loads(run.record_path(outcome.result_file).read_text("utf-8"))
+    assert record["instruction"]["query"] == INSTRUCTION and record["first_stage"]["top_k"] == 100
+    assert json.loads(Path(outcome.result_file).read_text("utf-8"))["task_name"] == "protocol"
+
+
+def test_first_stage_is_cached_and_reused_and_finished_tasks_are_skipped(tmp_path: Path) -> None:
+    folder = write_beir(tmp_path, docs=30)
+    run = MTEBRun(output=tmp_path / "out", first_stage_dir=tmp_path / "first")
+    first = MTEBEncoder(load_embedder("fake"))
+    a = run.run_reranker(MTEBReranker(load_reranker("fake")), first, resolve_tasks([str(folder)], None))[0]
+    assert (a.status, a.first_stage and a.first_stage["cached"]) == ("ran", False)
+    files = list((tmp_path / "first").glob("*/protocol_predictions.json"))
+    assert len(files) == 1
+    other = MTEBReranker(load_reranker("fake"), name="another-reranker")
+    b = run.run_reranker(other, first, resolve_tasks([str(folder)], None))[0]
+    assert (b.status, b.first_stage and b.first_stage["cached"]) == ("ran", True)  # reused across rerankers
+    again = run.run_reranker(other, first, resolve_tasks([str(folder)], None))[0]
+    assert again.status == "cached" and again.main_score == b.main_score
+    emb = run.run_embedder(first, resolve_tasks([str(folder)], None))[0]
+    assert emb.status == "ran"
+    assert run.run_embedder(first, resolve_tasks([str(folder)], None))[0].status == "cached"
+
+
+def test_unknown_names_and_offline_data_are_one_line_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InvalidRequest, match="unknown mteb task 'SciFactt'.*SciFact"):
+        resolve_tasks(["SciFactt"], None)
+    with pytest.raises(InvalidRequest, match="unknown benchmark 'MTEB\\(nope\\)'"):
+        resolve_tasks([], "MTEB(nope)")
+    [task] = resolve_tasks([str(write_beir(tmp_path, docs=10))], None)
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Couldn't reach 'mteb/nfcorpus' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(type(task), "load_data", offline)
+    run = MTEBRun(output=tmp_path / "out", first_stage_dir=tmp_path / "first")
+    with pytest.raises(NotFound, match="HF_DATASETS_CACHE.*HF_DATASETS_OFFLINE=1"):
+        run.run_embedder(MTEBEncoder(load_embedder("fake")), [task])

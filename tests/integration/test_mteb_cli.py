@@ -14,7 +14,8 @@ from finesift.cli.app import app
 
 DATA = Path(__file__).resolve().parents[1] / "fixtures" / "beir" / "tiny-en"
 needs_mteb = pytest.mark.skipif(
-    importlib.util.find_spec("mteb") is None, reason="mteb is not installed (the mteb extra, not in [all,dev])"
+    importlib.util.find_spec("mteb") is None,
+    reason="mteb is not installed (the mteb extra, not in [all,dev])",
 )
 
 

@@ -59,7 +59,9 @@ def mteb_command(
         Path, typer.Option(help="mteb's result files (results/...) and finesift's records go here.")
     ] = Path("mteb-results"),
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per mteb batch.")] = 32,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bars (tty).")
     ] = None,
@@ -72,11 +74,21 @@ def mteb_command(
     from finesift.rerank.factory import build_reranker
 
     settings = with_role(
-        settings_of(ctx), "embedding", model=model, backend=embedding_backend, dtype=dtype, device=device,
+        settings_of(ctx),
+        "embedding",
+        model=model,
+        backend=embedding_backend,
+        dtype=dtype,
+        device=device,
         gguf_type=gguf_type,
     )
     settings = with_role(
-        settings, "reranker", model=reranker, backend=reranker_backend, dtype=dtype, device=device,
+        settings,
+        "reranker",
+        model=reranker,
+        backend=reranker_backend,
+        dtype=dtype,
+        device=device,
         gguf_type=gguf_type,
     )
     settings = with_role(settings, "eval", rerank_top=rerank_top)

@@ -148,7 +148,11 @@ class MTEBReranker:
         return _instruction(task_metadata, self.instructions)
 
     def predict(
-        self, inputs1: Iterable[Mapping[str, Any]], inputs2: Iterable[Mapping[str, Any]], *, task_metadata: Any,
+        self,
+        inputs1: Iterable[Mapping[str, Any]],
+        inputs2: Iterable[Mapping[str, Any]],
+        *,
+        task_metadata: Any,
         **kwargs: Any,
     ) -> np.ndarray:
         """(n,) float32 scores in [0, 1] for the n pairs (row i of ``inputs1`` with row i of ``inputs2``)."""

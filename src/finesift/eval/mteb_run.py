@@ -76,7 +76,9 @@ class MTEBRun:
     def run_reranker(
         self, model: MTEBReranker, first_stage: MTEBEncoder, tasks: Sequence[Any]
     ) -> list[TaskOutcome]:
-        return [self._reranker_task(model, first_stage, task, i, len(tasks)) for i, task in enumerate(tasks, 1)]
+        return [
+            self._reranker_task(model, first_stage, task, i, len(tasks)) for i, task in enumerate(tasks, 1)
+        ]
 
     def _embedder_task(self, model: MTEBEncoder, task: Any, index: int, total: int) -> TaskOutcome:
         meta, name = model.mteb_model_meta, task.metadata.name
@@ -115,8 +117,12 @@ class MTEBRun:
     def first_stage_folder(self, first: MTEBEncoder) -> tuple[Path, str]:
         """The folder of ``first``'s prediction files: keyed by its fingerprint, dim and instruction table."""
         blob = json.dumps(
-            {"fingerprint": first.embedder.fingerprint(), "dim": first.dim, "table": TABLE_SOURCE["sha256"],
-             "overrides": first.instructions},
+            {
+                "fingerprint": first.embedder.fingerprint(),
+                "dim": first.dim,
+                "table": TABLE_SOURCE["sha256"],
+                "overrides": first.instructions,
+            },
             sort_keys=True,
             default=str,
         )
@@ -173,7 +179,7 @@ class MTEBRun:
         )
 
     def record_path(self, result_file: str | Path) -> Path:
-        """finesift's record beside mteb's result file: the same path under ``finesift/`` instead of ``results/``."""
+        """finesift's record of a task: mteb's result path with ``finesift/`` in place of ``results/``."""
         return self.output / "finesift" / Path(result_file).relative_to(self.output / "results")
 
     def _record(self, outcome: TaskOutcome) -> None:
@@ -215,7 +221,8 @@ def _is_offline(exc: BaseException) -> bool:
 def _offline_message(task: str, exc: BaseException) -> str:
     return (
         f"the data of {task} could not be loaded ({type(exc).__name__}: {exc}). Without network, "
-        f"download it once where there is one (`python -c \"import mteb; mteb.get_task('{task}').load_data()\"`) "
+        f"download it once where there is one "
+        f"(`python -c \"import mteb; mteb.get_task('{task}').load_data()\"`) "
         f"and point HF_HOME (or HF_DATASETS_CACHE) at that cache, with HF_DATASETS_OFFLINE=1; "
         f"or pass a local BEIR folder instead of the task name"
     )

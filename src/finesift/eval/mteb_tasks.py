@@ -31,14 +31,14 @@ def resolve_tasks(names: Sequence[str], benchmark: str | None, *, split: str = "
         except KeyError as exc:
             hint = str(exc.args[0] if exc.args else exc).removeprefix("KeyError: ")
             raise InvalidRequest(
-                f"unknown mteb task {name!r} ({hint}); `python -c \"import mteb; print(mteb.get_tasks())\"` "
+                f'unknown mteb task {name!r} ({hint}); `python -c "import mteb; print(mteb.get_tasks())"` '
                 f"lists them, and a local BEIR folder (corpus.jsonl, queries.jsonl, qrels/) works too"
             ) from exc
     return tasks
 
 
 def task_sets() -> dict[str, tuple[str, ...]]:
-    """finesift's named task sets (``finesift.eval.mteb_sets.TASK_SETS``), empty when that module is absent."""
+    """finesift's named task sets (``finesift.eval.mteb_sets.TASK_SETS``); empty without that module."""
     try:
         module = importlib.import_module("finesift.eval.mteb_sets")
     except ModuleNotFoundError:
@@ -60,7 +60,7 @@ def benchmark_tasks(name: str) -> list[str]:
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise InvalidRequest(
             f"unknown benchmark {name!r}; {hint}finesift task sets: {', '.join(sorted(sets)) or 'none'}; "
-            f"mteb benchmarks: `python -c \"import mteb; print([b.name for b in mteb.get_benchmarks()])\"`"
+            f'mteb benchmarks: `python -c "import mteb; print([b.name for b in mteb.get_benchmarks()])"`'
         ) from exc
     return [t.metadata.name for t in bench.tasks]
 

@@ -31,7 +31,8 @@ TABLE_SOURCE = {
     "761051bc8d9450a20bee0dddfb3c28c714c9d23a/evaluation/task_prompts.json",
     "official": "https://github.com/QwenLM/Qwen3-Embedding/blob/"
     "f4ad0c434c0e3534494e26a4a6bdfd8ab1431968/evaluation/task_prompts.json",
-    "official_lfs_oid": "sha256:c9493103f173d53b1d0a40e42789863af2ce2d5de022a0e075c390229791bfd2 (23243 bytes)",
+    "official_lfs_oid": "sha256:c9493103f173d53b1d0a40e42789863af2ce2d5de022a0e075c390229791bfd2",
+    "official_bytes": "23243",
     "note": "the official file is a Git-LFS object that could not be fetched; this copy is 1116 bytes "
     "longer, so it may hold entries the official one lacks. The instruction rules are those of "
     "QwenLM/Qwen3-Embedding evaluation/qwen3_embedding_model.py (commit f4ad0c4).",
@@ -67,7 +68,9 @@ def is_retrieval(task_type: str) -> bool:
     return "Retrieval" in task_type or "Reranking" in task_type
 
 
-def task_instruction(name: str, task_type: str, *, prompt: Any = None, description: str = "") -> TaskInstruction:
+def task_instruction(
+    name: str, task_type: str, *, prompt: Any = None, description: str = ""
+) -> TaskInstruction:
     """The instruction(s) of task ``name`` of mteb type ``task_type`` (``prompt``: the task's mteb prompt)."""
     if task_type in _SIMILARITY_TYPES:
         return TaskInstruction(SIMILARITY_INSTRUCTION, SIMILARITY_INSTRUCTION, "qwen3-rule")

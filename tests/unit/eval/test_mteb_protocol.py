@@ -16,10 +16,10 @@ if importlib.util.find_spec("mteb") is None:
 
 from finesift import load_embedder, load_reranker
 from finesift.errors import InvalidRequest, NotFound
+from finesift.eval.models import minilm_path
 from finesift.eval.mteb import MTEBEncoder, MTEBReranker
 from finesift.eval.mteb_run import MTEBRun
 from finesift.eval.mteb_tasks import resolve_tasks
-from finesift.eval.models import minilm_path
 from finesift.testing.reference import ReferenceReranker
 
 TOPICS = ["river", "engine", "violin", "glacier", "orchard", "satellite", "bakery", "volcano"]
@@ -34,11 +34,17 @@ def write_beir(root: Path, docs: int = 140) -> Path:
     folder = root / "protocol"
     (folder / "qrels").mkdir(parents=True)
     corpus = [
-        {"_id": f"d{i}", "title": "", "text": f"This note {rng.choice(VERBS)} the {TOPICS[i % 8]} number {i}."}
+        {
+            "_id": f"d{i}",
+            "title": "",
+            "text": f"This note {rng.choice(VERBS)} the {TOPICS[i % 8]} number {i}.",
+        }
         for i in range(docs)
     ]
     (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in corpus), "utf-8")
-    queries = [{"_id": f"q{t}", "text": f"which note is about the {topic}?"} for t, topic in enumerate(TOPICS[:4])]
+    queries = [
+        {"_id": f"q{t}", "text": f"which note is about the {topic}?"} for t, topic in enumerate(TOPICS[:4])
+    ]
     (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries), "utf-8")
     rows = ["query-id\tcorpus-id\tscore"]
     rows += [f"q{t}\td{t + 8 * k}\t{2 if k == 0 else 1}" for t in range(4) for k in range(3)]
@@ -47,7 +53,7 @@ def write_beir(root: Path, docs: int = 140) -> Path:
 
 
 def plain_protocol(folder: Path, reranker_path: Path) -> float:
-    """Top 100 by MiniLM cosine, reranked by the model card's P(yes), nDCG@10 (exponential-free, trec_eval's)."""
+    """Top 100 by MiniLM cosine, reranked by the card's P(yes); mean nDCG@10 (trec_eval's, linear gain)."""
     from sentence_transformers import SentenceTransformer
 
     corpus = [json.loads(line) for line in (folder / "corpus.jsonl").read_text("utf-8").splitlines()]
@@ -73,7 +79,7 @@ def plain_protocol(folder: Path, reranker_path: Path) -> float:
 
 
 def card_p_yes(card: ReferenceReranker, query: str, docs: list[str]) -> list[float]:
-    """The model card's P(yes) (its prompt, tokenization and softmax), computing the last position's logits only."""
+    """The model card's P(yes) (its prompt, tokens and softmax), computing the last position's logits only."""
     import torch
 
     inputs = card.process_inputs([card.format_instruction(INSTRUCTION, query, d) for d in docs])
@@ -83,7 +89,9 @@ def card_p_yes(card: ReferenceReranker, query: str, docs: list[str]) -> list[flo
     return torch.log_softmax(pair, dim=1)[:, 1].exp().tolist()
 
 
-def test_reranking_protocol_equals_the_plain_reimplementation(tmp_path: Path, tiny_reranker_model: Path) -> None:
+def test_reranking_protocol_equals_the_plain_reimplementation(
+    tmp_path: Path, tiny_reranker_model: Path
+) -> None:
     folder = write_beir(tmp_path)
     run = MTEBRun(output=tmp_path / "out", first_stage_dir=tmp_path / "first")
     first = MTEBEncoder(load_embedder(str(minilm_path()), device="cpu"))
@@ -116,8 +124,10 @@ def test_first_stage_is_cached_and_reused_and_finished_tasks_are_skipped(tmp_pat
     assert run.run_embedder(first, resolve_tasks([str(folder)], None))[0].status == "cached"
 
 
-def test_unknown_names_and_offline_data_are_one_line_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(InvalidRequest, match="unknown mteb task 'SciFactt'.*SciFact"):
+def test_unknown_names_and_offline_data_are_one_line_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(InvalidRequest, match=r"unknown mteb task 'SciFactt'.*SciFact"):
         resolve_tasks(["SciFactt"], None)
     with pytest.raises(InvalidRequest, match="unknown benchmark 'MTEB\\(nope\\)'"):
         resolve_tasks([], "MTEB(nope)")
@@ -128,5 +138,5 @@ def test_unknown_names_and_offline_data_are_one_line_errors(tmp_path: Path, monk
 
     monkeypatch.setattr(type(task), "load_data", offline)
     run = MTEBRun(output=tmp_path / "out", first_stage_dir=tmp_path / "first")
-    with pytest.raises(NotFound, match="HF_DATASETS_CACHE.*HF_DATASETS_OFFLINE=1"):
+    with pytest.raises(NotFound, match=r"HF_DATASETS_CACHE.*HF_DATASETS_OFFLINE=1"):
         run.run_embedder(MTEBEncoder(load_embedder("fake")), [task])

@@ -36,7 +36,7 @@ def test_symmetric_and_non_retrieval_tasks_instruct_every_text() -> None:
     banking = task_instruction("Banking77Classification", "Classification")
     intents = "Given a online banking query, find the corresponding intents"
     assert (banking.query, banking.document) == (intents, intents)
-    # STS and pair classification: the evaluation code's constant, whatever the table holds (Ocnli has a stop).
+    # STS and pair classification: the evaluation code's constant, whatever the table says (Ocnli: a stop).
     for name, kind in (("STSBenchmark", "STS"), ("Ocnli", "PairClassification")):
         got = task_instruction(name, kind)
         assert (got.query, got.document, got.source) == (
@@ -54,7 +54,10 @@ def test_tasks_outside_the_table_use_their_prompt_then_their_description() -> No
         "Retrieval",
         description="Retrieve legal cases that cite a statute.  Built from court records. More text.",
     )
-    assert (described.query, described.source) == ("Retrieve legal cases that cite a statute", "task-description")
+    assert (described.query, described.source) == (
+        "Retrieve legal cases that cite a statute",
+        "task-description",
+    )
     bare = task_instruction("Bare", "Clustering", description="")
     assert bare.query == "Represent the text for the Bare task" == bare.document
     for got in (own, described, bare):
@@ -64,4 +67,6 @@ def test_tasks_outside_the_table_use_their_prompt_then_their_description() -> No
 def test_the_packaged_table_is_the_recorded_file() -> None:
     raw = files("finesift.eval").joinpath("qwen3_task_prompts.json").read_bytes()
     assert hashlib.sha256(raw).hexdigest() == TABLE_SOURCE["sha256"]
-    assert TABLE_SOURCE["recorded"] and "761051bc8d9450a20bee0dddfb3c28c714c9d23a" in TABLE_SOURCE["copied_from"]
+    assert (
+        TABLE_SOURCE["recorded"] and "761051bc8d9450a20bee0dddfb3c28c714c9d23a" in TABLE_SOURCE["copied_from"]
+    )

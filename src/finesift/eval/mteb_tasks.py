@@ -7,7 +7,6 @@ task named after the folder, so the mteb protocol runs on data that needs no dow
 from __future__ import annotations
 
 import difflib
-import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,10 +39,10 @@ def resolve_tasks(names: Sequence[str], benchmark: str | None, *, split: str = "
 def task_sets() -> dict[str, tuple[str, ...]]:
     """finesift's named task sets (``finesift.eval.mteb_sets.TASK_SETS``); empty without that module."""
     try:
-        module = importlib.import_module("finesift.eval.mteb_sets")
-    except ModuleNotFoundError:
+        from finesift.eval import mteb_sets  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
         return {}
-    return dict(getattr(module, "TASK_SETS", {}))
+    return dict(getattr(mteb_sets, "TASK_SETS", {}))
 
 
 def benchmark_tasks(name: str) -> list[str]:

@@ -6,6 +6,8 @@ import importlib.util
 import json
 import math
 import random
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from finesift.errors import InvalidRequest, NotFound
 from finesift.eval.models import minilm_path
 from finesift.eval.mteb import MTEBEncoder, MTEBReranker
 from finesift.eval.mteb_run import MTEBRun
-from finesift.eval.mteb_tasks import resolve_tasks
+from finesift.eval.mteb_tasks import benchmark_tasks, resolve_tasks
 from finesift.testing.reference import ReferenceReranker
 
 TOPICS = ["river", "engine", "violin", "glacier", "orchard", "satellite", "bakery", "volcano"]
@@ -131,6 +133,11 @@ def test_unknown_names_and_offline_data_are_one_line_errors(
         resolve_tasks(["SciFactt"], None)
     with pytest.raises(InvalidRequest, match="unknown benchmark 'MTEB\\(nope\\)'"):
         resolve_tasks([], "MTEB(nope)")
+    sets = types.ModuleType("finesift.eval.mteb_sets")
+    sets.TASK_SETS = {"tiny-set": ("NFCorpus", "ArguAna")}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "finesift.eval.mteb_sets", sets)
+    assert [t.metadata.name for t in resolve_tasks(["ArguAna"], "tiny-set")] == ["ArguAna", "NFCorpus"]
+    assert "ArguAna" in benchmark_tasks("MTEB(eng, v2)")
     [task] = resolve_tasks([str(write_beir(tmp_path, docs=10))], None)
 
     def offline(*args: object, **kwargs: object) -> None:

@@ -54,6 +54,7 @@ def mteb_command(
     dtype: Annotated[Dtype | None, both_models(name="dtype")] = None,
     device: Annotated[str | None, both_models(name="device")] = None,
     gguf_type: Annotated[str | None, both_models(name="gguf_type")] = None,
+    max_length: Annotated[int | None, setting(path="embedding.max_length")] = None,
     split: Annotated[str, typer.Option(help="qrels/<split>.tsv of a BEIR folder task.")] = "test",
     output: Annotated[
         Path, typer.Option(help="mteb's result files (results/...) and finesift's records go here.")
@@ -81,6 +82,7 @@ def mteb_command(
         dtype=dtype,
         device=device,
         gguf_type=gguf_type,
+        max_length=max_length,
     )
     settings = with_role(
         settings,

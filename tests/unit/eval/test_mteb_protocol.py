@@ -22,7 +22,7 @@ from finesift.eval.models import minilm_path
 from finesift.eval.mteb import MTEBEncoder, MTEBReranker
 from finesift.eval.mteb_run import MTEBRun
 from finesift.eval.mteb_tasks import benchmark_tasks, resolve_tasks
-from finesift.testing.reference import ReferenceReranker
+from finesift.rerank.base import Reranker
 
 TOPICS = ["river", "engine", "violin", "glacier", "orchard", "satellite", "bakery", "volcano"]
 VERBS = ["describes", "explains", "questions", "celebrates", "measures"]
@@ -54,8 +54,8 @@ def write_beir(root: Path, docs: int = 110) -> Path:
     return folder
 
 
-def plain_protocol(folder: Path, reranker_path: Path) -> float:
-    """Top 100 by MiniLM cosine, reranked by the card's P(yes); mean nDCG@10 (trec_eval's, linear gain)."""
+def plain_protocol(folder: Path, reranker: Reranker) -> dict[int, float]:
+    """Top 100 by MiniLM cosine, reranked by P(yes); mean nDCG@10 and @100 (trec_eval's, linear gain)."""
     from sentence_transformers import SentenceTransformer
 
     corpus = [json.loads(line) for line in (folder / "corpus.jsonl").read_text("utf-8").splitlines()]
@@ -66,35 +66,28 @@ def plain_protocol(folder: Path, reranker_path: Path) -> float:
         qrels.setdefault(qid, {})[did] = int(score)
     st = SentenceTransformer(str(minilm_path()), device="cpu")
     doc_vectors = st.encode([d["text"] for d in corpus], normalize_embeddings=True)
-    card = ReferenceReranker(str(reranker_path), device="cpu")
-    total = 0.0
+    total = {10: 0.0, 100: 0.0}
     for query in queries:
         cosine = doc_vectors @ st.encode([query["text"]], normalize_embeddings=True)[0]
         top = [corpus[i] for i in np.argsort(-cosine, kind="stable")[:100]]
-        scores = card_p_yes(card, query["text"], [d["text"] for d in top])
-        ranked = [top[i]["_id"] for i in sorted(range(len(top)), key=lambda i: -scores[i])][:10]
+        scores = reranker.score(query["text"], [d["text"] for d in top], instruction=INSTRUCTION)
+        by_id = sorted(range(len(top)), key=lambda i: top[i]["_id"], reverse=True)  # trec_eval's tie order
+        ranked = [top[i]["_id"] for i in sorted(by_id, key=lambda i: -scores[i])]
         judged = qrels[query["_id"]]
-        dcg = sum(judged.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked))
-        ideal = sorted(judged.values(), reverse=True)[:10]
-        total += dcg / sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return total / len(queries)
+        for k in total:
+            dcg = sum(judged.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+            ideal = sorted(judged.values(), reverse=True)[:k]
+            total[k] += dcg / sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return {k: v / len(queries) for k, v in total.items()}
 
 
-def card_p_yes(card: ReferenceReranker, query: str, docs: list[str]) -> list[float]:
-    """The model card's P(yes) (its prompt, tokens and softmax), computing the last position's logits only."""
-    import torch
-
-    inputs = card.process_inputs([card.format_instruction(INSTRUCTION, query, d) for d in docs])
-    with torch.no_grad():
-        logits = card.model(**inputs, logits_to_keep=1).logits[:, -1, :]
-    pair = torch.stack([logits[:, card.token_false_id], logits[:, card.token_true_id]], dim=1)
-    return torch.log_softmax(pair, dim=1)[:, 1].exp().tolist()
-
-
-@pytest.mark.slow  # MiniLM twice and 300 pairs through the model card's reranker; CI's newest/mteb runs it
+@pytest.mark.slow  # MiniLM twice and 600 reranked pairs; CI's newest/mteb runs it
 def test_reranking_protocol_equals_the_plain_reimplementation(
-    tmp_path: Path, tiny_reranker_model: Path
+    tmp_path: Path, tiny_reranker_model: Path, tiny_reranker: Reranker
 ) -> None:
+    """P(yes) comes from the same reranker on both sides: the tiny model's random weights give near-tied
+    scores, so float noise between implementations (batch padding) would reorder the deep ranks that
+    nDCG@100 sees; the reranker's parity with the model card is tested in tests/unit/rerank."""
     folder = write_beir(tmp_path)
     run = MTEBRun(output=tmp_path / "out", first_stage_dir=tmp_path / "first")
     first = MTEBEncoder(load_embedder(str(minilm_path()), device="cpu"))
@@ -102,11 +95,14 @@ def test_reranking_protocol_equals_the_plain_reimplementation(
     [outcome] = run.run_reranker(second, first, resolve_tasks([str(folder)], None))
     assert outcome.instruction == {"query": INSTRUCTION, "document": None, "source": "task-description"}
     assert outcome.main_score is not None
+    plain = plain_protocol(folder, tiny_reranker)
+    assert plain[100] > 0.1  # nDCG@100 orders all 100 candidates: the whole reranked list must agree
+    mteb_scores = json.loads(Path(outcome.result_file).read_text("utf-8"))["scores"]["test"][0]
     # mteb rounds its scores to 5 decimals
-    assert outcome.main_score == pytest.approx(plain_protocol(folder, tiny_reranker_model), abs=5e-6)
+    assert outcome.main_score == pytest.approx(plain[10], abs=5e-6)
+    assert mteb_scores["ndcg_at_100"] == pytest.approx(plain[100], abs=5e-6)
     record = json.loads(run.record_path(outcome.result_file).read_text("utf-8"))
     assert record["instruction"]["query"] == INSTRUCTION and record["first_stage"]["top_k"] == 100
-    assert json.loads(Path(outcome.result_file).read_text("utf-8"))["task_name"] == "protocol"
 
 
 def test_first_stage_is_cached_and_reused_and_finished_tasks_are_skipped(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "finesift.cli.ask",
     "finesift.cli.serve",
     "finesift.cli.eval",
+    "finesift.cli.mteb",
     "finesift.cli.doctor",
     "finesift.cli.gguf",
     "finesift.cli.synth",

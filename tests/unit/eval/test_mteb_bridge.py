@@ -34,9 +34,27 @@ def test_queries_get_the_task_instruction_and_documents_none() -> None:
     np.testing.assert_allclose(queries, expected)
     np.testing.assert_allclose(docs, embedder.embed_documents(texts))
     symmetric = model.encode(
-        batches, task_metadata=SimpleNamespace(name="STSB"), hf_split="test", hf_subset="default"
+        batches, task_metadata=SimpleNamespace(name="STSB", type="STS"), hf_split="test", hf_subset="default"
     )
-    np.testing.assert_allclose(symmetric, embedder.embed_queries(texts))  # default instruction on every text
+    similar = embedder.embed_queries(texts, instruction="Retrieve semantically similar text")
+    np.testing.assert_allclose(symmetric, similar)  # the official STS instruction on every text
+
+
+def test_tasks_without_an_override_get_the_official_instruction() -> None:
+    embedder = load_embedder("fake")
+    model = MTEBEncoder(embedder)
+    texts = ["a claim", "another"]
+    queries = model.encode(
+        [{"text": texts}], task_metadata=TASK, hf_split="test", hf_subset="default", prompt_type="query"
+    )
+    official = "Given a scientific claim, retrieve documents that support or refute the claim"
+    np.testing.assert_allclose(queries, embedder.embed_queries(texts, instruction=official))
+    arguana = SimpleNamespace(name="ArguAna", type="Retrieval")  # symmetric: documents instructed too
+    docs = model.encode(
+        [{"text": texts}], task_metadata=arguana, hf_split="test", hf_subset="default", prompt_type="document"
+    )
+    refute = "Given a claim, find documents that refute the claim"
+    np.testing.assert_allclose(docs, embedder.embed_queries(texts, instruction=refute))
 
 
 def test_dim_empty_texts_and_similarity() -> None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +18,38 @@ from finesift.errors import BackendError, InvalidRequest, MissingDependency
 from finesift.runtime import ollama_store
 
 GGUF_MAGIC = b"GGUF"
+#: OpenMP's wait policy for ggml's worker threads when the user set none. ggml meets its threads at
+#: a barrier after every graph node; spinning there burns the cores that tokenizing, the server and
+#: other processes need (docs/performance/gguf.md has the measurement).
+WAIT_POLICY = "passive"
+#: The variables that decide the policy: a user who set one keeps it.
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
 def import_llama_cpp() -> Any:
     try:
-        import llama_cpp
+        with _wait_policy():
+            import llama_cpp
     except ImportError as exc:
         raise MissingDependency("llama-cpp-python", "llamacpp", "it compiles llama.cpp from source") from exc
     return llama_cpp
+
+
+@contextmanager
+def _wait_policy() -> Iterator[None]:
+    """``OMP_WAIT_POLICY=passive`` while llama.cpp's libraries load, unless the user chose a policy.
+
+    libgomp reads the variable once, when it is loaded (by ``import llama_cpp``, or earlier by
+    torch, which then decides); the environment is restored, so child processes see the user's.
+    """
+    if "llama_cpp" in sys.modules or any(name in os.environ for name in WAIT_VARIABLES):
+        yield
+        return
+    os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_WAIT_POLICY", None)
 
 
 def locate(model: str, ollama_models: str | None = None) -> str:

@@ -31,3 +31,24 @@ def test_a_policy_the_user_set_is_kept(fresh, name: str, value: str) -> None:
     with llamacpp._wait_policy():
         assert os.environ.get("OMP_WAIT_POLICY") == (value if name == "OMP_WAIT_POLICY" else None)
     assert os.environ[name] == value
+
+
+@pytest.mark.parametrize(
+    "info, kind",
+    [
+        (b"CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | OPENMP = 1 | ", "portable (AVX2)"),
+        (
+            b"CPU : AVX2 = 1 | AVX512 = 1 | AVX512_BF16 = 1 | AMX_INT8 = 1 | OPENMP = 1 | ",
+            "native (AVX512, AVX512_BF16, AMX_INT8)",
+        ),
+    ],
+)
+def test_build_info_names_native_or_portable(monkeypatch: pytest.MonkeyPatch, info: bytes, kind: str) -> None:
+    class FakeLlamaCpp:
+        @staticmethod
+        def llama_print_system_info() -> bytes:
+            return info
+
+    monkeypatch.setattr(llamacpp, "import_llama_cpp", FakeLlamaCpp)
+    monkeypatch.setitem(llamacpp._wait, "policy", "passive")
+    assert llamacpp.build_info() == f"llama.cpp build: {kind}; OpenMP wait: passive"

@@ -50,6 +50,8 @@ def worker(engine: str, path: str, n_texts: int, threads: int, budget: float) ->
     """Embed the texts with ``engine`` in this process; tokens/s, CPU seconds, peak RSS."""
     import numpy as np
 
+    if engine.startswith("transformers"):
+        return torch_worker(engine.split("-")[1], path, texts(n_texts), threads, budget)
     from finesift.embedding.llamacpp import LlamaCppEmbedder
     from finesift.testing.llamacpp import one_shot_embedding
 
@@ -83,7 +85,37 @@ def worker(engine: str, path: str, n_texts: int, threads: int, budget: float) ->
     }
 
 
-def run_one(engine: str, wait: str, path: Path, args: argparse.Namespace) -> dict[str, Any]:
+def torch_worker(dtype: str, model_dir: str, items: list[str], threads: int, budget: float) -> dict[str, Any]:
+    """finesift's transformers backend on the same texts, one text per call (``dtype``: float32|auto)."""
+    import torch
+
+    from finesift.embedding.factory import build_embedder
+    from finesift.settings import EmbeddingSettings, HubSettings
+
+    torch.set_num_threads(threads)
+    settings = EmbeddingSettings(model=model_dir, backend="transformers", dtype=dtype, device="cpu")
+    embedder = build_embedder(settings, HubSettings(offline=True))
+    embedder.embed_documents(items[:1])
+    cpu0, began, done = time.process_time(), time.perf_counter(), 0
+    for text in items:
+        if done and time.perf_counter() - began > budget:
+            break
+        embedder.embed_documents([text])
+        done += 1
+    seconds = time.perf_counter() - began
+    tokens = sum(embedder.backend.count_tokens(items[:done]))
+    return {
+        "texts": done,
+        "tokens": tokens,
+        "seconds": round(seconds, 3),
+        "tokens_per_s": round(tokens / seconds, 2),
+        "cpu_s_per_token": round((time.process_time() - cpu0) / tokens, 5),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "vectors": [],
+    }
+
+
+def run_one(engine: str, wait: str, path: Path | str, args: argparse.Namespace) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env.update(WAITS[wait])
     cmd = [sys.executable, __file__, "--worker", engine, str(path), str(args.texts), str(args.threads)]
@@ -118,6 +150,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gguf-dir", type=Path, required=True)
     parser.add_argument("--types", default="f16,q8_0,q4_k_m")
+    parser.add_argument(
+        "--torch-model",
+        default=None,
+        help="also run finesift's transformers backend (fp32, bf16) on this directory",
+    )
+    parser.add_argument("--only", default="", help="comma-separated engine/wait pairs, e.g. after/passive")
     parser.add_argument("--texts", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -131,8 +169,9 @@ def main() -> None:
         path = args.gguf_dir / f"emb.{file_type}.gguf"
         rows = []
         for rnd in range(args.rounds):
-            for engine, wait in CONFIGS:
-                row = run_one(engine, wait, path, args)
+            for engine, wait in configs(args):
+                where = args.torch_model if engine.startswith("transformers") else path
+                row = run_one(engine, wait, where, args)
                 row.update(type=file_type, round=rnd)
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "vectors"}), flush=True)
@@ -149,10 +188,21 @@ def main() -> None:
     print(json.dumps(table))
 
 
+def configs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The (engine, wait) pairs to run: all, or those ``--only`` names as ``engine/wait``."""
+    torch = (
+        [("transformers-float32", "passive"), ("transformers-auto", "passive")] if args.torch_model else []
+    )
+    chosen = [*CONFIGS, *torch]
+    if args.only:
+        chosen = [c for c in chosen if "/".join(c) in args.only.split(",")]
+    return chosen
+
+
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Median and spread of tokens/s per (engine, wait)."""
     out = []
-    for engine, wait in CONFIGS:
+    for engine, wait in dict.fromkeys((r["engine"], r["wait"]) for r in rows):
         done = [r for r in rows if (r["engine"], r["wait"]) == (engine, wait) and r["tokens_per_s"]]
         speeds, cpu = [r["tokens_per_s"] for r in done], [r["cpu_s_per_token"] for r in done]
         if not done:

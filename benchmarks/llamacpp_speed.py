@@ -32,6 +32,7 @@ CONFIGS = (
     ("direct", "spin"),
     ("before", "spin"),
     ("after", "spin"),
+    ("direct", "passive"),
     ("before", "passive"),
     ("after", "passive"),
 )

@@ -29,7 +29,8 @@ class Row:
         if self.status == "skip":
             return f"{self.backend} ({self.role}) skipped: {self.message}"
         if self.diagnosis is None:
-            return f"{self.backend} ({self.role}) agrees with the reference"
+            extra = f" ({self.message})" if self.message else ""
+            return f"{self.backend} ({self.role}) agrees with the reference{extra}"
         entry = CATALOGUE[self.diagnosis]
         extra = f" ({self.message})" if self.message else ""
         return f"{self.backend} ({self.role}): {entry.title}{extra}. Fix: {entry.fix}"
@@ -72,7 +73,7 @@ class DoctorReport:
             for line in (head, *body)
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        notes = [r.explain() for r in self.rows if r.status != "ok"]
+        notes = [r.explain() for r in self.rows if r.status != "ok" or r.message]
         verdict = (
             "all backends agree with the reference" if self.ok else f"{len(self.failures)} row(s) failed"
         )

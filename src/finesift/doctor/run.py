@@ -27,7 +27,7 @@ from finesift.rerank.cross_encoder import is_causal_lm
 from finesift.rerank.factory import build_reranker
 from finesift.rerank.registry import BACKENDS as RERANK
 from finesift.runtime.gguf import cached_conversion
-from finesift.runtime.llamacpp import import_llama_cpp
+from finesift.runtime.llamacpp import build_info, import_llama_cpp
 from finesift.settings import ModelSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -188,6 +188,14 @@ def _note_floored(row: Row, built: Any) -> Row:
     return row
 
 
+def _note_build(row: Row) -> Row:
+    """Name the llama.cpp build a ``llamacpp`` row ran on (native or portable, the OpenMP wait)."""
+    if row.backend == "llamacpp" and row.status != "skip":
+        note = build_info()
+        row.message = f"{row.message}; {note}" if row.message else note
+    return row
+
+
 def _causal_lm(model: str) -> bool:
     return Path(model).expanduser().is_dir() and is_causal_lm(Path(model).expanduser())
 
@@ -209,7 +217,9 @@ def run_doctor(settings: Settings, options: DoctorOptions, *, rerank: bool = Tru
             rows.append(Row(name, "embedding", "skip", message=NO_EMBED[name]))
             continue
         log.info("doctor: embedding backend %s", name)
-        rows.append(checker.check(name, _build("embedding", name, settings.embedding, settings, options)))
+        rows.append(
+            _note_build(checker.check(name, _build("embedding", name, settings.embedding, settings, options)))
+        )
     if rerank:
         ref_rr, label = reference_reranker(settings, options.device)
         labels.append(label)
@@ -220,7 +230,7 @@ def run_doctor(settings: Settings, options: DoctorOptions, *, rerank: bool = Tru
                 continue
             log.info("doctor: reranker backend %s", name)
             built = _build("reranker", name, settings.reranker, settings, options)
-            rows.append(_note_floored(rr_checker.check(name, built), built))
+            rows.append(_note_build(_note_floored(rr_checker.check(name, built), built)))
     models = {"embedding": settings.embedding.model, "reranker": settings.reranker.model if rerank else None}
     return DoctorReport(rows, _label(labels), models)
 

@@ -88,12 +88,21 @@ class LlamaCppEmbedder(LocalEmbedder):
         return EmbeddingOutput(out, counts, truncated)
 
     def _decode(self, ids: list[int]) -> np.ndarray:
+        """The last token's final hidden state, without the LM head over the other tokens.
+
+        In embedding mode llama.cpp (0.3.16) outputs every token of a batch, so the
+        151,669-row LM head runs per token and its logits are copied out, then dropped. The
+        prefix is therefore decoded with embeddings off and no token marked as output (the last
+        layer's feed-forward and the head see zero rows), then the last token alone with
+        embeddings on: its last-token pooling reads the same cached keys and values, so the
+        vector is the one-shot decode's.
+        """
         llm: Any = self.llm
         try:
-            llm._batch.reset()
-            llm._batch.add_sequence(ids, 0, True)
             llm._ctx.kv_cache_clear()
-            llm._ctx.decode(llm._batch)
+            if len(ids) > 1:
+                self._run(ids[:-1], start=0, embeddings=False)
+            self._run(ids[-1:], start=len(ids) - 1, embeddings=True)
             pointer = self.llama_cpp.llama_get_embeddings_seq(llm._ctx.ctx, 0)
             vector = np.array(pointer[: self.dimension], dtype=np.float32)
         except AttributeError as exc:
@@ -103,6 +112,22 @@ class LlamaCppEmbedder(LocalEmbedder):
         finally:
             llm._batch.reset()
         return vector
+
+    def _run(self, ids: list[int], *, start: int, embeddings: bool) -> None:
+        """Decode ``ids`` at positions ``start...`` of sequence 0; with ``embeddings`` the
+        last token is the one output, else no token is."""
+        llm: Any = self.llm
+        batch = llm._batch.batch
+        batch.n_tokens = len(ids)
+        for i, token in enumerate(ids):
+            batch.token[i] = token
+            batch.pos[i] = start + i
+            batch.seq_id[i][0] = 0
+            batch.n_seq_id[i] = 1
+            batch.logits[i] = False
+        batch.logits[len(ids) - 1] = embeddings
+        self.llama_cpp.llama_set_embeddings(llm._ctx.ctx, embeddings)
+        llm._ctx.decode(llm._batch)
 
 
 def create(settings: EmbeddingSettings, hub: HubSettings) -> LlamaCppEmbedder:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +18,71 @@ from finesift.errors import BackendError, InvalidRequest, MissingDependency
 from finesift.runtime import ollama_store
 
 GGUF_MAGIC = b"GGUF"
+#: OpenMP's wait policy for ggml's worker threads when the user set none. ggml meets its threads at
+#: a barrier after every graph node; spinning there burns the cores that tokenizing, the server and
+#: other processes need (docs/performance/gguf.md has the measurement).
+WAIT_POLICY = "passive"
+#: The variables that decide the policy: a user who set one keeps it.
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
 def import_llama_cpp() -> Any:
     try:
-        import llama_cpp
+        with _wait_policy():
+            import llama_cpp
     except ImportError as exc:
         raise MissingDependency("llama-cpp-python", "llamacpp", "it compiles llama.cpp from source") from exc
     return llama_cpp
+
+
+@contextmanager
+def _wait_policy() -> Iterator[None]:
+    """``OMP_WAIT_POLICY=passive`` while llama.cpp's libraries load, unless the user chose a policy.
+
+    libgomp reads the variable once, when it is loaded: by ``import llama_cpp``, or earlier by torch
+    (the same ``libgomp.so.1``), whose choice then holds. The environment is restored afterwards, so
+    child processes see the user's.
+    """
+    if "llama_cpp" in sys.modules:
+        yield
+        return
+    user = [f"{name}={os.environ[name]}" for name in WAIT_VARIABLES if name in os.environ]
+    if user or _openmp_loaded():
+        _wait["policy"] = ", ".join(user) or "as loaded before llama.cpp (torch's libgomp)"
+        yield
+        return
+    os.environ["OMP_WAIT_POLICY"] = _wait["policy"] = WAIT_POLICY
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+
+
+#: The OpenMP wait policy llama.cpp's threads got, as :func:`build_info` reports it.
+_wait: dict[str, str] = {"policy": "unknown"}
+
+
+def _openmp_loaded() -> bool:
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            return "libgomp" in fh.read()
+    except OSError:
+        return False
+
+
+#: ggml CPU features a portable (AVX2) build lacks; any of them loaded means a native build.
+NATIVE_FEATURES = ("AVX512", "AVX512_VNNI", "AVX512_BF16", "AVX_VNNI", "AMX_INT8", "AMX_BF16")
+
+
+def build_info() -> str:
+    """Which llama.cpp build is loaded, e.g. ``"native (AVX512, AVX512_BF16, AMX_INT8); OpenMP passive"``."""
+    llama_cpp = import_llama_cpp()
+    text = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    on = [f.split("=")[0].strip() for f in text.replace("CPU :", "|").split("|") if f.strip().endswith("= 1")]
+    extra = [f for f in NATIVE_FEATURES if f in on]
+    kind = f"native ({', '.join(extra)})" if extra else "portable (AVX2)" if "AVX2" in on else "generic"
+    openmp = f"; OpenMP wait: {_wait['policy']}" if "OPENMP = 1" in text else ""
+    return f"llama.cpp build: {kind}{openmp}"
 
 
 def locate(model: str, ollama_models: str | None = None) -> str:

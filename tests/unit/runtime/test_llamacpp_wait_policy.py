@@ -1,0 +1,54 @@
+"""llama.cpp's OpenMP threads sleep at barriers unless the user chose a wait policy."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from finesift.runtime import llamacpp
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """As before llama_cpp is first imported, with no wait policy set."""
+    monkeypatch.delitem(sys.modules, "llama_cpp", raising=False)
+    for name in llamacpp.WAIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_passive_while_llama_cpp_loads_then_the_environment_is_restored(fresh) -> None:
+    with llamacpp._wait_policy():
+        assert os.environ["OMP_WAIT_POLICY"] == "passive"
+    assert "OMP_WAIT_POLICY" not in os.environ
+
+
+@pytest.mark.parametrize("name, value", [("OMP_WAIT_POLICY", "active"), ("GOMP_SPINCOUNT", "300000")])
+def test_a_policy_the_user_set_is_kept(fresh, name: str, value: str) -> None:
+    fresh.setenv(name, value)
+    with llamacpp._wait_policy():
+        assert os.environ.get("OMP_WAIT_POLICY") == (value if name == "OMP_WAIT_POLICY" else None)
+    assert os.environ[name] == value
+
+
+@pytest.mark.parametrize(
+    "info, kind",
+    [
+        (b"CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | OPENMP = 1 | ", "portable (AVX2)"),
+        (
+            b"CPU : AVX2 = 1 | AVX512 = 1 | AVX512_BF16 = 1 | AMX_INT8 = 1 | OPENMP = 1 | ",
+            "native (AVX512, AVX512_BF16, AMX_INT8)",
+        ),
+    ],
+)
+def test_build_info_names_native_or_portable(monkeypatch: pytest.MonkeyPatch, info: bytes, kind: str) -> None:
+    class FakeLlamaCpp:
+        @staticmethod
+        def llama_print_system_info() -> bytes:
+            return info
+
+    monkeypatch.setattr(llamacpp, "import_llama_cpp", FakeLlamaCpp)
+    monkeypatch.setitem(llamacpp._wait, "policy", "passive")
+    assert llamacpp.build_info() == f"llama.cpp build: {kind}; OpenMP wait: passive"

@@ -370,6 +370,22 @@ class RaySettings(_Section):
     )
 
 
+class ThreadSettings(_Section):
+    """CPU threads of the command line and the server, exported for OpenMP before torch loads.
+
+    A variable already in the environment (``OMP_WAIT_POLICY``, ``OMP_NUM_THREADS``) wins.
+    Library users set those variables themselves, before importing torch.
+    """
+
+    wait_policy: Literal["passive", "active", "default"] = Field(
+        default="passive",
+        description="idle OpenMP threads sleep (passive), spin (active), or OpenMP's own (default)",
+    )
+    count: int | None = Field(
+        default=None, ge=1, description="OpenMP threads (OMP_NUM_THREADS; default: torch's, one per core)"
+    )
+
+
 def default_home() -> Path:
     return Path(user_data_dir("finesift", appauthor=False))
 
@@ -394,6 +410,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     ray: RaySettings = RaySettings()
     synth: SynthSettings = SynthSettings()
+    threads: ThreadSettings = ThreadSettings()
 
 
 _Model = TypeVar("_Model", bound=BaseModel)

@@ -16,6 +16,7 @@ from finesift.cli.errors import OneLineErrors
 from finesift.cli.options import setting
 from finesift.cli.quiet import quiet_library_warnings
 from finesift.errors import InvalidRequest
+from finesift.runtime.threads import apply_thread_policy
 from finesift.settings import HubSource, Settings, describe
 
 app = typer.Typer(
@@ -65,6 +66,8 @@ def root(
         settings = Settings()
     except ValidationError as exc:
         raise InvalidRequest(f"invalid FINESIFT_* setting {describe(exc)}") from exc
+    # Before any command imports torch: OpenMP reads these once, when it loads.
+    apply_thread_policy(settings.threads.wait_policy, settings.threads.count)
     settings = with_role(settings, "hub", source=hub, offline=offline or None)
     if home is not None:
         settings = settings.model_copy(update={"home": home})

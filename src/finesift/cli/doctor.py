@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from finesift.cli.common import settings_of, with_role
 from finesift.cli.options import both_models
 from finesift.doctor import DoctorOptions, Thresholds, run_doctor
 from finesift.doctor.run import parse_backends, parse_pairs
+from finesift.runtime.threads import thread_state
 
 
 def doctor(
@@ -60,10 +62,13 @@ def doctor(
         thresholds=Thresholds(min_cosine=min_cosine, max_delta=max_delta),
     )
     report = run_doctor(settings, options, rerank=reranker_model is not None)
+    threads = thread_state()
     if as_json:
-        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+        body = {**report.to_json(), "threads": asdict(threads)}
+        typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
     else:
         typer.echo(report.table())
+        typer.echo(threads.line())
     if not report.ok:
         raise typer.Exit(1)
 

@@ -11,6 +11,7 @@ import typer
 from finesift.cli.common import settings_of, with_role
 from finesift.cli.options import both_models, setting
 from finesift.errors import FinesiftError, MissingDependency
+from finesift.runtime.threads import apply_thread_policy
 from finesift.settings import Dtype, Settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def serve(
 
 def run_server(settings: Settings) -> None:
     """Run uvicorn until interrupted; a model that fails to load stops it with that error."""
+    apply_thread_policy(settings.threads.wait_policy, settings.threads.count)
     try:
         import uvicorn
 

@@ -60,6 +60,7 @@ def test_transformers_openai_and_remote_rerank_are_green(
     assert "no embedding backend 'nonesuch' is registered" in result.output
     assert "all backends agree with the reference" in result.output
     assert "reference: model card (transformers float32)" in result.output
+    assert "OMP_WAIT_POLICY=" in result.output  # the threads row
 
 
 def test_a_deviating_backend_fails_with_its_diagnosis_and_json(tiny_embedder, tmp_path) -> None:

@@ -41,6 +41,7 @@ from finesift.train.data import TrainData, load_pairs
 from finesift.train.distributed import World
 from finesift.train.encoder import enable_checkpointing
 from finesift.train.progress import Progress, interrupted
+from finesift.train.rerank_head import YesNoHead
 from finesift.train.rerank_negatives import mine_negatives
 
 log = logging.getLogger(__name__)
@@ -133,35 +134,12 @@ def _peft(lm: Any, config: RerankerTrainConfig) -> Any:
         return peft.get_peft_model(lm, lora)
 
 
-class _Head:
-    """The last position's hidden state times the LM head's [no, yes] rows: (b, 2) logits."""
-
-    def __init__(self, lm: Any, tokens: PromptTokens, pad_id: int, device: str) -> None:
-        self.lm, self.pad_id, self.device = lm, pad_id, device
-        self.rows = [tokens.no_id, tokens.yes_id]
-
-    def logits(self, batch: list[list[int]]) -> Any:
-        import torch
-
-        width = max(len(r) for r in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, row in enumerate(batch):
-            ids[i, : len(row)] = torch.tensor(row)
-            mask[i, : len(row)] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        hidden = decoder_of(self.lm)(input_ids=ids, attention_mask=mask).last_hidden_state
-        last = hidden[torch.arange(len(batch), device=self.device), mask.sum(dim=1) - 1]
-        head = self.lm.get_output_embeddings().weight[self.rows]
-        return last.float() @ head.float().T
-
-
 @dataclass
 class _Run:
     """The model, optimizer and schedule of one run, and where it stands."""
 
     core: Any
-    head: _Head
+    head: YesNoHead
     optimizer: Any
     scheduler: Any
     total_steps: int
@@ -204,7 +182,7 @@ def _setup(
     bf16 = config.precision == "bf16" or (
         config.precision == "auto" and device.startswith("cuda") and torch.cuda.is_bf16_supported()
     )
-    head = _Head(lm_module, tokens, pad, device)
+    head = YesNoHead(lm_module, tokens, pad, device)
     return _Run(core, head, optimizer, scheduler, total_steps, world, bf16)
 
 
@@ -422,12 +400,3 @@ def _lineage(
         loss={"name": LOSS_NAME, "start": None, "end": None, "steps": 0},
         hyper_parameters={**hyper, "lr": config.learning_rate},
     )  # fmt: skip
-
-
-def decoder_of(lm: Any) -> Any:
-    """The causal LM's decoder stack, under LoRA too (``get_decoder()`` is None on transformers 4.x)."""
-    decoder = lm.get_decoder()
-    if decoder is None:
-        model = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
-        decoder = model.model
-    return decoder

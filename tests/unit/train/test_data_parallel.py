@@ -206,6 +206,7 @@ def test_global_batch_must_split_over_the_processes() -> None:
     assert World(rank=2, size=3).span(2) == (2, 2)  # a last batch shorter than the world: empty slice
 
 
+@pytest.mark.slow  # two more two-process launches (about 20 s of CPU)
 def test_two_processes_resume_after_kill_9_to_the_same_weights(
     tiny_embedding_model: Path, tmp_path: Path, runs
 ) -> None:

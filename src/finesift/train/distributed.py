@@ -91,12 +91,14 @@ def join(requested_device: str) -> World:
     return World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=local, owns_group=owns)
 
 
-def leave(world: World) -> None:
-    """Wait for every rank, then destroy the process group :func:`join` created."""
+def leave(world: World, *, failed: bool = False) -> None:
+    """Wait for every rank (unless this one failed: the others may be inside another collective), then
+    destroy the process group :func:`join` created."""
     if world.size > 1:
         import torch.distributed as dist
 
-        dist.barrier()
+        if not failed:
+            dist.barrier()
         if world.owns_group:
             dist.destroy_process_group()
 

@@ -51,9 +51,12 @@ def train_embedding(
     world = dist.join(config.device)
     try:
         world.check_batch(config.batch_size)
-        return _train(data, config, hub or HubSettings(), world)
-    finally:
-        dist.leave(world)
+        result = _train(data, config, hub or HubSettings(), world)
+    except BaseException:
+        dist.leave(world, failed=True)
+        raise
+    dist.leave(world)
+    return result
 
 
 def _train(

@@ -237,9 +237,12 @@ def train_reranker(
     world = dist.join(config.device)
     try:
         world.check_batch(config.batch_size)
-        return _train(data, config, embedder, on_step, hub or HubSettings(), world)
-    finally:
-        dist.leave(world)
+        result = _train(data, config, embedder, on_step, hub or HubSettings(), world)
+    except BaseException:
+        dist.leave(world, failed=True)
+        raise
+    dist.leave(world)
+    return result
 
 
 def _train(

@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "benchmark": "train-throughput",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "shape": "Qwen3-Embedding-0.6B (random weights from the official config.json)"
+        "shape": f"random weights from {args.config_dir.name}/config.json"
         + (f", first {args.layers} layers" if args.layers else ""),
         "machine": {
             "platform": platform.platform(),

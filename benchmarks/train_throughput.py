@@ -70,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mini-batch-sizes", default="0", help="comma-separated GradCache sizes (0: off)")
     p.add_argument("--mini-batch-size", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--layers", type=int, default=0, help="keep the first N decoder layers (0: all)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads a process (0: CPUs / processes)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -193,7 +194,8 @@ def run_child(args: argparse.Namespace, mode: str, processes: int, mini: int) ->
     if processes > 1:
         launch += ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
     cmd = [*launch, __file__, "--child", mode, "--mini-batch-size", str(mini), *_forward(args)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // processes))}
+    threads = args.threads or max(1, (os.cpu_count() or 1) // processes)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     began = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:

@@ -91,7 +91,7 @@ def write_pairs(path: Path) -> Path:
         topic = topics[i % len(topics)]
         row: dict[str, Any] = {
             "query": f"what is said about the {topic} number {i}?",
-            "positive": f"Passage {i}: the {topic} was observed {i % 5} times near the {topics[(i + 3) % 8]}.",
+            "positive": f"Passage {i}: the {topic} was seen {i % 5} times near the {topics[(i + 3) % 8]}.",
         }
         if i % 7:
             row["negatives"] = [f"Unrelated note {i}: the {topics[(i + 5) % 8]} has {i % 3} parts."]

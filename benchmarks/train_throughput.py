@@ -2,12 +2,17 @@
 
     python benchmarks/train_throughput.py                       # CPU, short default sizes
     python benchmarks/train_throughput.py --device cuda --batch-size 32 --max-length 512 --steps 5
+    python benchmarks/train_throughput.py --modes lora --layers 2 --batch-size 16 --processes 1,2 \
+        --mini-batch-sizes 0,4                                  # data parallel (torchrun, gloo) x GradCache
 
 Random weights in the exact 0.6B shape are built from the official ``config.json`` and tokenizer
 (``<shared>/models/qwen3-0.6b/Qwen3-Embedding-0.6B``, no weights needed), saved once under ``--work``.
 Each mode (LoRA, full) runs in its own process, so peak RSS is that mode's alone. The pairs are
 synthetic: queries of about 24 tokens, documents long enough to be cut at ``--max-length``; each pair
 carries one hard negative (so no mining). Step 1 is a warm-up; examples/s is over the later steps.
+``--processes 1,2`` runs each mode under ``torchrun --nproc-per-node N`` (``--batch-size`` is the global
+batch); ``--mini-batch-sizes 0,4`` adds GradCache runs (0: off); ``--layers N`` keeps only the first N
+decoder layers of the shape (the vocabulary and width stay), for a CPU that cannot step the full depth.
 """
 
 from __future__ import annotations
@@ -61,11 +66,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--processes", default="1", help="comma-separated process counts (torchrun)")
+    p.add_argument("--mini-batch-sizes", default="0", help="comma-separated GradCache sizes (0: off)")
+    p.add_argument("--mini-batch-size", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--layers", type=int, default=0, help="keep the first N decoder layers (0: all)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads a process (0: CPUs / processes)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
-def build_model(config_dir: Path, target: Path) -> Path:
+def model_path(args: argparse.Namespace) -> Path:
+    suffix = f"-{args.layers}-layers" if args.layers else ""
+    return args.work / f"qwen3-embedding-0.6b-random{suffix}"
+
+
+def build_model(config_dir: Path, target: Path, layers: int = 0) -> Path:
     """Random weights (transformers' own init) in the shape of ``config_dir``, bf16 on disk."""
     if (target / "model.safetensors").is_file():
         return target
@@ -76,9 +91,14 @@ def build_model(config_dir: Path, target: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(config_dir, tmp, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "README.md"))
     torch.manual_seed(0)
-    model = AutoModel.from_config(AutoConfig.from_pretrained(str(config_dir)), dtype=torch.bfloat16)
+    config = AutoConfig.from_pretrained(str(config_dir))
+    if layers:
+        config.num_hidden_layers = layers
+        config.layer_types = config.layer_types[:layers] if getattr(config, "layer_types", None) else None
+    model = AutoModel.from_config(config, dtype=torch.bfloat16)
     model.save_pretrained(str(tmp), safe_serialization=True)
-    shutil.copy2(config_dir / "config.json", tmp / "config.json")
+    if not layers:
+        shutil.copy2(config_dir / "config.json", tmp / "config.json")
     os.replace(tmp, target)
     return target
 
@@ -99,13 +119,14 @@ def synthetic_data(n: int, max_length: int) -> Any:
 def child(args: argparse.Namespace) -> None:
     from finesift.train.embedding import EmbeddingTrainConfig, train_embedding
 
-    model = build_model(args.config_dir, args.work / "qwen3-embedding-0.6b-random")
+    model = build_model(args.config_dir, model_path(args), args.layers)
     steps = args.steps + 1
     data = synthetic_data(args.batch_size * steps, args.max_length)
     config = EmbeddingTrainConfig(
         model=str(model),
-        out=args.work / f"out-{args.child}-{os.getpid()}",
+        out=args.work / f"out-{args.child}-{os.environ.get('TORCHELASTIC_RUN_ID', os.getpid())}",
         batch_size=args.batch_size,
+        mini_batch_size=args.mini_batch_size or None,
         max_steps=steps,
         lora=args.child == "lora",
         hard_negatives=1,
@@ -117,6 +138,8 @@ def child(args: argparse.Namespace) -> None:
         save=False,
     )
     result = train_embedding(data, config)
+    if os.environ.get("RANK", "0") != "0":
+        return
     shutil.rmtree(config.out, ignore_errors=True)
     timed = result.step_seconds[1:]
     examples = args.batch_size * len(timed)
@@ -139,25 +162,17 @@ def main(argv: list[str] | None = None) -> None:
         child(args)
         return
     args.work.mkdir(parents=True, exist_ok=True)
-    build_model(args.config_dir, args.work / "qwen3-embedding-0.6b-random")
+    build_model(args.config_dir, model_path(args), args.layers)
     runs = []
     for mode in args.modes.split(","):
-        cmd = [sys.executable, __file__, "--child", mode, *_forward(args)]
-        began = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            runs.append({"mode": mode, "error": proc.stderr[-3000:]})
-            continue
-        runs.append(
-            {
-                **json.loads(proc.stdout.strip().splitlines()[-1]),
-                "wall_s": round(time.perf_counter() - began, 1),
-            }
-        )
+        for processes in (int(n) for n in args.processes.split(",")):
+            for mini in (int(m) for m in args.mini_batch_sizes.split(",")):
+                runs.append(run_child(args, mode, processes, mini))
     report = {
         "benchmark": "train-throughput",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "shape": "Qwen3-Embedding-0.6B (random weights from the official config.json)",
+        "shape": f"random weights from {args.config_dir.name}/config.json"
+        + (f", first {args.layers} layers" if args.layers else ""),
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
@@ -173,10 +188,27 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(report, indent=2))
 
 
+def run_child(args: argparse.Namespace, mode: str, processes: int, mini: int) -> dict[str, Any]:
+    """One mode in fresh processes: plain, or under torchrun with ``processes`` ranks (gloo on CPU)."""
+    launch = [sys.executable]
+    if processes > 1:
+        launch += ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    cmd = [*launch, __file__, "--child", mode, "--mini-batch-size", str(mini), *_forward(args)]
+    threads = args.threads or max(1, (os.cpu_count() or 1) // processes)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    began = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    if proc.returncode != 0:
+        return {"mode": mode, "processes": processes, "mini_batch_size": mini, "error": proc.stderr[-3000:]}
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    wall = round(time.perf_counter() - began, 1)
+    return {**found, "processes": processes, "mini_batch_size": mini, "wall_s": wall}
+
+
 def _forward(args: argparse.Namespace) -> list[str]:
     out = ["--config-dir", str(args.config_dir), "--work", str(args.work), "--device", args.device]
     out += ["--precision", args.precision, "--batch-size", str(args.batch_size)]
-    out += ["--max-length", str(args.max_length), "--steps", str(args.steps)]
+    out += ["--max-length", str(args.max_length), "--steps", str(args.steps), "--layers", str(args.layers)]
     return out + (["--gradient-checkpointing"] if args.gradient_checkpointing else [])
 
 

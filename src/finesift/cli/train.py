@@ -12,7 +12,7 @@ import typer
 from finesift.cli.common import settings_of
 from finesift.cli.options import config_option, given
 from finesift.errors import InvalidRequest
-from finesift.train.config import EmbeddingTrainConfig, Precision
+from finesift.train.config import EmbeddingTrainConfig, Precision, TrainResult
 
 train_app = typer.Typer(
     help="Fine-tune the models on your own pairs (BEIR folder or JSONL).", no_args_is_help=True
@@ -47,8 +47,18 @@ def embedding(
         _E("skip_empty", help="Drop pairs whose query or positive text is empty (else an error)."),
     ] = None,
     epochs: Annotated[int | None, _E("epochs", help="Passes over the data.")] = None,
-    batch_size: Annotated[int | None, _E("batch_size", help="Pairs per batch (in-batch negatives).")] = None,
+    batch_size: Annotated[
+        int | None,
+        _E("batch_size", help="Pairs per batch (in-batch negatives); all processes together under torchrun."),
+    ] = None,
     accumulation: Annotated[int | None, _E("accumulation", help="Batches per optimizer step.")] = None,
+    mini_batch_size: Annotated[
+        int | None,
+        _E(
+            "mini_batch_size",
+            help="GradCache: embed this many texts at a time with gradients; same result, less memory.",
+        ),
+    ] = None,
     lr: Annotated[float | None, _E("lr", help="Learning rate (1e-4 LoRA, 2e-5 full).")] = None,
     temperature: Annotated[float | None, _E("temperature", help="InfoNCE temperature τ.")] = None,
     hard_negatives: Annotated[
@@ -92,19 +102,29 @@ def embedding(
         model=model, out=out, dims=parse_dims(dims),
         **given(
             split=split, skip_empty=skip_empty, epochs=epochs, batch_size=batch_size,
-            accumulation=accumulation, lr=lr, temperature=temperature, hard_negatives=hard_negatives,
+            accumulation=accumulation, mini_batch_size=mini_batch_size, lr=lr, temperature=temperature,
+            hard_negatives=hard_negatives,
             lora=lora, seed=seed, save_steps=save_steps, max_steps=max_steps, instruction=instruction,
             max_length=max_length, device=device, precision=precision,
             gradient_checkpointing=gradient_checkpointing, resume=resume, progress=progress,
         ),
     )  # fmt: skip
-    result = train_embedding(data, config, hub=settings_of(ctx).hub)
+    report(train_embedding(data, config, hub=settings_of(ctx).hub), as_json=as_json)
+
+
+def report(result: TrainResult, *, as_json: bool) -> None:
+    """The run's summary, printed once (by rank 0 of a data-parallel run)."""
+    from finesift.train.distributed import launched_rank
+
+    if launched_rank() != 0:
+        return
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return
+    processes = f", {result.world_size} processes" if result.world_size > 1 else ""
     typer.echo(
         f"trained {result.steps} steps ({result.examples} examples, {result.examples_per_s} examples/s, "
-        f"{result.seconds} s); loss {result.loss_start} -> {result.loss_end}"
+        f"{result.seconds} s{processes}); loss {result.loss_start} -> {result.loss_end}"
     )
     typer.echo(f"model: {result.out}")
 

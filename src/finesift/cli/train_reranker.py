@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -11,7 +10,7 @@ import typer
 
 from finesift.cli.common import settings_of, with_role
 from finesift.cli.options import config_option, given
-from finesift.cli.train import JsonOpt, train_app
+from finesift.cli.train import JsonOpt, report, train_app
 from finesift.train.config import Precision
 from finesift.train.reranker import RerankerTrainConfig
 
@@ -31,7 +30,8 @@ def reranker(
     split: Annotated[str | None, _R("split", help="qrels/<split>.tsv of a BEIR folder.")] = None,
     epochs: Annotated[int | None, _R("epochs", help="Passes over the examples.")] = None,
     batch_size: Annotated[
-        int | None, _R("batch_size", help="Examples (query, document, label) per step.")
+        int | None,
+        _R("batch_size", help="Examples (query, document, label) per step, all processes together."),
     ] = None,
     lr: Annotated[float | None, _R("lr", help="Learning rate (1e-4 LoRA, 1e-5 full).")] = None,
     negatives: Annotated[
@@ -84,14 +84,7 @@ def reranker(
         ),
     )  # fmt: skip
     result = train_reranker(data, config, embedder=_miner(ctx, embedding_model), hub=settings_of(ctx).hub)
-    if as_json:
-        typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
-        return
-    typer.echo(
-        f"trained {result.steps} steps ({result.examples} examples, {result.examples_per_s} examples/s, "
-        f"{result.seconds} s); loss {result.loss_start} -> {result.loss_end}"
-    )
-    typer.echo(f"model: {result.out}")
+    report(result, as_json=as_json)
 
 
 def _miner(ctx: typer.Context, model: str | None) -> Embedder | None:

@@ -24,8 +24,9 @@ class EmbeddingTrainConfig:
     split: str = "train"
     skip_empty: bool = False
     epochs: int = 1
-    batch_size: int = 16
+    batch_size: int = 16  # the global batch: all processes of a data-parallel run together
     accumulation: int = 1
+    mini_batch_size: int | None = None  # GradCache: texts embedded with gradients at a time
     lr: float | None = None  # None: 1e-4 with LoRA, 2e-5 full
     warmup: float = 0.1
     weight_decay: float = 0.01
@@ -65,6 +66,8 @@ class EmbeddingTrainConfig:
             or (self.max_steps is not None and self.max_steps < 1)
         ):
             raise InvalidRequest("--hard-negatives and --save-steps must be >= 0, --max-steps >= 1")
+        if self.mini_batch_size is not None and self.mini_batch_size < 1:
+            raise InvalidRequest(f"--mini-batch-size must be at least 1, not {self.mini_batch_size}")
 
 
 @dataclass
@@ -72,9 +75,11 @@ class TrainResult:
     """The ``--json`` summary of a run: the same fields for the embedding and the reranker trainer.
 
     ``steps``: optimizer steps the run has reached (a resumed run counts the earlier ones);
-    ``examples``: what this process trained on (embedding pairs, or reranker (query, document, label)
-    rows), so ``examples_per_s`` is ``examples / seconds`` of this process's loop; ``resumed_from``:
-    the step the run continued from (0: a fresh run); losses are per optimizer step.
+    ``examples``: what the run trained on (embedding pairs, or reranker (query, document, label)
+    rows; all processes of a data-parallel run together), so ``examples_per_s`` is ``examples /
+    seconds`` of the loop; ``resumed_from``: the step the run continued from (0: a fresh run); losses
+    are per optimizer step. ``world_size``: processes that trained together (1: no data parallelism);
+    ``per_process_batch``: the rows of each global batch one process embeds.
     """
 
     out: str
@@ -91,6 +96,8 @@ class TrainResult:
     checkpoints: list[str] = field(default_factory=list)
     step_seconds: list[float] = field(default_factory=list)
     peak_gpu_mb: float | None = None
+    world_size: int = 1
+    per_process_batch: int | None = None
 
     @classmethod
     def of(

@@ -24,10 +24,13 @@ from typing import Any
 from finesift.errors import InvalidRequest, NotFound
 from finesift.settings import HubSettings
 from finesift.train import checkpoint as ckpt
+from finesift.train import distributed as dist
 from finesift.train.config import EmbeddingTrainConfig, Precision, TrainResult, batch_schedule, model_dir
+from finesift.train.contrastive import BatchLoss
 from finesift.train.data import TrainData, load_pairs
+from finesift.train.distributed import World
 from finesift.train.encoder import TrainableEncoder, open_encoder
-from finesift.train.loss import MARGIN, info_nce, same_text_masks
+from finesift.train.loss import MARGIN
 from finesift.train.negatives import negatives_for
 from finesift.train.progress import Progress, interrupted
 
@@ -40,35 +43,61 @@ def train_embedding(
 ) -> TrainResult:
     """Fine-tune ``config.model`` on ``data``; write checkpoints and the final model under ``config.out``.
 
-    A hub id is resolved through ``hub`` (source, cache, offline: the CLI's global options).
+    A hub id is resolved through ``hub`` (source, cache, offline: the CLI's global options). Started by
+    ``torchrun``/``accelerate launch``, every process runs this with the same arguments and trains its
+    slice of each global batch (:mod:`finesift.train.distributed`); rank 0 writes the files.
     """
-    import torch
-
     config.check()
+    world = dist.join(config.device)
+    try:
+        world.check_batch(config.batch_size)
+        result = _train(data, config, hub or HubSettings(), world)
+    except BaseException:
+        dist.leave(world, failed=True)
+        raise
+    dist.leave(world)
+    return result
+
+
+def _train(
+    data: TrainData | str | Path, config: EmbeddingTrainConfig, hub: HubSettings, world: World
+) -> TrainResult:
     ckpt.check_out_dir(config.out, resume=config.resume)
+    dist.barrier(world)  # every rank has checked --out before rank 0 writes into it
     data = (
         data
         if isinstance(data, TrainData)
         else load_pairs(Path(data), config.split, skip_empty=config.skip_empty)
     )
-    hub = hub or HubSettings()
     base = _local_model_dir(config.model, hub)
     _seed_everything(config.seed)
     encoder = open_encoder(
         config.model,
-        device=config.device,
+        device=world.device(config.device),
         max_length=config.max_length,
         instruction=config.instruction,
         hub=hub,
     )
     config.out.mkdir(parents=True, exist_ok=True)
-    negatives = negatives_for(data, encoder, config.hard_negatives, config.out, progress=config.progress)
+    negatives = _negatives(data, encoder, config, world)
     if config.lora:
         _apply_lora(encoder, config)
     if config.gradient_checkpointing:
         encoder.enable_gradient_checkpointing()
-    run = _Run(config, data, encoder, negatives, base, torch)
+    run = _Run(config, data, encoder, negatives, base, world)
     return run.train()
+
+
+def _negatives(
+    data: TrainData, encoder: TrainableEncoder, config: EmbeddingTrainConfig, world: World
+) -> list[tuple[str, ...]]:
+    """Rank 0 mines (with the start weights) and caches them in --out; the other ranks read that file."""
+    if world.main:
+        mined = negatives_for(data, encoder, config.hard_negatives, config.out, progress=config.progress)
+    dist.barrier(world)
+    if not world.main:
+        mined = negatives_for(data, encoder, config.hard_negatives, config.out)
+    return mined
 
 
 class _Run:
@@ -81,8 +110,9 @@ class _Run:
         encoder: TrainableEncoder,
         negatives: list[tuple[str, ...]],
         base: Path,
-        torch: Any,
+        world: World,
     ) -> None:
+        import torch
         from transformers import get_linear_schedule_with_warmup
 
         self.config, self.data, self.encoder, self.negatives, self.base = (
@@ -92,8 +122,9 @@ class _Run:
             negatives,
             base,
         )
-        self.torch = torch
-        self.queries = encoder.format_queries([p.query for p in data.pairs], None)
+        self.torch, self.world = torch, world
+        queries = encoder.format_queries([p.query for p in data.pairs], None)
+        self.batch_loss = BatchLoss(encoder, queries, data, negatives, config, world)
         self.schedule = batch_schedule(len(data.pairs), config)
         self.total = len(self.schedule)
         params = [p for p in encoder.modules.parameters() if p.requires_grad]
@@ -103,6 +134,7 @@ class _Run:
         warmup = int(config.warmup * self.total)
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, warmup, self.total)
         self.params = params
+        dist.broadcast_parameters(world, params)
         self.bf16 = _use_bf16(config.precision, encoder.device)
         self.losses: list[float] = []
         self.start = 0
@@ -110,7 +142,8 @@ class _Run:
     def run_settings(self) -> dict[str, Any]:
         """What must match for --resume to continue the same run."""
         settings = asdict(self.config)
-        for key in ("out", "resume", "progress", "save", "save_steps", "device"):
+        # mini_batch_size changes memory, not the result: a run may resume with another
+        for key in ("out", "resume", "progress", "save", "save_steps", "device", "mini_batch_size"):
             settings.pop(key)
         settings["dims"] = list(self.config.dims)
         return {"data": self.data.fingerprint, "settings": settings}
@@ -122,7 +155,9 @@ class _Run:
         checkpoints: list[str] = []
         began = time.perf_counter()
         step_seconds: list[float] = []
-        progress = Progress(self.total, desc="train", initial=self.start, enabled=self.config.progress)
+        progress = Progress(
+            self.total, desc="train", initial=self.start, enabled=self.config.progress and self.world.main
+        )
         try:
             with progress:
                 for step in range(self.start + 1, self.total + 1):
@@ -137,7 +172,7 @@ class _Run:
             interrupted(self.config.out, progress.done, self.total)
             raise
         seconds = time.perf_counter() - began
-        if self.config.save:
+        if self.config.save and self.world.main:
             ckpt.save_model(self.encoder.core, self.base, self.config.out, self._lineage(self.total))
         return TrainResult.of(
             out=self.config.out,
@@ -150,6 +185,8 @@ class _Run:
             device=self.encoder.device,
             checkpoints=checkpoints,
             step_seconds=step_seconds,
+            world_size=self.world.size,
+            per_process_batch=self.config.batch_size // self.world.size,
         )
 
     def _step(self, micro_batches: list[list[int]]) -> float:
@@ -157,52 +194,19 @@ class _Run:
         total = 0.0
         for batch in micro_batches:
             with torch.autocast(_device_type(self.encoder.device), dtype=torch.bfloat16, enabled=self.bf16):
-                loss = self._loss(batch) / len(micro_batches)
-            loss.backward()
-            total += float(loss.detach())
+                total += self.batch_loss.backward(batch, 1 / len(micro_batches))
+        dist.sum_gradients(self.world, self.params)
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total
 
-    def _loss(self, batch: list[int]) -> Any:
-        pairs = [self.data.pairs[i] for i in batch]
-        q = self.encoder.forward([self.queries[i] for i in batch])
-        p = self.encoder.forward([pair.positive for pair in pairs])
-        negs = [self.negatives[i] for i in batch]
-        n, valid = self._negatives(negs, q)
-        same, neg_same = same_text_masks([pair.positive for pair in pairs], _padded(negs, n))
-        return info_nce(
-            q,
-            p,
-            n,
-            temperature=self.config.temperature,
-            same_positive=same,
-            negative_is_positive=neg_same,
-            negative_valid=valid,
-            dims=self.config.dims,
-        )
-
-    def _negatives(self, negs: list[tuple[str, ...]], q: Any) -> tuple[Any | None, Any | None]:
-        """(B, K, D) negative embeddings (zeros in empty slots) and the (B, K) validity mask."""
-        torch = self.torch
-        k = max((len(row) for row in negs), default=0)
-        if k == 0:
-            return None, None
-        flat = [text for row in negs for text in row]
-        vectors = self.encoder.forward(flat)
-        n = torch.zeros(len(negs), k, vectors.shape[-1], dtype=vectors.dtype, device=vectors.device)
-        valid = torch.zeros(len(negs), k, dtype=torch.bool)
-        at = 0
-        for i, row in enumerate(negs):
-            n[i, : len(row)] = vectors[at : at + len(row)]
-            valid[i, : len(row)] = True
-            at += len(row)
-        return n, valid
-
     def _checkpoint(self, step: int) -> Path:
+        """``checkpoint-{step}``, written by rank 0 (every rank holds the same weights and state)."""
         torch = self.torch
+        if not self.world.main:
+            return self.config.out / f"checkpoint-{step}"
         state = {
             "step": step,
             "run": self.run_settings(),
@@ -222,7 +226,9 @@ class _Run:
 
     def _resume(self) -> None:
         torch = self.torch
-        found = ckpt.latest_checkpoint(self.config.out)
+        found = dist.broadcast_object(
+            self.world, ckpt.latest_checkpoint(self.config.out) if self.world.main else None
+        )
         if found is None:
             raise NotFound(f"--resume: {self.config.out} holds no complete checkpoint-N to resume from")
         state = ckpt.load_state(found, self.run_settings())
@@ -262,19 +268,17 @@ class _Run:
                 "hard_negatives": self.config.hard_negatives,
                 "matryoshka_dims": list(self.config.dims),
             },
-            hyperparameters=self.run_settings()["settings"],
+            hyperparameters={
+                **self.run_settings()["settings"],
+                "mini_batch_size": self.config.mini_batch_size,
+            },
+            world_size=self.world.size,
+            per_process_batch=self.config.batch_size // self.world.size,
             step=step,
             steps=self.total,
             loss_start=self.losses[0] if self.losses else None,
             loss_end=self.losses[-1] if self.losses else None,
         )
-
-
-def _padded(negs: list[tuple[str, ...]], n: Any | None) -> list[list[str]] | None:
-    if n is None:
-        return None
-    k = int(n.shape[1])
-    return [list(row) + ["\x00pad"] * (k - len(row)) for row in negs]
 
 
 def _load_full_weights(encoder: TrainableEncoder, checkpoint: Path) -> None:

@@ -26,6 +26,7 @@ from finesift.embedding.embedder import Embedder
 from finesift.errors import InvalidRequest, MissingDependency
 from finesift.rerank.prompts import DEFAULT_INSTRUCTION, PromptTokens, pair_ids
 from finesift.settings import HubSettings
+from finesift.train import distributed as dist
 from finesift.train.checkpoint import (
     adapter_state,
     check_out_dir,
@@ -37,8 +38,10 @@ from finesift.train.checkpoint import (
 )
 from finesift.train.config import Precision, TrainResult, model_dir
 from finesift.train.data import TrainData, load_pairs
+from finesift.train.distributed import World
 from finesift.train.encoder import enable_checkpointing
 from finesift.train.progress import Progress, interrupted
+from finesift.train.rerank_head import YesNoHead
 from finesift.train.rerank_negatives import mine_negatives
 
 log = logging.getLogger(__name__)
@@ -131,38 +134,16 @@ def _peft(lm: Any, config: RerankerTrainConfig) -> Any:
         return peft.get_peft_model(lm, lora)
 
 
-class _Head:
-    """The last position's hidden state times the LM head's [no, yes] rows: (b, 2) logits."""
-
-    def __init__(self, lm: Any, tokens: PromptTokens, pad_id: int, device: str) -> None:
-        self.lm, self.pad_id, self.device = lm, pad_id, device
-        self.rows = [tokens.no_id, tokens.yes_id]
-
-    def logits(self, batch: list[list[int]]) -> Any:
-        import torch
-
-        width = max(len(r) for r in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, row in enumerate(batch):
-            ids[i, : len(row)] = torch.tensor(row)
-            mask[i, : len(row)] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        hidden = decoder_of(self.lm)(input_ids=ids, attention_mask=mask).last_hidden_state
-        last = hidden[torch.arange(len(batch), device=self.device), mask.sum(dim=1) - 1]
-        head = self.lm.get_output_embeddings().weight[self.rows]
-        return last.float() @ head.float().T
-
-
 @dataclass
 class _Run:
     """The model, optimizer and schedule of one run, and where it stands."""
 
     core: Any
-    head: _Head
+    head: YesNoHead
     optimizer: Any
     scheduler: Any
     total_steps: int
+    world: World = field(default_factory=World)
     bf16: bool = False
     step: int = 0
     losses: list[float] = field(default_factory=list)
@@ -172,10 +153,16 @@ class _Run:
 
 
 def _setup(
-    base: Path, tokenizer: Any, config: RerankerTrainConfig, total_steps: int, resume_from: Path | None
+    base: Path,
+    tokenizer: Any,
+    config: RerankerTrainConfig,
+    total_steps: int,
+    resume_from: Path | None,
+    world: World,
 ) -> _Run:
     torch, transformers = _import()
-    device = "cuda" if config.device in ("auto", "cuda") and torch.cuda.is_available() else config.device
+    device = world.device(config.device)
+    device = "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else device
     device = "cpu" if device == "auto" else device
     source = resume_from if resume_from is not None and not config.lora else base
     lm = transformers.AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32).to(device)
@@ -185,6 +172,7 @@ def _setup(
     core = _peft(lm, config) if config.lora else lm
     core.train()
     params = [p for p in core.parameters() if p.requires_grad]
+    dist.broadcast_parameters(world, params)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = int(total_steps * config.warmup_ratio)
     scheduler = transformers.get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
@@ -194,7 +182,8 @@ def _setup(
     bf16 = config.precision == "bf16" or (
         config.precision == "auto" and device.startswith("cuda") and torch.cuda.is_bf16_supported()
     )
-    return _Run(core, _Head(lm_module, tokens, pad, device), optimizer, scheduler, total_steps, bf16)
+    head = YesNoHead(lm_module, tokens, pad, device)
+    return _Run(core, head, optimizer, scheduler, total_steps, world, bf16)
 
 
 def _restore(run: _Run, checkpoint: Path, expected: dict[str, Any]) -> None:
@@ -239,13 +228,36 @@ def train_reranker(
     Negatives: each pair's own, topped up to ``config.negatives`` from the corpus by ``embedder``
     (default: ``config.embedding_model``; BM25 when neither is given). ``on_step(step, loss)`` runs
     after every optimizer step. Hub ids are resolved through ``hub`` (the CLI's global options).
+
+    Under ``torchrun``/``accelerate launch`` each process trains its slice of every global batch and
+    the gradients are summed (:mod:`finesift.train.distributed`); every rank mines the same negatives
+    (BM25 or the frozen ``embedder``, seeded: deterministic); rank 0 writes the files.
     """
+    config.check()
+    world = dist.join(config.device)
+    try:
+        world.check_batch(config.batch_size)
+        result = _train(data, config, embedder, on_step, hub or HubSettings(), world)
+    except BaseException:
+        dist.leave(world, failed=True)
+        raise
+    dist.leave(world)
+    return result
+
+
+def _train(
+    data: TrainData | str | Path,
+    config: RerankerTrainConfig,
+    embedder: Embedder | None,
+    on_step: Callable[[int, float], None] | None,
+    hub: HubSettings,
+    world: World,
+) -> RerankerTrainResult:
     from finesift.runtime import hf
 
-    config.check()
     check_out_dir(config.out, resume=config.resume)
+    dist.barrier(world)  # every rank has checked --out before rank 0 writes into it
     data = data if isinstance(data, TrainData) else load_pairs(Path(data), config.split)
-    hub = hub or HubSettings()
     base = model_dir(config.model, hub)
     miner = embedder or _miner(config, hub)
     negatives = mine_negatives(
@@ -256,8 +268,10 @@ def train_reranker(
     rows, labels = _tokenize(tokenizer, examples, config), [e.label for e in examples]
     schedule = _batches(len(examples), config)
     run_id = _run_identity(data, config, len(examples))
-    checkpoint = latest_checkpoint(config.out) if config.resume else None
-    run = _setup(base, tokenizer, config, min(len(schedule), config.max_steps or len(schedule)), checkpoint)
+    found = latest_checkpoint(config.out) if config.resume and world.main else None
+    checkpoint = dist.broadcast_object(world, found)
+    steps = min(len(schedule), config.max_steps or len(schedule))
+    run = _setup(base, tokenizer, config, steps, checkpoint, world)
     if checkpoint is not None:
         _restore(run, checkpoint, run_id)
     lineage = _lineage(data, config, negatives, len(examples))
@@ -267,12 +281,14 @@ def train_reranker(
     seconds = time.perf_counter() - began
     lineage["loss"].update(start=run.losses[0] if run.losses else None, end=_tail(run.losses), steps=run.step)
     run.core.eval()
-    save_model(run.core, base, config.out, lineage)
+    if world.main:
+        save_model(run.core, base, config.out, lineage)
     return TrainResult.of(
         out=config.out, steps=run.step, examples=sum(len(schedule[s]) for s in range(start_step, run.step)),
         losses=run.losses, loss_end=_tail(run.losses), seconds=seconds, resumed_from=run.resumed_from,
         device=run.head.device, precision="bf16" if run.bf16 else "fp32", checkpoints=run.checkpoints,
-        step_seconds=run.step_seconds,
+        step_seconds=run.step_seconds, world_size=world.size,
+        per_process_batch=config.batch_size // world.size,
     )  # fmt: skip
 
 
@@ -297,7 +313,8 @@ def _loop(  # noqa: PLR0913 - the run's pieces, passed once
     run_id: dict[str, Any],
     on_step: Callable[[int, float], None] | None,
 ) -> None:
-    progress = Progress(run.total_steps, desc="train reranker", initial=run.step, enabled=config.progress)
+    shown = config.progress and run.world.main
+    progress = Progress(run.total_steps, desc="train reranker", initial=run.step, enabled=shown)
     try:
         with progress:
             while run.step < run.total_steps:
@@ -306,7 +323,7 @@ def _loop(  # noqa: PLR0913 - the run's pieces, passed once
                 _step(run, [rows[i] for i in batch], [labels[i] for i in batch])
                 run.step_seconds.append(round(time.perf_counter() - tick, 4))
                 progress.update(examples=len(batch), loss=run.losses[-1])
-                if config.save_steps and run.step % config.save_steps == 0:
+                if config.save_steps and run.step % config.save_steps == 0 and run.world.main:
                     run.checkpoints.append(str(_checkpoint(run, config.out, base, lineage, run_id)))
                 if on_step is not None:
                     on_step(run.step, run.losses[-1])
@@ -316,19 +333,27 @@ def _loop(  # noqa: PLR0913 - the run's pieces, passed once
 
 
 def _step(run: _Run, rows: list[list[int]], labels: list[int]) -> None:
-    """One optimizer step on one batch; appends its loss to ``run.losses``."""
+    """One optimizer step on one global batch; appends its loss to ``run.losses``.
+
+    This rank's slice contributes sum(its cross-entropies) / (global batch); the ranks' gradients and
+    losses are summed, which is the mean over the global batch a single process takes.
+    """
     import torch
     import torch.nn.functional as F
 
+    start, end = run.world.span(len(rows))
+    local = rows[start:end] or rows[:1]  # an empty slice still reaches the weights (zero gradient)
     with torch.autocast(run.head.device.split(":")[0], dtype=torch.bfloat16, enabled=run.bf16):
-        logits = run.head.logits(rows)
-    loss = F.cross_entropy(logits, torch.tensor(labels, device=logits.device))
+        logits = run.head.logits(local)[: end - start]
+    targets = torch.tensor(labels[start:end], device=logits.device, dtype=torch.long)
+    loss = F.cross_entropy(logits, targets, reduction="sum") / len(rows)
     loss.backward()
+    dist.sum_gradients(run.world, [p for p in run.core.parameters() if p.requires_grad])
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     run.step += 1
-    run.losses.append(round(float(loss.detach()), 6))
+    run.losses.append(round(dist.sum_value(run.world, float(loss.detach())), 6))
 
 
 def _checkpoint(run: _Run, out: Path, base: Path, lineage: dict[str, Any], run_id: dict[str, Any]) -> Path:
@@ -378,12 +403,3 @@ def _lineage(
         loss={"name": LOSS_NAME, "start": None, "end": None, "steps": 0},
         hyper_parameters={**hyper, "lr": config.learning_rate},
     )  # fmt: skip
-
-
-def decoder_of(lm: Any) -> Any:
-    """The causal LM's decoder stack, under LoRA too (``get_decoder()`` is None on transformers 4.x)."""
-    decoder = lm.get_decoder()
-    if decoder is None:
-        model = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
-        decoder = model.model
-    return decoder

@@ -21,6 +21,7 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "beir" / "tiny-en"
 SCORES = ("ndcg_at_10", "recall_at_100", "map_at_10", "mrr_at_10")
 
 
+@pytest.mark.slow
 # mteb's wrapper calls a sentence-transformers method that newer releases renamed (a FutureWarning)
 @pytest.mark.filterwarnings("ignore:The `get_sentence_embedding_dimension` method:FutureWarning")
 def test_bridge_equals_mteb_sentence_transformer_run(tmp_path: Path) -> None:

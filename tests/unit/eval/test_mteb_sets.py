@@ -40,6 +40,7 @@ def test_set_names_expand_to_their_tasks() -> None:
     assert SET_SETTINGS["mldr"].max_length == 8192  # the Qwen3 evaluation's window
 
 
+@pytest.mark.slow
 def test_the_sets_are_mteb_tasks() -> None:
     needs_mteb()
     from finesift.eval.mteb_sets import set_tasks
@@ -69,6 +70,7 @@ def test_documents_are_cut_at_the_window_and_queries_never() -> None:
         windowed.embed_queries([long_doc])
 
 
+@pytest.mark.slow
 def test_an_mldr_run_cuts_only_documents() -> None:
     needs_mteb()
     from finesift.eval.mteb_local import LocalData, local_retrieval_task
@@ -114,6 +116,7 @@ class InstructionModel(MTEBEncoder):
         return np.asarray(bare + self.sign * told, dtype=np.float32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sign", "expected"), [(1.0, "positive"), (0.0, "zero"), (-1.0, "negative")])
 def test_p_mrr_sign_follows_the_altered_instruction(sign: float, expected: str) -> None:
     needs_mteb()
@@ -122,6 +125,7 @@ def test_p_mrr_sign_follows_the_altered_instruction(sign: float, expected: str) 
     assert {"positive": p_mrr > 0, "zero": p_mrr == 0, "negative": p_mrr < 0}[expected], p_mrr
 
 
+@pytest.mark.slow
 def test_the_bridge_follows_the_instruction_mteb_appends() -> None:
     needs_mteb()
     # 1024 hash buckets: the default instruction's words collide with none of the task's

@@ -82,7 +82,7 @@ def mteb_command(
         dtype=dtype,
         device=device,
         gguf_type=gguf_type,
-        max_length=max_length,
+        max_length=set_window(benchmark, max_length),
     )
     settings = with_role(
         settings,
@@ -105,7 +105,13 @@ def mteb_command(
         progress=show,
         report=lambda line: typer.echo(line, err=True),
     )
-    encoder = MTEBEncoder(build_embedder(settings.embedding, settings.hub), dim=dim)
+    embedder = build_embedder(settings.embedding, settings.hub)
+    if set_window(benchmark, max_length) is None:
+        encoder = MTEBEncoder(embedder, dim=dim)
+    else:  # a finesift task set (MLDR): the card's window on the document side, queries never cut
+        from finesift.eval.mteb_sets import set_encoder
+
+        encoder = set_encoder(embedder, str(benchmark), max_length=max_length, dim=dim)
     if reranker is None:
         outcomes = run.run_embedder(encoder, chosen)
     else:
@@ -116,6 +122,20 @@ def mteb_command(
         typer.echo(json.dumps(summary, ensure_ascii=False))
     else:
         typer.echo(summary_table(outcomes))
+
+
+def set_window(benchmark: str | None, max_length: int | None) -> int | None:
+    """The embedder's window: ``--max-length`` when given, else a finesift task set's (the model card's
+    8192 for MLDR and FollowIR), else ``None`` (the configured one)."""
+    if max_length is not None or benchmark is None:
+        return max_length
+    from finesift.eval.mteb_tasks import task_sets
+
+    if benchmark not in task_sets():
+        return None
+    from finesift.eval.mteb_sets import set_settings
+
+    return set_settings(benchmark).max_length
 
 
 def _first_stage_dir(settings: Settings) -> Path:

@@ -147,3 +147,12 @@ def _evaluate(model: Any, task: Any) -> dict[str, Any]:
     results = mteb.evaluate(model, [task], cache=None, show_progress_bar=False)
     (split,) = results.task_results[0].scores.values()
     return dict(split[0])
+
+
+def test_the_mteb_command_runs_a_task_set_at_its_window_unless_max_length_says() -> None:
+    from finesift.cli.mteb import set_window
+
+    assert set_window("mldr", None) == 8192
+    assert set_window("mldr", 4096) == 4096
+    assert set_window("MTEB(eng, v2)", None) is None
+    assert set_window(None, None) is None

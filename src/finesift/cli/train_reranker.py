@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -11,7 +10,7 @@ import typer
 
 from finesift.cli.common import settings_of, with_role
 from finesift.cli.options import config_option, given
-from finesift.cli.train import JsonOpt, train_app
+from finesift.cli.train import DevFractionOpt, DevOpt, DevSplitOpt, JsonOpt, echo_result, train_app
 from finesift.train.config import Precision
 from finesift.train.reranker import RerankerTrainConfig
 
@@ -69,10 +68,14 @@ def reranker(
         bool | None,
         _R("progress", "--progress/--no-progress", help="A bar on a terminal, else a line every 30 s."),
     ] = None,
+    dev: DevOpt = None,
+    dev_split: DevSplitOpt = "dev",
+    dev_fraction: DevFractionOpt = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a Qwen3 reranker: −log p(yes|no) of the exact inference prompt at the last position."""
-    from finesift.train.reranker import train_reranker
+    from finesift.train.heldout import DevSpec
+    from finesift.train.measured import train_reranker_measured
 
     config = RerankerTrainConfig(
         model=model, out=out, embedding_model=embedding_model,
@@ -83,15 +86,11 @@ def reranker(
             gradient_checkpointing=gradient_checkpointing, resume=resume, progress=progress,
         ),
     )  # fmt: skip
-    result = train_reranker(data, config, embedder=_miner(ctx, embedding_model), hub=settings_of(ctx).hub)
-    if as_json:
-        typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
-        return
-    typer.echo(
-        f"trained {result.steps} steps ({result.examples} examples, {result.examples_per_s} examples/s, "
-        f"{result.seconds} s); loss {result.loss_start} -> {result.loss_end}"
+    spec = DevSpec(path=dev, split=dev_split, fraction=dev_fraction)
+    result = train_reranker_measured(
+        data, config, spec, embedder=_miner(ctx, embedding_model), hub=settings_of(ctx).hub
     )
-    typer.echo(f"model: {result.out}")
+    echo_result(result, as_json=as_json)
 
 
 def _miner(ctx: typer.Context, model: str | None) -> Embedder | None:

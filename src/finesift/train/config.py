@@ -74,7 +74,8 @@ class TrainResult:
     ``steps``: optimizer steps the run has reached (a resumed run counts the earlier ones);
     ``examples``: what this process trained on (embedding pairs, or reranker (query, document, label)
     rows), so ``examples_per_s`` is ``examples / seconds`` of this process's loop; ``resumed_from``:
-    the step the run continued from (0: a fresh run); losses are per optimizer step.
+    the step the run continued from (0: a fresh run); losses are per optimizer step; ``dev``: nDCG@10 on
+    the held-out dev split before and after training (None without one; :mod:`finesift.train.heldout`).
     """
 
     out: str
@@ -91,6 +92,7 @@ class TrainResult:
     checkpoints: list[str] = field(default_factory=list)
     step_seconds: list[float] = field(default_factory=list)
     peak_gpu_mb: float | None = None
+    dev: dict[str, Any] | None = None
 
     @classmethod
     def of(

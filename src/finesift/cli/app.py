@@ -42,6 +42,7 @@ COMMAND_MODULES = [
     "finesift.cli.synth",
     "finesift.cli.train",
     "finesift.cli.train_reranker",
+    "finesift.cli.train_recipe",
 ]
 
 

@@ -21,6 +21,15 @@ train_app = typer.Typer(
 #: An option whose default is the run configuration's (declared once, in EmbeddingTrainConfig).
 _E = partial(config_option, EmbeddingTrainConfig)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON summary instead of text.")]
+DevOpt = Annotated[
+    Path | None,
+    typer.Option("--dev", help="Held-out dev pairs (BEIR folder or JSONL): nDCG@10 before and after."),
+]
+DevSplitOpt = Annotated[str, typer.Option("--dev-split", help="qrels/<split>.tsv of a BEIR --dev folder.")]
+DevFractionOpt = Annotated[
+    float,
+    typer.Option("--dev-fraction", help="Hold out this share of the passages (never trained on) as dev."),
+]
 
 
 def parse_dims(text: str | None) -> tuple[int, ...]:
@@ -93,10 +102,14 @@ def embedding(
         bool | None,
         _E("progress", "--progress/--no-progress", help="A bar on a terminal, else a line every 30 s."),
     ] = None,
+    dev: DevOpt = None,
+    dev_split: DevSplitOpt = "dev",
+    dev_fraction: DevFractionOpt = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune an embedding model with the improved InfoNCE of the Qwen3 Embedding report."""
-    from finesift.train.embedding import train_embedding
+    from finesift.train.heldout import DevSpec
+    from finesift.train.measured import train_embedding_measured
 
     config = EmbeddingTrainConfig(
         model=model, out=out, dims=parse_dims(dims),
@@ -109,11 +122,13 @@ def embedding(
             gradient_checkpointing=gradient_checkpointing, resume=resume, progress=progress,
         ),
     )  # fmt: skip
-    report(train_embedding(data, config, hub=settings_of(ctx).hub), as_json=as_json)
+    spec = DevSpec(path=dev, split=dev_split, fraction=dev_fraction)
+    echo_result(train_embedding_measured(data, config, spec, hub=settings_of(ctx).hub), as_json=as_json)
 
 
-def report(result: TrainResult, *, as_json: bool) -> None:
-    """The run's summary, printed once (by rank 0 of a data-parallel run)."""
+def echo_result(result: TrainResult, *, as_json: bool) -> None:
+    """A run's summary, printed once (by rank 0 of a data-parallel run): one JSON object, or the lines
+    a person reads (the dev gain when measured)."""
     from finesift.train.distributed import launched_rank
 
     if launched_rank() != 0:
@@ -126,28 +141,57 @@ def report(result: TrainResult, *, as_json: bool) -> None:
         f"trained {result.steps} steps ({result.examples} examples, {result.examples_per_s} examples/s, "
         f"{result.seconds} s{processes}); loss {result.loss_start} -> {result.loss_end}"
     )
+    if result.dev is not None:
+        d = result.dev
+        typer.echo(
+            f"dev {d['metric']}: {d['before']} -> {d['after']} ({d['gain']:+.4f}) on {d['queries']} "
+            f"held-out queries"
+        )
     typer.echo(f"model: {result.out}")
 
 
 def merge(
-    first: Annotated[Path, typer.Argument(help="Checkpoint A (t=0).")],
-    second: Annotated[Path, typer.Argument(help="Checkpoint B (t=1).")],
+    checkpoints: Annotated[
+        list[Path], typer.Argument(help="Checkpoints A B [C …], merged in this order (A is t=0).")
+    ],
     out: Annotated[Path, typer.Option(help="Output directory (new or empty).")],
-    t: Annotated[float, typer.Option("--t", help="Interpolation weight of B, in [0, 1].")] = 0.5,
+    t: Annotated[
+        float | None, typer.Option("--t", help="Two checkpoints: B's weight in [0, 1] (0.3: 70 % A).")
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="One weight per checkpoint, e.g. 1,1,2 (default: equal).")
+    ] = None,
     method: Annotated[str, typer.Option(help="slerp | linear.")] = "slerp",
     as_json: JsonOpt = False,
 ) -> None:
-    """Merge two checkpoints of one model tensor by tensor (slerp with a linear fallback)."""
-    from finesift.train.merge import merge_checkpoints
+    """Merge checkpoints of one model tensor by tensor: slerp (linear fallback), successive for N > 2."""
+    from finesift.train.merge import merge_checkpoints, merge_models
 
-    result = merge_checkpoints(first, second, out, t=t, method=method)
+    if t is not None and (weights is not None or len(checkpoints) != 2):
+        raise InvalidRequest("--t weighs B against A in a merge of two checkpoints; for more, pass --weights")
+    if t is not None or (weights is None and len(checkpoints) == 2):
+        first, second = checkpoints
+        result = merge_checkpoints(first, second, out, t=0.5 if t is None else t, method=method)
+    else:
+        result = merge_models(checkpoints, out, weights=parse_weights(weights), method=method)
     if as_json:
         typer.echo(json.dumps(result.as_dict()))
         return
+    weighting = f"t={result.t}" if result.t is not None else f"weights {result.weights}"
     typer.echo(
         f"merged {result.tensors} tensors ({result.slerp} slerp, {result.linear} linear, "
-        f"{result.copied} copied) with t={result.t}: {result.out}"
+        f"{result.copied} copied) with {weighting}: {result.out}"
     )
+
+
+def parse_weights(text: str | None) -> list[float] | None:
+    """``"1,1,2"`` -> [1.0, 1.0, 2.0]; None -> None (equal weights)."""
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError as exc:
+        raise InvalidRequest(f"--weights takes comma-separated numbers such as 1,1,2, not {text!r}") from exc
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ import typer
 
 from finesift.cli.common import settings_of, with_role
 from finesift.cli.options import config_option, given
-from finesift.cli.train import JsonOpt, report, train_app
+from finesift.cli.train import DevFractionOpt, DevOpt, DevSplitOpt, JsonOpt, echo_result, train_app
 from finesift.train.config import Precision
 from finesift.train.reranker import RerankerTrainConfig
 
@@ -69,10 +69,14 @@ def reranker(
         bool | None,
         _R("progress", "--progress/--no-progress", help="A bar on a terminal, else a line every 30 s."),
     ] = None,
+    dev: DevOpt = None,
+    dev_split: DevSplitOpt = "dev",
+    dev_fraction: DevFractionOpt = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a Qwen3 reranker: −log p(yes|no) of the exact inference prompt at the last position."""
-    from finesift.train.reranker import train_reranker
+    from finesift.train.heldout import DevSpec
+    from finesift.train.measured import train_reranker_measured
 
     config = RerankerTrainConfig(
         model=model, out=out, embedding_model=embedding_model,
@@ -83,8 +87,11 @@ def reranker(
             gradient_checkpointing=gradient_checkpointing, resume=resume, progress=progress,
         ),
     )  # fmt: skip
-    result = train_reranker(data, config, embedder=_miner(ctx, embedding_model), hub=settings_of(ctx).hub)
-    report(result, as_json=as_json)
+    spec = DevSpec(path=dev, split=dev_split, fraction=dev_fraction)
+    result = train_reranker_measured(
+        data, config, spec, embedder=_miner(ctx, embedding_model), hub=settings_of(ctx).hub
+    )
+    echo_result(result, as_json=as_json)
 
 
 def _miner(ctx: typer.Context, model: str | None) -> Embedder | None:

@@ -79,7 +79,8 @@ class TrainResult:
     rows; all processes of a data-parallel run together), so ``examples_per_s`` is ``examples /
     seconds`` of the loop; ``resumed_from``: the step the run continued from (0: a fresh run); losses
     are per optimizer step. ``world_size``: processes that trained together (1: no data parallelism);
-    ``per_process_batch``: the rows of each global batch one process embeds.
+    ``per_process_batch``: the rows of each global batch one process embeds; ``dev``: nDCG@10 on the
+    held-out dev split before and after training (None without one; :mod:`finesift.train.heldout`).
     """
 
     out: str
@@ -98,6 +99,7 @@ class TrainResult:
     peak_gpu_mb: float | None = None
     world_size: int = 1
     per_process_batch: int | None = None
+    dev: dict[str, Any] | None = None
 
     @classmethod
     def of(

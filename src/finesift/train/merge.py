@@ -1,4 +1,4 @@
-"""``finesift merge``: spherical (or linear) interpolation of two checkpoints, tensor by tensor.
+"""``finesift merge``: spherical (or linear) interpolation of two or more checkpoints, tensor by tensor.
 
 For flattened tensors a, b and t in [0, 1], with θ the angle between them::
 
@@ -6,9 +6,24 @@ For flattened tensors a, b and t in [0, 1], with θ the angle between them::
 
 falling back to linear interpolation when a or b is zero or they are nearly parallel. t=0 and t=1
 return the inputs bit-exactly, and a tensor equal in both is copied unchanged (so A merged with A is A).
+
+**N checkpoints** M_1 … M_N with weights w_1 … w_N (default equal) are merged by successive slerp::
+
+    R_1 = M_1,   R_k = slerp(R_{k-1}, M_k, t_k),   t_k = w_k / (w_1 + … + w_k)
+
+so each model enters with its share of the weight seen so far (1/k for equal weights) and the last
+R_N is the merge. Why this chain rather than the normalised spherical mean (an iterative Karcher mean,
+or mergekit's multislerp): for N = 2 it *is* the two-model slerp, bit for bit (weights (1-t, t) give
+t_2 = t); it has a closed form, no iteration or tolerance; it reads two checkpoints at a time, whatever
+N; and N copies of one model give that model exactly. Its cost: for N ≥ 3 the result depends on the
+order when the inputs are far apart (the spherical mean would not). Checkpoints of one run are nearly
+parallel, where slerp is nearly linear and every order gives nearly the weighted mean. The order is
+the order given.
+
 Checkpoints must agree in tensor names, shapes and dtypes, in config (ignoring bookkeeping fields such
 as ``_name_or_path`` and ``dtype``) and in tokenizer files; the first difference is named. Every other
-file (tokenizer, config, sentence-transformers modules) is copied from A, and a lineage JSON is written.
+file (tokenizer, config, sentence-transformers modules) is copied from the first, and a lineage JSON
+is written.
 """
 
 from __future__ import annotations
@@ -16,7 +31,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,13 +61,17 @@ _SKIP_SUFFIXES = (".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt", ".onnx")
 
 @dataclass
 class MergeResult:
+    """What a merge did: ``t`` is B's weight of a two-model merge (None for more), ``weights`` each
+    input's normalised weight; a tensor counts as slerp if any step slerped it, else linear, else copied."""
+
     out: str
     method: str
-    t: float
+    t: float | None
     tensors: int
     slerp: int
     linear: int
     copied: int
+    weights: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,14 +111,52 @@ def merge_checkpoints(
     a: str | Path, b: str | Path, out: str | Path, *, t: float = 0.5, method: str = "slerp"
 ) -> MergeResult:
     """Merge checkpoint directories ``a`` and ``b`` into ``out`` (which must not hold a model yet)."""
-    from safetensors.torch import load_file, save_file
-
-    first, second, target = Path(a).expanduser(), Path(b).expanduser(), Path(out).expanduser()
-    if method not in ("slerp", "linear"):
-        raise InvalidRequest(f"--method must be slerp or linear, not {method!r}")
     if not 0 <= t <= 1 or math.isnan(t):
         raise InvalidRequest(f"--t must lie in [0, 1], not {t}")
-    files = check_compatible(first, second)
+    return _merge([Path(a), Path(b)], Path(out), [t], [1 - t, t], method)
+
+
+def merge_models(
+    models: Sequence[str | Path],
+    out: str | Path,
+    *,
+    weights: Sequence[float] | None = None,
+    method: str = "slerp",
+) -> MergeResult:
+    """Merge N ≥ 2 checkpoint directories into ``out`` by successive slerp (see the module docstring).
+
+    ``weights``: one non-negative weight per model (default equal), normalised to sum 1.
+    """
+    paths = [Path(m) for m in models]
+    if len(paths) < 2:
+        raise InvalidRequest(f"merge needs at least two checkpoints, got {len(paths)}")
+    given = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
+    if len(given) != len(paths):
+        raise InvalidRequest(f"--weights gives {len(given)} weights for {len(paths)} checkpoints")
+    if any(w < 0 or math.isnan(w) or math.isinf(w) for w in given) or sum(given) <= 0:
+        raise InvalidRequest(f"--weights must be non-negative with a positive sum, not {given}")
+    return _merge(paths, Path(out), chain_steps(given), [w / sum(given) for w in given], method)
+
+
+def chain_steps(weights: Sequence[float]) -> list[float]:
+    """t_k = w_k / (w_1 + … + w_k) for k = 2 … N: model k's weight against the merge before it."""
+    steps, seen = [], float(weights[0])
+    for w in weights[1:]:
+        seen += w
+        steps.append(w / seen if seen > 0 else 0.0)
+    return steps
+
+
+def _merge(
+    paths: list[Path], target: Path, steps: list[float], weights: list[float], method: str
+) -> MergeResult:
+    from safetensors.torch import save_file
+
+    paths, target = [p.expanduser() for p in paths], target.expanduser()
+    if method not in ("slerp", "linear"):
+        raise InvalidRequest(f"--method must be slerp or linear, not {method!r}")
+    for other in paths[1:]:
+        files = check_compatible(paths[0], other)  # the first model's files, once all match
     if target.exists() and any(target.iterdir()):
         raise Conflict(f"--out {str(target)!r} is not empty; choose a new directory")
     counts = {"slerp": 0, "linear": 0, "copied": 0}
@@ -106,22 +164,40 @@ def merge_checkpoints(
     for rel in files:
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
         if not rel.endswith(".safetensors"):
-            shutil.copy2(first / rel, target / rel)
+            shutil.copy2(paths[0] / rel, target / rel)
             continue
-        left, right = load_file(str(first / rel)), load_file(str(second / rel))
-        merged: dict[str, Any] = {}
-        for name, tensor in left.items():
-            merged[name], how = _merge_one(tensor, right[name], t, method)
-            counts[how] += 1
+        merged = _merge_file(rel, paths, steps, method, counts)
         save_file(merged, str(target / rel), metadata={"format": "pt"})
-    result = MergeResult(str(target), method, t, sum(counts.values()), **counts)
+    t = steps[0] if len(paths) == 2 else None
+    result = MergeResult(str(target), method, t, sum(counts.values()), **counts, weights=weights)
     write_json(
         target / LINEAGE,
         lineage_record(
-            kind="merge", method=method, t=t, inputs=[_input(first), _input(second)], tensors=counts
+            kind="merge", method=method, t=t, weights=weights, order="successive slerp in input order",
+            inputs=[_input(p) for p in paths], tensors=counts,
         ),
-    )
+    )  # fmt: skip
     return result
+
+
+def _merge_file(
+    rel: str, paths: list[Path], steps: list[float], method: str, counts: dict[str, int]
+) -> dict[str, Any]:
+    """One weight file: the first model's tensors, merged with each later model's in turn."""
+    from safetensors.torch import load_file
+
+    running: dict[str, Any] = load_file(str(paths[0] / rel))
+    rank = {"copied": 0, "linear": 1, "slerp": 2}
+    how = dict.fromkeys(running, "copied")
+    for path, t in zip(paths[1:], steps, strict=True):
+        other = load_file(str(path / rel))
+        for name in running:
+            running[name], step_how = _merge_one(running[name], other[name], t, method)
+            how[name] = max(how[name], step_how, key=rank.__getitem__)
+        del other
+    for value in how.values():
+        counts[value] += 1
+    return running
 
 
 def _merge_one(a: Any, b: Any, t: float, method: str) -> tuple[Any, str]:

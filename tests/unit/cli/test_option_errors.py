@@ -59,6 +59,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["train", "embedding", "data", "--model", "m", "--out", "o", "--epochs", "x"], 2, "'--epochs'"),
     (["train", "reranker", "data", "--model", "m", "--out", "o", "--lr", "abc"], 2, "'--lr'"),
     (["merge", "a", "b", "--out", "o", "--t", "half"], 2, "'--t'"),
+    (["train", "recipe", "--config", "/no/such/recipe.toml"], 4, "/no/such/recipe.toml"),
+    (["mteb", "--tasks", "x", "--rerank-top", "0"], 2, "'--rerank-top'"),
 ]
 
 

@@ -41,10 +41,12 @@ ARGS: dict[str, list[str]] = {
     "doctor": ["doctor"],
     "synth": ["synth", "--kb", "nope", "--out", "{tmp}/out"],
     "gguf report": ["gguf", "report", "{tmp}", "{tmp}/no-data"],
+    "mteb": ["mteb", "--tasks", "{tmp}/no-such-task"],
 }
 #: Hand-written flags named like a setting that mean something else (their own defaults are theirs).
 OTHER_MEANING = {
     ("eval", "mode"): "eval's pipeline (dense, bm25, hybrid or rerank), not search.mode",
+    ("mteb", "batch_size"): "texts per batch mteb hands the encoder, not a remote backend's inputs per request",
     ("doctor", "gguf_type"): "the type doctor converts a model to, not the quantization to pick from a hub",
 }
 

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sentence_transformers")
 
-from finesift.train import embedding  # noqa: E402
+from finesift.train import contrastive  # noqa: E402
 from finesift.train.embedding import EmbeddingTrainConfig, train_embedding  # noqa: E402
 from finesift.train.loss import info_nce  # noqa: E402
 
@@ -34,7 +34,7 @@ def test_identical_texts_in_a_training_batch_are_masked(
         seen.append({"q": q.detach(), "p": p.detach(), "n": None if n is None else n.detach(), **masks})
         return info_nce(q, p, n, **masks)
 
-    monkeypatch.setattr(embedding, "info_nce", spy)
+    monkeypatch.setattr(contrastive, "info_nce", spy)  # the step logic lives in contrastive.py
     config = EmbeddingTrainConfig(
         model=str(tiny_st_model), out=tmp_path / "out", batch_size=len(PAIRS), max_steps=1, hard_negatives=1,
         lr=1e-3, precision="fp32", progress=False, save=False, max_length=64,

@@ -5,16 +5,19 @@
 #   scripts/llamacpp_wheel.sh [PYTHON]        PYTHON defaults to `python` (the active venv's)
 #
 # llama-cpp-python ships only a source distribution on PyPI: every install compiles llama.cpp
-# (325 s on a busy 2-core machine). The wheel is built for the CPU it runs on (GGML_NATIVE=ON:
-# -march=native, so AVX-512, AVX512-BF16, VNNI and AMX are used where the CPU has them), without the
-# multimodal library finesift never loads (LLAVA_BUILD=OFF, most of the compile time), and kept in
-#   ${XDG_CACHE_HOME:-~/.cache}/finesift/wheels/llama-cpp-python-<version>-<python>-<platform>-<key>/
+# (about 4-5 minutes on a 2-core machine). The default wheel is portable (AVX2/FMA/F16C, any x86-64 CPU
+# since 2013), without the multimodal library finesift never loads (LLAVA_BUILD=OFF, most of the compile
+# time). LLAMACPP_BUILD=native builds for the CPU it runs on instead (GGML_NATIVE=ON: -march=native, so
+# AVX-512, AVX512-BF16, VNNI and AMX where the CPU reports them); it is opt-in because on the shared
+# development VM (2026-12-06) the native wheel died with SIGILL ("Illegal instruction") in llama_decode:
+# the CPU advertised instructions the VM does not execute. Wheels are kept in
+#   ${XDG_CACHE_HOME:-~/.cache}/finesift/wheels/llama-cpp-python-<version>-<python>-<platform>-<build>-<key>/
 # where <key> hashes the CMake flags and, for a native build, the CPU's model and flags: a wheel built
 # for one CPU is never installed on another. Later runs on the same machine install it in seconds.
-# If the native build fails, the portable build (AVX2/FMA/F16C, any x86-64 CPU since 2013) is built
-# instead, once; the log line "build: native|portable" says which one is installed. Environment:
+# If a native build fails to compile, the portable wheel is built instead, once; the log line
+# "build: native|portable" says which one is installed. Environment:
 #   LLAMACPP_VERSION     version to install (default: the pin in constraints/pinned.txt, else 0.3.16)
-#   LLAMACPP_BUILD       native (default) or portable
+#   LLAMACPP_BUILD       portable (default) or native (see above)
 #   LLAMACPP_CMAKE_ARGS  CMake flags for the build (overrides LLAMACPP_BUILD)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +28,7 @@ VERSION=${LLAMACPP_VERSION:-${pinned:-0.3.16}}
 COMMON="-DLLAVA_BUILD=OFF"
 NATIVE="-DGGML_NATIVE=ON $COMMON"
 PORTABLE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON $COMMON"
-case ${LLAMACPP_BUILD:-native} in
+case ${LLAMACPP_BUILD:-portable} in
   native) BUILD=native; FLAGS=$NATIVE ;;
   portable) BUILD=portable; FLAGS=$PORTABLE ;;
   *) echo "LLAMACPP_BUILD must be native or portable, not '$LLAMACPP_BUILD'" >&2; exit 2 ;;

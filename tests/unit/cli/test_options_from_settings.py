@@ -46,7 +46,7 @@ ARGS: dict[str, list[str]] = {
 #: Hand-written flags named like a setting that mean something else (their own defaults are theirs).
 OTHER_MEANING = {
     ("eval", "mode"): "eval's pipeline (dense, bm25, hybrid or rerank), not search.mode",
-    ("mteb", "batch_size"): "texts per batch mteb hands the encoder, not a remote backend's inputs per request",
+    ("mteb", "batch_size"): "texts per batch mteb hands the encoder, not a remote backend's batch",
     ("doctor", "gguf_type"): "the type doctor converts a model to, not the quantization to pick from a hub",
 }
 

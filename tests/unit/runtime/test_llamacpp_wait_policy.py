@@ -16,7 +16,15 @@ def fresh(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.delitem(sys.modules, "llama_cpp", raising=False)
     for name in llamacpp.WAIT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    # in a full test run torch (and its libgomp) is usually loaded already: pretend it is not
+    monkeypatch.setattr(llamacpp, "_openmp_loaded", lambda: False)
     return monkeypatch
+
+
+def test_nothing_is_set_once_openmp_is_loaded(fresh) -> None:
+    fresh.setattr(llamacpp, "_openmp_loaded", lambda: True)
+    with llamacpp._wait_policy():
+        assert "OMP_WAIT_POLICY" not in os.environ
 
 
 def test_passive_while_llama_cpp_loads_then_the_environment_is_restored(fresh) -> None:

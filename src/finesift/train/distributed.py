@@ -18,6 +18,8 @@ the single-process gradient on every rank, and the ranks' weights stay identical
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -89,6 +91,20 @@ def join(requested_device: str) -> World:
             torch.cuda.set_device(local)
         dist.init_process_group(backend="nccl" if gpu else "gloo", init_method="env://")
     return World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=local, owns_group=owns)
+
+
+@contextmanager
+def joined(requested_device: str, batch_size: int) -> Iterator[World]:
+    """This process's :class:`World` for one run: the global batch checked, the group left afterwards
+    (at once, without the closing barrier, when the run failed)."""
+    world = join(requested_device)
+    try:
+        world.check_batch(batch_size)
+        yield world
+    except BaseException:
+        leave(world, failed=True)
+        raise
+    leave(world)
 
 
 def leave(world: World, *, failed: bool = False) -> None:

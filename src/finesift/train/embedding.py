@@ -48,15 +48,8 @@ def train_embedding(
     slice of each global batch (:mod:`finesift.train.distributed`); rank 0 writes the files.
     """
     config.check()
-    world = dist.join(config.device)
-    try:
-        world.check_batch(config.batch_size)
-        result = _train(data, config, hub or HubSettings(), world)
-    except BaseException:
-        dist.leave(world, failed=True)
-        raise
-    dist.leave(world)
-    return result
+    with dist.joined(config.device, config.batch_size) as world:
+        return _train(data, config, hub or HubSettings(), world)
 
 
 def _train(

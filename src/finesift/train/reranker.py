@@ -234,15 +234,8 @@ def train_reranker(
     (BM25 or the frozen ``embedder``, seeded: deterministic); rank 0 writes the files.
     """
     config.check()
-    world = dist.join(config.device)
-    try:
-        world.check_batch(config.batch_size)
-        result = _train(data, config, embedder, on_step, hub or HubSettings(), world)
-    except BaseException:
-        dist.leave(world, failed=True)
-        raise
-    dist.leave(world)
-    return result
+    with dist.joined(config.device, config.batch_size) as world:
+        return _train(data, config, embedder, on_step, hub or HubSettings(), world)
 
 
 def _train(

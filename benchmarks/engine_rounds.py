@@ -4,7 +4,8 @@
         --rerank cache,nocache --embed bf16 --out benchmarks/results/engine-rounds.json
 
 Each (round, code, variant) runs in its own process with ``OMP_WAIT_POLICY=passive`` (spin-waiting
-turns other developers' load into fake CPU time), ``--threads`` torch threads, under ``nice``. On a
+turns other developers' load into fake CPU time; ``--wait-policy default`` measures OpenMP's own),
+``--threads`` torch threads, under ``nice -n 10`` (``--nice``). On a
 loaded machine wall time mostly measures the neighbours, so every entry also reports process CPU
 seconds; throughput per CPU-second × threads is what the work would run at on idle cores.
 Models: the true Qwen3-0.6B shape with transformers' default random init (``benchmarks/models.py``,
@@ -70,12 +71,15 @@ def run_one(args: argparse.Namespace, src: str, task: str, variant: str) -> dict
     env = {
         **os.environ,
         "PYTHONPATH": src,
-        "OMP_WAIT_POLICY": "passive",
         "OMP_NUM_THREADS": str(args.threads),
         "TOKENIZERS_PARALLELISM": "false",
         "PYTHONWARNINGS": "ignore",
     }
-    cmd = ["nice", "-n", "10", sys.executable, __file__, "--worker", task, variant, str(model), str(size)]
+    env = {k: v for k, v in env.items() if k != "OMP_WAIT_POLICY"}
+    if args.wait_policy == "passive":
+        env["OMP_WAIT_POLICY"] = "passive"
+    worker_argv = ["--worker", task, variant, str(model), str(size)]
+    cmd = ["nice", "-n", str(args.nice), sys.executable, __file__, *worker_argv]
     load = os.getloadavg()[0]
     proc = subprocess.run(
         [*cmd, "--shared", str(args.shared)], env=env, capture_output=True, text=True, check=False
@@ -99,6 +103,8 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=12)
     p.add_argument("--texts", type=int, default=16)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--nice", type=int, default=10, help="niceness of each run (0 on a quiet machine)")
+    p.add_argument("--wait-policy", choices=("passive", "default"), default="passive", help="OMP_WAIT_POLICY")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     if args.worker:
@@ -116,7 +122,8 @@ def main() -> None:
                 res = run_one(args, src, task, variant)
                 entries.append({"round": rnd, "code": name, "task": task, "variant": variant, **res})
                 print(json.dumps({k: v for k, v in entries[-1].items() if k != "values"}), file=sys.stderr)
-    text = json.dumps({"command": " ".join(sys.argv), "entries": entries}, indent=1)
+    meta = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    text = json.dumps({**meta, "wait_policy": args.wait_policy, "entries": entries}, indent=1)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
     else:

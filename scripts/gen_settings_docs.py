@@ -2,8 +2,9 @@
 
 Every field of :class:`finesift.settings.Settings` and of its sections becomes one row: the environment
 variable that sets it, its type, its default and its description (the field's ``description``, else the
-``#:`` comment above it in ``settings.py``). ``tests/unit/test_docs_generated.py`` fails when the committed
-page differs from what this script writes now, so the page cannot drift from the code.
+``#:`` comment above it in its ``finesift.settings`` module; a section inherits the comments of base classes
+in its own module). ``tests/unit/test_docs_generated.py`` fails when the committed page differs from what
+this script writes now, so the page cannot drift from the code.
 
     python scripts/gen_settings_docs.py            # rewrite the page
     python scripts/gen_settings_docs.py --check    # exit 1 when the page is out of date

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -40,6 +40,15 @@ def with_role(settings: Settings, role: str, **flags: Any) -> Settings:
     return settings.model_copy(
         update={role: validated(type(section), {**dict(section), **changes}, prefix=role)}
     )
+
+
+def with_models(
+    settings: Settings, *, embedding: Mapping[str, Any], reranker: Mapping[str, Any], **both: Any
+) -> Settings:
+    """``settings`` with both models' flags: ``embedding`` and ``reranker`` fields for one model each,
+    ``both`` (the ``both_models`` options: dtype, device, ...) for each; ``None`` flags are ignored."""
+    settings = with_role(settings, "embedding", **embedding, **both)
+    return with_role(settings, "reranker", **reranker, **both)
 
 
 def configure_logging(verbose: int) -> None:

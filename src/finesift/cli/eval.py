@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from finesift.cli.common import settings_of, with_role
+from finesift.cli.common import settings_of, with_models, with_role
 from finesift.cli.options import both_models, setting
 from finesift.errors import InvalidRequest
 from finesift.eval.config import MODES, EvalConfig, Mode
@@ -67,21 +67,10 @@ def eval_command(
     from finesift.eval.datasets import load_beir
     from finesift.eval.runner import Evaluator
 
-    settings = with_role(
+    settings = with_models(
         settings_of(ctx),
-        "embedding",
-        model=embedding_model,
-        backend=embedding_backend,
-        dtype=dtype,
-        device=device,
-        max_length=max_length,
-        gguf_type=gguf_type,
-    )
-    settings = with_role(
-        settings,
-        "reranker",
-        model=reranker_model,
-        backend=reranker_backend,
+        embedding={"model": embedding_model, "backend": embedding_backend, "max_length": max_length},
+        reranker={"model": reranker_model, "backend": reranker_backend},
         dtype=dtype,
         device=device,
         gguf_type=gguf_type,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from finesift.cli.common import settings_of, with_role
+from finesift.cli.common import settings_of, with_models, with_role
 from finesift.cli.options import both_models, setting
 from finesift.settings import Dtype, Settings
 
@@ -74,21 +74,14 @@ def mteb_command(
     from finesift.eval.mteb_tasks import resolve_tasks
     from finesift.rerank.factory import build_reranker
 
-    settings = with_role(
+    settings = with_models(
         settings_of(ctx),
-        "embedding",
-        model=model,
-        backend=embedding_backend,
-        dtype=dtype,
-        device=device,
-        gguf_type=gguf_type,
-        max_length=set_window(benchmark, max_length),
-    )
-    settings = with_role(
-        settings,
-        "reranker",
-        model=reranker,
-        backend=reranker_backend,
+        embedding={
+            "model": model,
+            "backend": embedding_backend,
+            "max_length": set_window(benchmark, max_length),
+        },
+        reranker={"model": reranker, "backend": reranker_backend},
         dtype=dtype,
         device=device,
         gguf_type=gguf_type,

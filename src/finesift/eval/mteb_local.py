@@ -45,8 +45,19 @@ class LocalData:
     languages: Sequence[str] = field(default_factory=lambda: ["eng-Latn"])
 
 
-def local_retrieval_task(name: str, data: LocalData, *, main_score: str | None = None) -> Any:
-    """An mteb retrieval task named ``name`` whose data is ``data`` (already loaded, never fetched)."""
+def local_retrieval_task(
+    name: str,
+    data: LocalData,
+    *,
+    main_score: str | None = None,
+    description: str | None = None,
+    dataset: Mapping[str, str] | None = None,
+) -> Any:
+    """An mteb retrieval task named ``name`` whose data is ``data`` (already loaded, never fetched).
+
+    ``description`` becomes the task's instruction (the Qwen3 rule); ``dataset`` is mteb's
+    ``{"path", "revision"}``: mteb keeps a result only while the revision is the same.
+    """
     mteb = import_mteb()
     kind = "Retrieval"
     if data.changed_qrels is not None:
@@ -55,9 +66,9 @@ def local_retrieval_task(name: str, data: LocalData, *, main_score: str | None =
         kind = "Reranking"
     metadata = mteb.TaskMetadata(
         name=name,
-        description=f"{name}: local data evaluated offline by finesift.",
+        description=description or f"{name}: local data evaluated offline by finesift.",
         reference=None,
-        dataset={"path": f"local/{name}", "revision": "local"},
+        dataset=dict(dataset or {"path": f"local/{name}", "revision": "local"}),
         type=kind,
         category="t2t",
         modalities=["text"],
@@ -81,13 +92,21 @@ def local_retrieval_task(name: str, data: LocalData, *, main_score: str | None =
 def beir_task(root: str | Path, *, split: str = "test", name: str | None = None) -> Any:
     """A BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``) as an mteb task.
 
-    Document text is ``title + " " + text`` (stripped), as in :func:`load_beir` and in mteb.
+    Named after the folder; document text is ``title + " " + text`` (stripped), as in
+    :func:`load_beir` and in mteb. The dataset revision is the corpus hash, so a result that
+    ``finesift mteb`` kept for the folder is run again once its documents change.
     """
-    beir = load_beir(root, split)
+    path = Path(root).expanduser().resolve()
+    beir = load_beir(path, split)
     data = LocalData(
         dict(zip(beir.doc_ids, beir.doc_texts, strict=True)), beir.queries, beir.qrels, split=split
     )
-    return local_retrieval_task(name or beir.name, data)
+    return local_retrieval_task(
+        name or path.name,
+        data,
+        description=f"Given a query, retrieve relevant documents from the local BEIR folder {path.name}.",
+        dataset={"path": str(path), "revision": beir.corpus_hash()},
+    )
 
 
 def _class_name(name: str) -> str:

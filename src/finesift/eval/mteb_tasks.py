@@ -13,6 +13,7 @@ from typing import Any
 
 from finesift.errors import InvalidRequest
 from finesift.eval.mteb import import_mteb
+from finesift.eval.mteb_local import beir_task
 
 
 def resolve_tasks(names: Sequence[str], benchmark: str | None, *, split: str = "test") -> list[Any]:
@@ -20,7 +21,7 @@ def resolve_tasks(names: Sequence[str], benchmark: str | None, *, split: str = "
     if not names and not benchmark:
         raise InvalidRequest("name the tasks: --tasks NAME[,NAME...] (or a BEIR folder) or --benchmark NAME")
     mteb = import_mteb()
-    tasks = [_beir_task(Path(n), split) for n in names if _is_beir_folder(n)]
+    tasks = [beir_task(n, split=split) for n in names if _is_beir_folder(n)]
     wanted = [n for n in names if not _is_beir_folder(n)]
     if benchmark:
         wanted += [n for n in benchmark_tasks(benchmark) if n not in wanted]
@@ -67,47 +68,3 @@ def benchmark_tasks(name: str) -> list[str]:
 def _is_beir_folder(name: str) -> bool:
     path = Path(name)
     return path.is_dir() and (path / "corpus.jsonl").is_file()
-
-
-def _beir_task(path: Path, split: str) -> Any:
-    """An mteb retrieval task over a BEIR folder's ``split`` (document text: title + text)."""
-    from datasets import Dataset
-    from mteb.abstasks.retrieval import AbsTaskRetrieval
-    from mteb.abstasks.task_metadata import TaskMetadata
-
-    from finesift.eval.datasets import load_beir
-
-    data = load_beir(path, split)
-    metadata = TaskMetadata(
-        name=path.resolve().name,
-        type="Retrieval",
-        description=f"Given a query, retrieve relevant documents from the local BEIR folder {path.name}.",
-        reference=None,
-        dataset={"path": str(path.resolve()), "revision": data.corpus_hash()},
-        category="t2t",
-        eval_splits=[split],
-        eval_langs=["eng-Latn"],
-        main_score="ndcg_at_10",
-        date=None,
-        domains=None,
-        task_subtypes=None,
-        license=None,
-        annotations_creators=None,
-        dialect=None,
-        modalities=["text"],
-        sample_creation=None,
-        bibtex_citation=None,
-    )
-
-    def load_data(self: Any, num_proc: int | None = None, **kwargs: Any) -> None:
-        queries = Dataset.from_list([{"id": q, "text": t} for q, t in data.queries.items()])
-        corpus = Dataset.from_list(
-            [{"id": d, "text": t} for d, t in zip(data.doc_ids, data.doc_texts, strict=True)]
-        )
-        qrels = {q: dict(judged) for q, judged in data.qrels.items() if q in data.queries}
-        split_data = {"queries": queries, "corpus": corpus, "relevant_docs": qrels, "top_ranked": None}
-        self.dataset = {"default": {split: split_data}}
-        self.data_loaded = True
-
-    cls = type("LocalBeirTask", (AbsTaskRetrieval,), {"metadata": metadata, "load_data": load_data})
-    return cls()

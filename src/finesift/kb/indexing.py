@@ -14,7 +14,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -24,7 +24,8 @@ import numpy as np
 from finesift.errors import FinesiftError, InvalidRequest, TooLarge
 from finesift.ingest.chunking import TokenCounter, chunk_document
 from finesift.ingest.limits import NO_CAPS, Caps, refusal
-from finesift.ingest.loaders import load_bytes
+from finesift.ingest.loaders import file_type_of, load_bytes
+from finesift.ingest.normalize import normalize_text
 from finesift.ingest.workers import parser_for
 from finesift.lexical import tokenize
 from finesift.store.base import DocumentWrite, VectorStore
@@ -296,6 +297,20 @@ class IndexJob:
 
 
 _Job = TypeVar("_Job", bound=IndexJob)
+
+
+def prepared_loader(doc: Document) -> Callable[[], Document]:
+    """A loader for an in-memory document: its text normalised like a file's (paged text kept as is)."""
+
+    def load() -> Document:
+        if doc.page_starts:
+            return doc
+        text = normalize_text(doc.text)
+        if not text.strip():
+            raise InvalidRequest(f"{doc.source}: no text to index")
+        return replace(doc, text=text, file_type=doc.file_type or file_type_of(doc.source))
+
+    return load
 
 
 def content_tokens(count: Callable[[Sequence[str]], list[int]], texts: Sequence[str]) -> list[int]:

@@ -19,11 +19,7 @@ background instead, with :meth:`optimize_due` and :meth:`optimize`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
-import shutil
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,8 +28,6 @@ import numpy as np
 
 from finesift.embedding.embedder import Embedder, validate_dim
 from finesift.errors import Conflict, InvalidRequest, NotFound
-from finesift.ingest.loaders import file_type_of
-from finesift.ingest.normalize import normalize_text
 from finesift.kb import manifest as mf
 from finesift.kb.compaction import Compaction
 from finesift.kb.indexing import (
@@ -43,10 +37,11 @@ from finesift.kb.indexing import (
     content_tokens,
     doc_id_for,
     find_files,
+    prepared_loader,
     source_name,
 )
 from finesift.kb.spec import KBSpec, build_kb_embedder, build_kb_reranker, check_choices, new_kb_spec
-from finesift.kb.stores import drop_server_data, lance_options, store_token
+from finesift.kb.stores import create_kb_dir, drop_kb_dir, lance_options, store_token
 from finesift.rerank.base import Reranker
 from finesift.retrieval.pipeline import RetrievalPipeline, SearchOptions
 from finesift.retrieval.request import SearchRequest
@@ -120,20 +115,7 @@ class KnowledgeBase:
         manifest = spec.manifest(
             name, embedder, dim, created_at=datetime.now(UTC).isoformat(timespec="seconds")
         )
-        staging = mf.kbs_dir(settings.home) / f".staging-{name}-{uuid.uuid4().hex[:8]}"
-        staging.mkdir(parents=True)
-        try:
-            open_store(
-                manifest.store, staging / "store", dimension=dim, create=True, token=store_token(settings)
-            ).close()
-            mf.write_manifest(staging, manifest)
-            os.rename(staging, target)
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise Conflict(f"cannot create knowledge base {name!r}: {exc}") from exc
-        except Exception:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        create_kb_dir(target, manifest, settings)
         return cls.open(name, settings=settings, embedder=embedder, reranker=reranker)
 
     @classmethod
@@ -207,14 +189,7 @@ class KnowledgeBase:
     def drop(name: str, *, settings: Settings | None = None) -> None:
         """Delete a KB and its files (refused while a writer holds it)."""
         settings = settings or Settings()
-        path = mf.kb_dir(settings.home, name)
-        mf.read_manifest(path, name)
-        with mf.writer_lock(path, name):
-            manifest = mf.read_manifest(path, name)
-            drop_server_data(manifest, mf.store_path(path, manifest), settings)
-            trash = path.with_name(f".trash-{name}-{uuid.uuid4().hex[:8]}")
-            os.rename(path, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        drop_kb_dir(mf.kb_dir(settings.home, name), name, settings)
 
     def close(self) -> None:
         self.store.close()
@@ -308,7 +283,9 @@ class KnowledgeBase:
         with mf.writer_lock(self.path, self.name):
             job = self._job()
             for doc in documents:
-                job.add_bytes(doc.source, doc.text.encode("utf-8", "surrogatepass"), loader=_prepared(doc))
+                job.add_bytes(
+                    doc.source, doc.text.encode("utf-8", "surrogatepass"), loader=prepared_loader(doc)
+                )
             job.flush()
             self.compaction.after_write()
             return job.report()
@@ -374,20 +351,6 @@ class KnowledgeBase:
             "documents": len(snap.documents()), "chunks": snap.count_chunks(), "version": snap.version,
             "fingerprint": m.fingerprint,
         }  # fmt: skip
-
-
-def _prepared(doc: Document) -> Callable[[], Document]:
-    """A loader for an in-memory document: its text normalised like a file's (paged text kept as is)."""
-
-    def load() -> Document:
-        if doc.page_starts:
-            return doc
-        text = normalize_text(doc.text)
-        if not text.strip():
-            raise InvalidRequest(f"{doc.source}: no text to index")
-        return dataclasses.replace(doc, text=text, file_type=doc.file_type or file_type_of(doc.source))
-
-    return load
 
 
 def open_or_create(name: str, *, settings: Settings, choices: dict[str, Any] | None = None) -> KnowledgeBase:

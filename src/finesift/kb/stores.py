@@ -1,9 +1,14 @@
-"""Opening a KB's store: the server store's token, the LanceDB index knobs, dropping a server store's data."""
+"""A KB's folder and store: creating both at once, the server store's token, the LanceDB index knobs,
+dropping a KB with its server store's data."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 from pathlib import Path
 
+from finesift.errors import Conflict
 from finesift.kb import manifest as mf
 from finesift.settings import Settings
 from finesift.store.lance_index import LanceIndexOptions
@@ -31,3 +36,38 @@ def drop_server_data(manifest: mf.Manifest, path: Path, settings: Settings) -> N
     if destroy is not None:
         destroy()
     store.close()
+
+
+def create_kb_dir(target: Path, manifest: mf.Manifest, settings: Settings) -> None:
+    """The KB folder ``target`` with an empty store and ``manifest``, built in a staging folder and renamed
+    into place (a crash leaves no half-made KB); :class:`Conflict` when the files cannot be written."""
+    name = manifest.name
+    staging = target.parent / f".staging-{name}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        open_store(
+            manifest.store,
+            staging / "store",
+            dimension=manifest.dim,
+            create=True,
+            token=store_token(settings),
+        ).close()
+        mf.write_manifest(staging, manifest)
+        os.rename(staging, target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise Conflict(f"cannot create knowledge base {name!r}: {exc}") from exc
+    except Exception:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def drop_kb_dir(path: Path, name: str, settings: Settings) -> None:
+    """Delete the KB at ``path`` and its server store's data, under the writer lock (refused while held)."""
+    mf.read_manifest(path, name)
+    with mf.writer_lock(path, name):
+        manifest = mf.read_manifest(path, name)
+        drop_server_data(manifest, mf.store_path(path, manifest), settings)
+        trash = path.with_name(f".trash-{name}-{uuid.uuid4().hex[:8]}")
+        os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)

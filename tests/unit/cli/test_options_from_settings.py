@@ -294,3 +294,20 @@ def test_synth_temperature_comes_from_the_environment(
     monkeypatch.setenv("FINESIFT_SYNTH__TEMPERATURE", "0.3")
     CliRunner().invoke(app, ["synth", "--kb", "nope", "--out", str(tmp_path / "o")])
     assert caught[-1].llm.temperature == 0.3
+
+
+def test_both_models_flags_build_both_sections_once() -> None:
+    """eval and mteb build both models' settings through one helper: per-model flags go to their model,
+    the ``both_models`` flags to each, ``None`` flags leave the settings alone."""
+    from finesift.cli.common import with_models
+    from finesift.errors import InvalidRequest
+
+    base = Settings()
+    both = with_models(
+        base, embedding={"model": "e", "max_length": 512}, reranker={"model": None}, device="cpu", dtype=None
+    )
+    assert (both.embedding.model, both.embedding.max_length) == ("e", 512)
+    assert both.reranker.model == base.reranker.model and both.reranker.dtype == base.reranker.dtype
+    assert both.embedding.device == both.reranker.device == "cpu"
+    with pytest.raises(InvalidRequest, match=r"reranker\.max_length"):
+        with_models(base, embedding={}, reranker={"max_length": 1})

@@ -143,3 +143,20 @@ def test_unknown_names_and_offline_data_are_one_line_errors(
     run = MTEBRun(output=tmp_path / "out", first_stage_dir=tmp_path / "first")
     with pytest.raises(NotFound, match=r"HF_DATASETS_CACHE.*HF_DATASETS_OFFLINE=1"):
         run.run_embedder(MTEBEncoder(load_embedder("fake")), [task])
+
+
+def test_a_beir_folder_task_is_versioned_by_its_corpus(tmp_path: Path) -> None:
+    """One builder for both faces; its revision (the corpus hash) is what lets a resumed run redo a
+    folder whose documents changed (mteb keeps a result only for the same dataset revision)."""
+    from finesift.eval.datasets import load_beir
+    from finesift.eval.mteb_local import beir_task
+
+    folder = write_beir(tmp_path, docs=10)
+    task = beir_task(folder)
+    assert task.metadata.name == "protocol"
+    assert task.metadata.revision == load_beir(folder, "test").corpus_hash()
+    [cli_task] = resolve_tasks([str(folder)], None)
+    assert cli_task.metadata.dataset == task.metadata.dataset
+    with (folder / "corpus.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write('\n{"_id": "d99", "title": "", "text": "a new note"}')
+    assert beir_task(folder).metadata.revision != task.metadata.revision

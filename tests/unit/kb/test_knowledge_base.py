@@ -150,3 +150,25 @@ def test_missing_path_is_refused_before_work(kb_settings: Settings, tmp_path: Pa
     with pytest.raises(InvalidRequest, match="no such file or folder"):
         kb.add([tmp_path / "nope"])
     assert kb.documents() == []
+
+
+def test_a_failed_create_leaves_nothing_and_drop_removes_everything(
+    kb_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The KB folder appears whole or not at all (built in a staging folder, then renamed)."""
+    from finesift.kb import manifest as mf
+
+    kbs = mf.kbs_dir(kb_settings.home)
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(mf, "write_manifest", full_disk)
+        with pytest.raises(Conflict, match=r"cannot create knowledge base 'hb': .*No space left"):
+            KnowledgeBase.create("hb", settings=kb_settings, embedder=load_embedder("fake"))
+    assert list(kbs.iterdir()) == []
+    KnowledgeBase.create("hb", settings=kb_settings, embedder=load_embedder("fake")).close()
+    assert [p.name for p in kbs.iterdir()] == ["hb"]
+    KnowledgeBase.drop("hb", settings=kb_settings)
+    assert list(kbs.iterdir()) == [] and not KnowledgeBase.exists("hb", settings=kb_settings)

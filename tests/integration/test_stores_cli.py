@@ -87,7 +87,7 @@ def test_migrate_lancedb_to_milvus_and_pgvector_keeps_the_top_10(
 def test_store_uri_on_creation_and_drop_removes_the_collections(
     monkeypatch, capsys, tmp_path: Path, corpus: Path, milvus_uri: str
 ) -> None:
-    from finesift.store.milvus import connect_client
+    from finesift.store.milvus_client import connect_client
 
     home = tmp_path / "home"
     args = ["index", str(corpus), "--kb", "m", "--embedding-model", "fake", "--reranker-model", "none"]

@@ -19,7 +19,8 @@ twice the writes of a first insert.
 
 Lexical search is BM25 inside Milvus (see :mod:`finesift.store.milvus_schema`), filtered like dense
 search, so no client reads all chunk rows. Collections without ``lex`` (created before) fall back
-to an in-memory index of every chunk, with a warning.
+to an in-memory index of every chunk, with a warning. On Milvus Lite each commit ends with a flush, so
+that searches run on indexed segments (see :mod:`finesift.store.milvus_client`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from finesift.errors import InvalidRequest, MissingDependency, StoreError
 from finesift.store import generations as g
 from finesift.store.base import DocumentWrite, Filters, ScoredChunk, StoreSnapshot, validate_write
 from finesift.store.lexical_text import joined_terms
+from finesift.store.milvus_client import connect_client, is_lite, quiet_client_logs, seal
 from finesift.store.milvus_schema import (
     LEX_FIELD,
     SPARSE_FIELD,
@@ -51,12 +53,6 @@ from finesift.types import Chunk, DocumentInfo
 log = logging.getLogger(__name__)
 CHUNK_FIELDS = ["doc_id", "idx", "text", "start", "end", "page", "source", "file_type"]
 PAGE = 4_000
-#: Seconds a client waits for the server to answer its first call (pymilvus's default, 10 s, is too short
-#: for a busy machine: the connection then fails with "server unavailable" although the server is up).
-CONNECT_TIMEOUT_S = 60.0
-#: gRPC keepalive no more often than a default gRPC server accepts (5 min): pymilvus pings every 10 s, which a
-#: milvus-lite server answers with GOAWAY "too_many_pings", leaving a shared connection that cannot recover.
-GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000}
 #: Every field of each collection (upserts rewrite whole rows).
 FIELDS = {
     "chunks": ["pk", "doc_key", "doc_id", "gen", "superseded", "idx", "source", "file_type", "text", "start",
@@ -71,32 +67,6 @@ def _no_fault(step: str) -> None:
 
 #: Test seam: called with a step name at each point of the commit path.
 fault_hook: Callable[[str], None] = _no_fault
-
-
-def quiet_client_logs() -> None:
-    """Silence pymilvus's RPC error logs (each error reaches the caller as a StoreError) and the
-    in-process Milvus Lite server's log of an RPC it does not implement (harmless, logged per call)."""
-    for name in ("pymilvus", "grpc._server"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-def _pymilvus() -> Any:
-    try:
-        import pymilvus
-    except ImportError as exc:
-        raise MissingDependency("pymilvus", "milvus", "needed by the Milvus store") from exc
-    return pymilvus
-
-
-def connect_client(uri: str, token: str | None) -> Any:
-    """A ``MilvusClient``; when pymilvus's shared connection to ``uri`` is broken, a dedicated one."""
-    pymilvus = _pymilvus()
-    quiet_client_logs()  # after the import, which sets pymilvus's log levels
-    kwargs = {"uri": uri, "token": token or "", "timeout": CONNECT_TIMEOUT_S, "grpc_options": GRPC_OPTIONS}
-    try:
-        return pymilvus.MilvusClient(**kwargs)
-    except pymilvus.exceptions.MilvusException:
-        return pymilvus.MilvusClient(**kwargs, dedicated=True)
 
 
 class MilvusSnapshot:
@@ -195,6 +165,7 @@ class MilvusStore:
             raise StoreError(f"cannot connect to Milvus at {location.uri}: {exc}; is it running?") from exc
         self._snapshot: MilvusSnapshot | None = None
         self._dimension, self.bm25_in_store = self._read_schema()
+        self.lite = self._call("version", is_lite, self._client)
         self.fields = {"chunks": FIELDS["chunks"] + [LEX_FIELD] * self.bm25_in_store, "docs": FIELDS["docs"]}
         if not self.bm25_in_store:
             log.warning(
@@ -313,6 +284,8 @@ class MilvusStore:
             {"seq": seq, "at": time.time(), "v": [0.0, 0.0]}
         ])  # fmt: skip
         self._purge(seq)
+        if self.lite:
+            seal(self._client, [self.name(p) for p in ("chunks", "docs", "commits")])
         return seq
 
     def _chunk_rows(self, write: DocumentWrite, gen: int) -> list[dict[str, Any]]:

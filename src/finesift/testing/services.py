@@ -38,7 +38,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.
 def wait_for_milvus(uri: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
     """Until the server answers a request: its port opens before it serves, and a loaded machine
     can take many seconds in between (clients that connect then fail with 'server unavailable')."""
-    from finesift.store.milvus import connect_client
+    from finesift.store.milvus_client import connect_client
 
     deadline = time.monotonic() + timeout
     while True:

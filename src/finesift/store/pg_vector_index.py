@@ -102,6 +102,9 @@ def build(cur: Any, sql: Any, options: dict[str, str]) -> bool:
     if mem_mb > int(cur.fetchone()[0]):  # never lower what the server's administrator set
         cur.execute(f"SET LOCAL maintenance_work_mem = '{mem_mb}MB'")
     cur.execute(sql(create_sql(options)))
+    # Statistics of the rows a bulk write added: without them the planner takes the visibility
+    # filter for selective and sorts an exact scan (212 ms) instead of the index scan (3 ms).
+    cur.execute(sql("ANALYZE {chunks}, {post}"))
     cur.execute(sql("UPDATE {meta} SET indexed_rows = (SELECT count(*) FROM {chunks}), added_rows = 0"))
     return True
 

@@ -4,7 +4,8 @@ A store that keeps versions (LanceDB) counts the versions written since its last
 ``kb.optimize_versions`` piled up, a write compacts it (or, for a KB opened with ``auto=False`` as
 the server opens them, leaves it to the caller, who runs it in the background). Compaction leaves
 the content unchanged and prunes versions older than ``kb.optimize_keep`` seconds, which readers of
-older snapshots may still hold. Stores that compact themselves (Milvus, PostgreSQL) have nothing to do.
+older snapshots may still hold. Milvus compacts itself; the pgvector store says itself when it has work
+(``optimize_due``: its HNSW index was dropped for a bulk write and is to be built again).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ class Compaction:
     auto: bool = True
 
     def due(self) -> bool:
-        """Whether ``kb.optimize_versions`` store versions were written since the last compaction."""
+        """Whether the store says it has work, or ``kb.optimize_versions`` versions were written since."""
+        own = getattr(self.store, "optimize_due", None)
+        if own is not None and own():
+            return True
         versions = getattr(self.store, "versions_since_optimize", None)
         return versions is not None and versions() >= self.settings.optimize_versions
 

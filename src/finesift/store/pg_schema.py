@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from finesift.errors import InvalidRequest
+from finesift.store import pg_vector_index as pv
 from finesift.store.pg_lexical import POSTINGS, STATS_COLUMNS
-
-INDEXES = {"hnsw": "hnsw", "ivf": "ivfflat", "ivfflat": "ivfflat", "none": ""}
+from finesift.store.pg_vector_index import INDEXES
 
 
 def render(prefix: str, text: str) -> str:
@@ -14,6 +14,8 @@ def render(prefix: str, text: str) -> str:
     names["post"] = f'"{prefix}_postings"'
     names["gin"] = f'"{prefix}_terms_gin"'  # the GIN index over the terms of tables before the postings
     names["docs_superseded"] = f'"{prefix}_docs_superseded"'
+    names["hnsw"] = f'"{prefix}_hnsw"'  # tables from before have PostgreSQL's name for it (found by type)
+    names["ivf"] = f'"{prefix}_ivf"'
     return text.format(**names)
 
 
@@ -38,12 +40,9 @@ def ddl(dimension: int, options: dict[str, str]) -> list[str]:
         f"INSERT INTO {{meta}} (seq, dim, committed_at) VALUES (0, {dimension}, 0)",
         "CREATE TABLE {log} (seq bigint PRIMARY KEY, at double precision NOT NULL)",
         STATS_COLUMNS,
+        pv.COLUMNS,
         *POSTINGS,
     ]
     if kind == "hnsw":
-        m, ef = int(options.get("m", 16)), int(options.get("ef_construction", 64))
-        ddl.append(
-            "CREATE INDEX ON {chunks} USING hnsw (vector vector_ip_ops) "
-            f"WITH (m = {m}, ef_construction = {ef})"
-        )
+        ddl.append(pv.create_sql(options))
     return ddl

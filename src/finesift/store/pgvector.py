@@ -8,8 +8,9 @@ sequence number: all or nothing, durable on COMMIT, one writer at a time. Reader
 number ``V`` and see versions with ``gen <= V`` not superseded at ``V``, so a snapshot stays frozen
 without holding a transaction open; superseded versions are purged ``retention_s`` after they were
 replaced. Dense search uses an HNSW (default) or IVFFlat index with iterative scans, so metadata
-filters apply before the top-k. Lexical search is BM25 computed by PostgreSQL over a postings table
-written with the chunks (:mod:`finesift.store.pg_lexical`).
+filters apply before the top-k; a bulk write drops the HNSW index and compaction builds it again
+(:mod:`finesift.store.pg_vector_index`), exact search in between. Lexical search is BM25 computed
+by PostgreSQL over a postings table written with the chunks (:mod:`finesift.store.pg_lexical`).
 """
 
 from __future__ import annotations
@@ -29,14 +30,16 @@ import numpy as np
 from finesift.errors import MissingDependency, StoreError
 from finesift.store import generations as g
 from finesift.store import pg_lexical as pl
+from finesift.store import pg_vector_index as pv
 from finesift.store.base import DocumentWrite, Filters, ScoredChunk, StoreSnapshot, validate_write
-from finesift.store.pg_schema import INDEXES, ddl, render
+from finesift.store.pg_schema import ddl, render
 from finesift.types import Chunk, DocumentInfo
 
 log = logging.getLogger(__name__)
 CHUNK_COLS = "doc_id, idx, text, start_char AS start, end_char AS end, page, source, file_type"
-#: Rows per IVF list before the IVFFlat index is built (search is exact until then).
-IVF_ROWS_PER_LIST = 50
+#: The chunk columns a commit writes (binary COPY), and their types.
+COPY_COLS = "doc_id, gen, idx, source, file_type, text, start_char, end_char, page, terms, vector"
+COPY_TYPES = ["text", "int8", "int4", "text", "text", "text", "int8", "int8", "int4", "text[]", "vector"]
 
 
 def _no_fault(step: str) -> None:
@@ -59,9 +62,10 @@ def _psycopg() -> Any:
 
 
 def parse_uri(uri: str) -> tuple[str, dict[str, str]]:
-    """``(libpq conninfo, options)``; options: index, m, ef_construction, lists, ef_search, probes."""
+    """``(libpq conninfo, options)``; options: index, m, ef_construction, lists, ef_search, probes,
+    maintenance_work_mem_mb (for building the HNSW index)."""
     parts = urlsplit(uri)
-    ours = {"index", "m", "ef_construction", "lists", "ef_search", "probes"}
+    ours = {"index", "m", "ef_construction", "lists", "ef_search", "probes", "maintenance_work_mem_mb"}
     query = parse_qsl(parts.query)
     options = {k: v for k, v in query if k in ours}
     rest = "&".join(f"{k}={v}" for k, v in query if k not in ours)
@@ -170,7 +174,6 @@ class PgVectorStore:
         self._open: list[Any] = []
         self._open_lock = threading.Lock()
         self._closed = False
-        self._ivf_ready = False
         self._snapshot: PgSnapshot | None = None
         rows = self.fetch("SELECT dim FROM {meta}")
         if not rows:
@@ -179,13 +182,15 @@ class PgVectorStore:
         self._migrate()
 
     def _migrate(self) -> None:
-        """Give tables written before the postings table their term arrays and postings (in the server)."""
-        if tuple(self.fetch(pl.LAYOUT)[0]) == ("text[]", True):
+        """Give tables written before the postings table their term arrays and postings (in the server),
+        and the meta row its index bookkeeping."""
+        if tuple(self.fetch(pl.LAYOUT)[0]) == ("text[]", True) and self.fetch(pv.HAS_COLUMNS)[0][0]:
             return
         psycopg = _psycopg()
         try:
             with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 cur.execute(self.sql("SELECT seq FROM {meta} FOR UPDATE"))  # one migrating process at a time
+                cur.execute(self.sql(pv.COLUMNS))
                 if pl.migrate(cur, self.sql):
                     log.warning("pgvector store %s: built its BM25 postings for store-side search (once)",
                                 self.location.prefix)  # fmt: skip
@@ -257,6 +262,8 @@ class PgVectorStore:
             with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 cur.execute(self.sql("SELECT seq FROM {meta} FOR UPDATE"))
                 seq = int(cur.fetchone()[0]) + 1
+                if pv.wanted(self.options):
+                    pv.before_insert(cur, self.sql, sum(len(w.chunks) for w in upserts))
                 cur.execute(self.sql("SELECT n_chunks, n_terms FROM {log} WHERE seq = %s"), [seq - 1])
                 before = cur.fetchone()
                 cur.execute(self.sql(pl.SUPERSEDE), [seq, ids])
@@ -266,7 +273,7 @@ class PgVectorStore:
                     [seq, ids],
                 )
                 self._insert(cur, upserts, seq)
-                self._build_ivf(cur)
+                pv.build_ivf(cur, self.sql, self.options)
                 cur.execute(self.sql("UPDATE {meta} SET seq = %s, committed_at = %s"), [seq, time.time()])
                 self._purge(cur, seq, self._totals(cur, before, gone, upserts))
         except psycopg.Error as exc:
@@ -287,13 +294,11 @@ class PgVectorStore:
     def _insert(self, cur: Any, upserts: Sequence[DocumentWrite], seq: int) -> None:
         rows = [r for w in upserts for r in g.chunk_rows(w, seq)]
         terms = [list(t) for w in upserts for t in w.terms]
-        cols = "doc_id, gen, idx, source, file_type, text, start_char, end_char, page, terms, vector"
-        with cur.copy(self.sql(f"COPY {{chunks}} ({cols}) FROM STDIN")) as copy:
+        keys = ("doc_id", "gen", "idx", "source", "file_type", "text", "start", "end", "page")
+        with cur.copy(self.sql(f"COPY {{chunks}} ({COPY_COLS}) FROM STDIN (FORMAT BINARY)")) as copy:
+            copy.set_types(COPY_TYPES)  # binary: no float formatting here, no parsing in the server
             for r, t in zip(rows, terms, strict=True):
-                values = [
-                    r[k] for k in ("doc_id", "gen", "idx", "source", "file_type", "text", "start", "end")
-                ]
-                copy.write_row([*values, r["page"], t, _vector_text(r["vector"])])
+                copy.write_row([*(r[k] for k in keys), t, r["vector"]])
         cur.execute(self.sql(pl.FILL_COMMIT), [[w.info.doc_id for w in upserts], seq])
         fault_hook("chunks_added")
         cur.executemany(
@@ -301,29 +306,6 @@ class PgVectorStore:
             [(w.info.doc_id, seq, g.info_json(w.info)) for w in upserts],
         )
         fault_hook("documents_written")
-
-    def _build_ivf(self, cur: Any) -> None:
-        """Create the IVFFlat index once the table holds enough rows to train its lists on.
-
-        IVFFlat learns its centroids from the rows present when it is built, so an index built on
-        an empty table is useless; until the table holds ``IVF_ROWS_PER_LIST`` rows per list,
-        search is exact. Rebuild it (``REINDEX``) after the data has grown several times over.
-        """
-        if self._ivf_ready or INDEXES.get(self.options.get("index", "hnsw").lower()) != "ivfflat":
-            return
-        name = f"{self.location.prefix}_ivf"
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [f'"{name}"'])
-        if cur.fetchone()[0]:
-            self._ivf_ready = True
-            return
-        lists = int(self.options.get("lists", 100))
-        cur.execute(self.sql("SELECT count(*) FROM {chunks}"))
-        if int(cur.fetchone()[0]) >= IVF_ROWS_PER_LIST * lists:
-            cur.execute(
-                self.sql(f'CREATE INDEX "{name}" ON {{chunks}} USING ivfflat (vector vector_ip_ops) ')
-                + f"WITH (lists = {lists})"
-            )
-            self._ivf_ready = True
 
     def _purge(self, cur: Any, seq: int, totals: tuple[int, int]) -> None:
         """Log this commit (time, BM25 totals); delete versions superseded more than ``retention_s`` ago."""
@@ -341,6 +323,23 @@ class PgVectorStore:
             cur.execute(self.sql(f"DELETE FROM {table} WHERE superseded > 0 AND superseded <= %s"), [horizon])
         cur.execute(self.sql("DELETE FROM {log} WHERE seq < %s"), [horizon])
 
+    def optimize_due(self) -> bool:
+        """Whether compaction has work: the HNSW index was dropped for a bulk write."""
+        return pv.wanted(self.options) and not self.fetch(pv.FIND)
+
+    def optimize(self, *, keep: Any = None) -> None:
+        """Build the HNSW index dropped for a bulk write (one transaction; commits wait for it)."""
+        if not pv.wanted(self.options):
+            return
+        psycopg = _psycopg()
+        try:
+            with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                cur.execute(self.sql("SELECT seq FROM {meta} FOR UPDATE"))  # one writer at a time
+                if pv.build(cur, self.sql, self.options):
+                    log.info("pgvector store %s: built its HNSW index", self.location.prefix)
+        except psycopg.Error as exc:
+            raise StoreError(f"building the HNSW index failed on {self.location.uri}: {exc}") from exc
+
     def close(self) -> None:
         self._snapshot = None
         self._closed = True
@@ -354,10 +353,6 @@ class PgVectorStore:
         with self.connection() as conn, conn.transaction():
             for table in ("{chunks}", "{docs}", "{meta}", "{log}", "{post}"):
                 conn.execute(self.sql(f"DROP TABLE IF EXISTS {table}"))
-
-
-def _vector_text(vector: np.ndarray) -> str:
-    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
 
 
 def connect(conninfo: str, uri: str) -> Any:

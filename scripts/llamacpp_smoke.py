@@ -24,7 +24,7 @@ import tempfile
 from array import array
 from pathlib import Path
 
-HIDDEN, FFN, VOCAB, LAYERS, HEADS, KV_HEADS, HEAD_DIM = 256, 512, 512, 2, 4, 2, 64
+HIDDEN, FFN, VOCAB, LAYERS, HEADS, KV_HEADS, HEAD_DIM = 256, 512, 256, 2, 4, 2, 64
 #: llama.cpp's file types (enum llama_ftype) for the quantized copies.
 TYPES = {"f16": 1, "q8_0": 7, "q4_k_m": 15}
 PROMPT = 48  # tokens: a batch large enough for the matrix-matrix kernels (AMX tiles take 16 rows)

@@ -98,6 +98,7 @@ smoke() { # -> 0 when the installed wheel decodes in a separate process; else pr
   else
     echo "its smoke test failed (exit $rc)"
   fi
+  return 1
 }
 
 # ensure BUILD FLAGS: the wheel installed and smoke-tested; non-zero (reason on stdout) if not

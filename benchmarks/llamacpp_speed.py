@@ -142,10 +142,11 @@ def run_one(
 
 
 def fidelity(rows: list[dict[str, Any]]) -> float:
-    """The lowest cosine between any engine's vectors and the ``before`` spin row's, same type."""
+    """The lowest cosine between any engine's vectors and the first ``before`` row's (without one,
+    the first row's: ``--only after/passive --builds ...`` compares builds), same type."""
     import numpy as np
 
-    ref = np.asarray(next(r["vectors"] for r in rows if r["engine"] == "before"))
+    ref = np.asarray(next((r["vectors"] for r in rows if r["engine"] == "before"), rows[0]["vectors"]))
     worst = 1.0
     for row in rows:
         if not row["vectors"]:

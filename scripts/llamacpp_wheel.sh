@@ -22,7 +22,8 @@
 #   ${XDG_CACHE_HOME:-~/.cache}/finesift/wheels/llama-cpp-python-<version>-<python>-<platform>-<build>-<key>/
 # where <key> hashes the CMake flags and, for a native build, the CPU's model and flags: a wheel built
 # for one CPU is never installed on another. A native wheel that failed to compile or failed its smoke
-# test leaves <folder>.failed (the reason) and is not tried again on this machine. Environment:
+# test leaves <folder>.failed (the reason) and is not tried again on this machine (delete that file
+# to retry). Environment:
 #   LLAMACPP_VERSION     version to install (default: the pin in constraints/pinned.txt, else 0.3.16)
 #   LLAMACPP_BUILD       auto (default): native, else portable (one line says why);
 #                        native or portable: that build only, failing if it does not compile or pass

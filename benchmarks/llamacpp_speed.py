@@ -12,11 +12,17 @@ previous decode (one decode in embedding mode: the LM head over every token); ``
 now (the prefix decoded without outputs, the last token alone in embedding mode). ``spin`` rows keep
 libgomp's own wait (``GOMP_SPINCOUNT=300000``, its default), ``passive`` rows set ``OMP_WAIT_POLICY=passive``
 (the backend's default since it sets it when the user set nothing).
+
+``--builds portable=,native=DIR`` runs every engine once per llama-cpp-python build, alternating
+within each round: ``DIR`` holds a build installed with ``pip install --target DIR WHEEL`` and goes
+first on the workers' ``PYTHONPATH`` (empty: the environment's own). Compare builds by CPU seconds per
+token on a shared machine: wall time counts the other users' jobs, CPU time mostly does not.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -116,9 +122,13 @@ def torch_worker(dtype: str, model_dir: str, items: list[str], threads: int, bud
     }
 
 
-def run_one(engine: str, wait: str, path: Path | str, args: argparse.Namespace) -> dict[str, Any]:
+def run_one(
+    engine: str, wait: str, path: Path | str, args: argparse.Namespace, site: str = ""
+) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env.update(WAITS[wait])
+    if site:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (site, env.get("PYTHONPATH", "")) if p)
     cmd = [sys.executable, __file__, "--worker", engine, str(path), str(args.texts), str(args.threads)]
     cmd.append(str(args.budget))
     load = os.getloadavg()[0]
@@ -132,10 +142,11 @@ def run_one(engine: str, wait: str, path: Path | str, args: argparse.Namespace) 
 
 
 def fidelity(rows: list[dict[str, Any]]) -> float:
-    """The lowest cosine between any engine's vectors and the ``before`` spin row's, same type."""
+    """The lowest cosine between any engine's vectors and the first ``before`` row's (without one,
+    the first row's: ``--only after/passive --builds ...`` compares builds), same type."""
     import numpy as np
 
-    ref = np.asarray(next(r["vectors"] for r in rows if r["engine"] == "before"))
+    ref = np.asarray(next((r["vectors"] for r in rows if r["engine"] == "before"), rows[0]["vectors"]))
     worst = 1.0
     for row in rows:
         if not row["vectors"]:
@@ -162,18 +173,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per run after the first text")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds before a run is given up")
+    parser.add_argument("--builds", default="", help="NAME=DIR,... llama-cpp-python builds (module doc)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    builds = dict(b.split("=", 1) for b in args.builds.split(",")) if args.builds else {"": ""}
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "args": vars(args)}
     table = []
     for file_type in args.types.split(","):
         path = args.gguf_dir / f"emb.{file_type}.gguf"
         rows = []
         for rnd in range(args.rounds):
-            for engine, wait in configs(args):
+            for (engine, wait), build in itertools.product(configs(args), builds):
                 where = args.torch_model if engine.startswith("transformers") else path
-                row = run_one(engine, wait, where, args)
-                row.update(type=file_type, round=rnd)
+                row = run_one(engine, wait, where, args, builds[build])
+                row.update(type=file_type, round=rnd, **({"build": build} if build else {}))
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "vectors"}), flush=True)
         table.append(
@@ -201,18 +214,20 @@ def configs(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Median and spread of tokens/s per (engine, wait)."""
+    """Median and spread of tokens/s per (build, engine, wait)."""
     out = []
-    for engine, wait in dict.fromkeys((r["engine"], r["wait"]) for r in rows):
-        done = [r for r in rows if (r["engine"], r["wait"]) == (engine, wait) and r["tokens_per_s"]]
+    for key in dict.fromkeys((r.get("build"), r["engine"], r["wait"]) for r in rows):
+        done = [r for r in rows if (r.get("build"), r["engine"], r["wait"]) == key and r["tokens_per_s"]]
         speeds, cpu = [r["tokens_per_s"] for r in done], [r["cpu_s_per_token"] for r in done]
+        named = {"build": key[0]} if key[0] else {}
         if not done:
-            out.append({"engine": engine, "wait": wait, "tokens_per_s": None, "timed_out": True})
+            out.append({**named, "engine": key[1], "wait": key[2], "tokens_per_s": None, "timed_out": True})
             continue
         out.append(
             {
-                "engine": engine,
-                "wait": wait,
+                **named,
+                "engine": key[1],
+                "wait": key[2],
                 "tokens_per_s": statistics.median(speeds),
                 "min": min(speeds),
                 "max": max(speeds),

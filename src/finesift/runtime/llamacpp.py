@@ -72,17 +72,34 @@ def _openmp_loaded() -> bool:
 
 #: ggml CPU features a portable (AVX2) build lacks; any of them loaded means a native build.
 NATIVE_FEATURES = ("AVX512", "AVX512_VNNI", "AVX512_BF16", "AVX_VNNI", "AMX_INT8", "AMX_BF16")
+#: What scripts/llamacpp_wheel.sh wrote into the environment: the build it installed and why.
+BUILD_RECORD = "finesift-llamacpp-build.txt"
+AMX_WARNING = (
+    "AMX: dies with SIGILL after a torch bf16 matmul in the same process; "
+    "reinstall with scripts/llamacpp_wheel.sh (builds without AMX)"
+)
 
 
 def build_info() -> str:
-    """Which llama.cpp build is loaded, e.g. ``"native (AVX512, AVX512_BF16, AMX_INT8); OpenMP passive"``."""
+    """Which llama.cpp build is loaded, e.g. ``"native (AVX512, AVX512_BF16); OpenMP wait: passive"``,
+    with the install script's note (why a native build was not installed) where it left one."""
     llama_cpp = import_llama_cpp()
     text = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
     on = [f.split("=")[0].strip() for f in text.replace("CPU :", "|").split("|") if f.strip().endswith("= 1")]
     extra = [f for f in NATIVE_FEATURES if f in on]
     kind = f"native ({', '.join(extra)})" if extra else "portable (AVX2)" if "AVX2" in on else "generic"
-    openmp = f"; OpenMP wait: {_wait['policy']}" if "OPENMP = 1" in text else ""
-    return f"llama.cpp build: {kind}{openmp}"
+    notes = [f"OpenMP wait: {_wait['policy']}"] if "OPENMP = 1" in text else []
+    notes += [AMX_WARNING] if "AMX_INT8" in on else []
+    notes += _recorded_notes()
+    return "; ".join([f"llama.cpp build: {kind}", *notes])
+
+
+def _recorded_notes() -> list[str]:
+    try:
+        lines = (Path(sys.prefix) / BUILD_RECORD).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [line.removeprefix("note: ") for line in lines if line.startswith("note: ")]
 
 
 def locate(model: str, ollama_models: str | None = None) -> str:

@@ -52,6 +52,20 @@ def test_a_policy_the_user_set_is_kept(fresh, name: str, value: str) -> None:
     ],
 )
 def test_build_info_names_native_or_portable(monkeypatch: pytest.MonkeyPatch, info: bytes, kind: str) -> None:
+    _fake_build(monkeypatch, info)
+    amx = f"; {llamacpp.AMX_WARNING}" if b"AMX_INT8 = 1" in info else ""
+    assert llamacpp.build_info() == f"llama.cpp build: {kind}; OpenMP wait: passive{amx}"
+
+
+def test_build_info_adds_why_the_install_script_fell_back(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    _fake_build(monkeypatch, b"CPU : AVX2 = 1 | OPENMP = 1 | ")
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    note = "native not usable: its smoke test died with SIGILL"
+    (tmp_path / llamacpp.BUILD_RECORD).write_text(f"build: portable\nflags: -DGGML_AVX2=ON\nnote: {note}\n")
+    assert llamacpp.build_info() == f"llama.cpp build: portable (AVX2); OpenMP wait: passive; {note}"
+
+
+def _fake_build(monkeypatch: pytest.MonkeyPatch, info: bytes) -> None:
     class FakeLlamaCpp:
         @staticmethod
         def llama_print_system_info() -> bytes:
@@ -59,4 +73,4 @@ def test_build_info_names_native_or_portable(monkeypatch: pytest.MonkeyPatch, in
 
     monkeypatch.setattr(llamacpp, "import_llama_cpp", FakeLlamaCpp)
     monkeypatch.setitem(llamacpp._wait, "policy", "passive")
-    assert llamacpp.build_info() == f"llama.cpp build: {kind}; OpenMP wait: passive"
+    monkeypatch.setattr(sys, "prefix", "/nonexistent")

@@ -88,11 +88,6 @@ def before_insert(cur: Any, sql: Any, new_rows: int) -> None:
     cur.execute(sql("UPDATE {meta} SET added_rows = %s"), [added])
 
 
-def due(cur: Any, sql: Any) -> bool:
-    """Whether an HNSW index is missing (the store was created with one, so it is wanted)."""
-    return existing(cur, sql) is None
-
-
 def build(cur: Any, sql: Any, options: dict[str, str]) -> bool:
     """Build the missing index over every row (inside the caller's transaction); whether it did."""
     if existing(cur, sql) is not None:

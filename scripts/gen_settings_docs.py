@@ -48,7 +48,10 @@ printed. In code: `Settings(embedding={{"model": "fake"}})`, or `settings.model_
 """
 
 #: Defaults computed at run time, described in words so the page is the same on every machine.
-FACTORY_DEFAULTS = {"home": "the user's data directory (`~/.local/share/finesift` on Linux)"}
+FACTORY_DEFAULTS = {
+    "home": "the user's data directory (`~/.local/share/finesift` on Linux)",
+    "cache_dir": "the user's cache directory (`~/.cache/finesift` on Linux, or `$XDG_CACHE_HOME/finesift`)",
+}
 
 
 def _type_name(annotation: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +16,18 @@ from skip_policy import (  # the skip allow-list (tests/skips.toml), enforced un
 )
 
 __all__ = ["pytest_collection_modifyitems", "pytest_make_collect_report", "pytest_runtest_makereport"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _finesift_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Caches finesift writes (jieba's dictionary copy) go to the session's temp dir, not ~/.cache."""
+    before = os.environ.get("FINESIFT_CACHE_DIR")
+    os.environ["FINESIFT_CACHE_DIR"] = str(tmp_path_factory.mktemp("finesift-cache"))
+    yield
+    if before is None:
+        os.environ.pop("FINESIFT_CACHE_DIR", None)
+    else:
+        os.environ["FINESIFT_CACHE_DIR"] = before
 
 
 @pytest.fixture(scope="session")

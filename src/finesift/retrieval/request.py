@@ -43,7 +43,7 @@ class SearchRequest:
     def of(cls, query: object, options: SearchOptions) -> SearchRequest:
         """The request for ``query`` under ready-made ``options`` (``KnowledgeBase.search``)."""
         text = validate_query(query)
-        return cls(text, tuple(tokenize(text)), options)
+        return cls(text, tuple(tokenize(text, query=True)), options)
 
     def query_terms(self) -> list[str]:
         """The distinct terms, in query order (what a page highlights)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from platformdirs import user_data_dir
+from platformdirs import user_cache_dir, user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -59,6 +59,7 @@ __all__ = [
     "Settings",
     "SynthSettings",
     "ThreadSettings",
+    "default_cache_dir",
     "default_home",
     "describe",
     "override",
@@ -70,6 +71,10 @@ def default_home() -> Path:
     return Path(user_data_dir("finesift", appauthor=False))
 
 
+def default_cache_dir() -> Path:
+    return Path(user_cache_dir("finesift", appauthor=False))
+
+
 class Settings(BaseSettings):
     """All of finesift's configuration."""
 
@@ -78,6 +83,10 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default_factory=default_home, description="where knowledge bases live")
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="rebuildable caches, safe to delete (jieba's dictionary copy that queries read)",
+    )
     #: A factory, so that OLLAMA_MODELS is read when settings are built, not when finesift is imported.
     hub: HubSettings = Field(default_factory=HubSettings)
     embedding: EmbeddingSettings = EmbeddingSettings()

@@ -7,18 +7,15 @@ split at camelCase and snake_case boundaries (``getUserName`` → getusername, g
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Hashable, Sequence
-from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
-from finesift.errors import MissingDependency
+from finesift.lexical import cjk
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
 _SPANS = re.compile(rf"[{_CJK}]+|[^\W_]+(?:_+[^\W_]+)*|_+[^\W_]+", re.UNICODE)
@@ -73,18 +70,6 @@ STOPWORDS = frozenset(
 )
 
 
-@lru_cache(maxsize=1)
-def _jieba() -> Any:
-    try:
-        import jieba
-    except ImportError as exc:
-        raise MissingDependency("jieba", "kb", "needed to tokenise Chinese for BM25") from exc
-    jieba.setLogLevel(logging.WARNING)
-    tokenizer = jieba.Tokenizer()
-    tokenizer.initialize()
-    return tokenizer
-
-
 def _word_parts(word: str) -> list[str]:
     parts = [p for chunk in word.split("_") for p in _CAMEL.findall(chunk)]
     whole = word.lower().strip("_")
@@ -92,13 +77,19 @@ def _word_parts(word: str) -> list[str]:
     return [whole] if pieces in ([], [whole]) else [whole, *pieces]
 
 
-def tokenize(text: str) -> list[str]:
-    """BM25 terms of ``text`` (stopwords dropped)."""
+def tokenize(text: str, *, query: bool = False) -> list[str]:
+    """BM25 terms of ``text`` (stopwords dropped).
+
+    ``query=True`` says the text is a short one-off (a search query): Chinese is then cut with
+    jieba's dictionary read on demand (:func:`finesift.lexical.cjk.for_queries`), which gives the same terms
+    without loading the whole dictionary into the process.
+    """
     text = unicodedata.normalize("NFKC", text)
     terms: list[str] = []
     for span in _SPANS.findall(text):
         if _IS_CJK.match(span):
-            terms.extend(w for w in _jieba().cut_for_search(span) if w.strip())
+            jieba = cjk.for_queries() if query else cjk.full()
+            terms.extend(w for w in jieba.cut_for_search(span) if w.strip())
         else:
             terms.extend(_word_parts(span))
     return [t for t in terms if t not in STOPWORDS]

@@ -321,6 +321,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     parser.add_argument("--topics", type=int, default=0, help="cluster vectors around N topics (0: uniform)")
     parser.add_argument(
+        "--uri-query",
+        default="",
+        help="store URI options to append, e.g. maintenance_work_mem_mb=8000 (pgvector's HNSW build)",
+    )
+    parser.add_argument(
         "--gate", type=Path, help="after build and compaction, wait for this file, then time at nice 0"
     )
     args = parser.parse_args()
@@ -332,7 +337,8 @@ def main() -> None:
         "versions": store_versions(args.store),
     }  # fmt: skip
     try:
-        with store_uri(args.store, root) as uri:
+        with store_uri(args.store, root) as base:
+            uri = f"{base}{'&' if '?' in base else '?'}{args.uri_query}" if args.uri_query else base
             for size in (int(s) for s in args.sizes.split(",")):
                 result["sizes"].append(measure_size(args, size, root, uri))
                 result["load_average_1m"].append(round(os.getloadavg()[0], 1))

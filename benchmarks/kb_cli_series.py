@@ -13,7 +13,6 @@ made unusable, so the query loads the whole dictionary, as before the copy exist
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -24,15 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
+import kb_growth as g
+
 QUERY = "数据库 lve fxd xid"  # kb_growth's first query: a Chinese word and three corpus words
 FORMAT = "%e %U %S %M"
 
 
 def build(chunks: int, home: Path) -> None:
     """A KB of ``chunks`` chunks under ``home``, written and compacted as kb_growth.py does."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    import kb_growth as g
-
     from finesift.kb.knowledge_base import open_or_create
     from finesift.settings import Settings
 
@@ -101,10 +100,7 @@ def main() -> None:
         "load_average_1m_end": round(os.getloadavg()[0], 2), "command": " ".join(["python", *sys.argv]),
         "results": [{"kb": k, "mode": m, "variant": v, **summary(r)} for (k, m, v), r in runs.items()],
     }  # fmt: skip
-    text = json.dumps(result, indent=1, ensure_ascii=False)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    g.emit(result, args.out)
 
 
 if __name__ == "__main__":

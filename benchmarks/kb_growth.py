@@ -297,6 +297,14 @@ def search_child(mode: str) -> None:
     }))  # fmt: skip
 
 
+def emit(result: dict[str, Any], out: Path | None) -> None:
+    """Print the result as JSON, and also write it to ``out`` when given."""
+    text = json.dumps(result, indent=1, ensure_ascii=False)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
 def store_versions(kind: str) -> dict[str, str]:
     """The installed versions of the store's packages (absent ones omitted)."""
     from importlib import metadata
@@ -346,10 +354,7 @@ def main() -> None:
                 shutil.rmtree(root / f"home-{size}", ignore_errors=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    text = json.dumps(result, indent=1, ensure_ascii=False)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ NAME_TABLES = {
     ("cli/app.py", "COMMAND_MODULES"): "finesift.cli",
     ("server/app.py", "ROUTE_MODULES"): "finesift.server",
     ("__init__.py", "_LAZY"): "finesift",
+    ("train/__init__.py", "_LAZY"): "finesift.train",
     ("registry.py", "table"): "finesift",
 }
 # Registry tables: Entry("module:function") targets must stay in the registry's own package.

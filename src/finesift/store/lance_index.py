@@ -80,11 +80,16 @@ def build_ann_if_due(table: Any, options: LanceIndexOptions) -> bool:
     return True
 
 
-def tune(query: Any, options: LanceIndexOptions) -> Any:
-    """Apply the recall/latency knobs to a vector query over an ANN-indexed table."""
+def tune(query: Any, options: LanceIndexOptions, k: int) -> Any:
+    """Apply the recall/latency knobs to a ``k``-nearest vector query over an ANN-indexed table.
+
+    HNSW's candidate list must hold every candidate Lance asks the graph for (``k``, times the refine
+    factor when re-ranking), or Lance refuses the query ("ef must be greater than or equal to k"):
+    ``kb.ann_ef`` is a floor, raised to that count when a search asks for more.
+    """
     query = query.nprobes(options.nprobes)
     if options.refine_factor:
         query = query.refine_factor(options.refine_factor)
     if options.ann_index == "IVF_HNSW_SQ":
-        query = query.ef(options.ef)
+        query = query.ef(max(options.ef, k * max(options.refine_factor, 1)))
     return query

@@ -149,7 +149,7 @@ class LanceSnapshot:
         if self._ann is None:
             self._ann = has_vector_index(self._chunks)
         if self._ann:
-            query = tune(query, self._options)
+            query = tune(query, self._options, k)
         where = where_clause(filters)
         if where:
             query = query.where(where, prefilter=True)

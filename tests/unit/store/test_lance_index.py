@@ -123,3 +123,21 @@ def test_ann_index_past_the_threshold_only(tmp_path: Path) -> None:
     )
     big.commit(upserts=[extra])  # not in the ANN index yet: found by the flat scan of new rows
     assert big.snapshot().search(extra.vectors[0], k=1)[0].chunk.doc_id == "x"
+
+
+@pytest.mark.parametrize(("k", "refine"), [(100, 0), (10, 20)])
+def test_hnsw_searches_beyond_its_candidate_list(tmp_path: Path, k: int, refine: int) -> None:
+    """A search for more candidates than ``kb.ann_ef`` (a large k, or k x refine factor) still runs:
+    Lance refuses an HNSW query whose ef is below what it asks the graph for."""
+    rng = np.random.default_rng(5)
+    docs = corpus(rng, 150)  # 600 chunks
+    build = LanceIndexOptions(ann_min_rows=600, ann_index="IVF_HNSW_SQ")
+    store = LanceStore.create(tmp_path / "kb", dimension=DIM, options=build)
+    store.commit(upserts=docs)
+    store.optimize()
+    assert has_vector_index(store._table(CHUNKS))
+    options = LanceIndexOptions(
+        ann_min_rows=600, ann_index="IVF_HNSW_SQ", nprobes=4, refine_factor=refine, ef=8
+    )
+    hits = LanceStore(store.path, options=options).snapshot().search(docs[0].vectors[0], k=k)
+    assert len(hits) == k and hits[0].chunk.doc_id == "d0"

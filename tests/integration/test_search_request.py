@@ -75,9 +75,9 @@ def test_cli_and_http_build_the_same_request(monkeypatch, capsys, home: Path, re
 def test_http_search_tokenises_the_query_once(monkeypatch, home: Path) -> None:
     calls: list[str] = []
 
-    def counting(text: str) -> list[str]:
+    def counting(text: str, *, query: bool = False) -> list[str]:
         calls.append(text)
-        return original(text)
+        return original(text, query=query)
 
     original = lexical.tokenize
     settings = Settings(home=home, embedding={"model": "fake"}, reranker={"model": "fake"})

@@ -2,7 +2,7 @@
 
     OMP_WAIT_POLICY=passive nice -n 10 python benchmarks/engine_micro.py [--rounds 4]
 
-RMSNorm (torch's ``F.rms_norm`` + cast vs the packed forward's ``_rms_norm``) at the 0.6B model's shapes,
+RMSNorm (torch's ``F.rms_norm`` + cast vs the packed forward's ``fused.rms_norm``) at the 0.6B model's shapes,
 and bf16 ``linear`` vs the int8 matmul routes torch offers on CPU. Alternating within one process keeps a
 loaded machine's noise out of the ratios; CPU time (both threads) rather than wall time for the same reason.
 """
@@ -33,7 +33,7 @@ def cases() -> dict[str, Callable[[], Any]]:
     import torch
     from torch.nn import functional as F
 
-    from finesift.runtime.qwen3 import _rms_norm
+    from finesift.runtime.fused import rms_norm as _rms_norm
 
     tokens = 1500
     x, w = torch.randn(tokens, 1024), torch.randn(1024)

@@ -77,6 +77,9 @@ def create(settings: EmbeddingSettings, hub: HubSettings) -> TransformersEmbedde
         max_length=settings.max_length,
         token_budget=settings.token_budget,
         options=EngineOptions(
-            attention=settings.attention, quantize=settings.quantize, forward=settings.forward
+            attention=settings.attention,
+            quantize=settings.quantize,
+            forward=settings.forward,
+            fuse=settings.fuse,
         ),
     )

@@ -165,5 +165,6 @@ def create(settings: RerankSettings, hub: HubSettings) -> TransformersReranker:
             quantize=settings.quantize,
             prefix_cache=settings.prefix_cache,
             forward=settings.forward,
+            fuse=settings.fuse,
         ),
     )

@@ -151,7 +151,7 @@ def packed_forward(decoder: Any, options: EngineOptions, device: str, *, chunk_t
         return None
     reason = unsupported_reason(decoder)
     if reason is None:
-        return PackedQwen3(decoder, chunk_tokens=chunk_tokens)
+        return PackedQwen3(decoder, chunk_tokens=chunk_tokens, fuse=options.fuse)
     if options.forward == "packed":
         raise InvalidRequest(f"forward 'packed' cannot run this model ({reason}); use forward 'auto'")
     return None

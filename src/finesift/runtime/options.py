@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from finesift.errors import InvalidRequest
+from finesift.runtime.fused import FUSE_MODES, FuseName
 
 AttentionName = Literal["auto", "sdpa", "eager", "flash_attention_2"]
 QuantizeName = Literal["none", "int8"]
@@ -24,13 +25,15 @@ class EngineOptions:
     ``flash_attn`` package is installed, SDPA otherwise. ``quantize="int8"``: dynamic int8 linear
     layers on CPU. ``prefix_cache``: rerankers compute the shared prompt prefix of a query once.
     ``forward``: "auto" runs Qwen3 on finesift's packed forward (:mod:`finesift.runtime.qwen3`) on
-    CPU and on transformers elsewhere; "packed" and "transformers" force one.
+    CPU and on transformers elsewhere; "packed" and "transformers" force one. ``fuse``: when the packed
+    forward compiles its element-wise work into fused kernels (:mod:`finesift.runtime.fused`).
     """
 
     attention: AttentionName = "auto"
     quantize: QuantizeName = "none"
     prefix_cache: bool = True
     forward: ForwardName = "auto"
+    fuse: FuseName = "auto"
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTIONS:
@@ -41,6 +44,8 @@ class EngineOptions:
             raise InvalidRequest(f"unknown quantize {self.quantize!r}; choose one of {', '.join(QUANTIZE)}")
         if self.forward not in FORWARDS:
             raise InvalidRequest(f"unknown forward {self.forward!r}; choose one of {', '.join(FORWARDS)}")
+        if self.fuse not in FUSE_MODES:
+            raise InvalidRequest(f"unknown fuse {self.fuse!r}; choose one of {', '.join(FUSE_MODES)}")
         if self.forward == "packed" and self.quantize != "none":
             raise InvalidRequest(
                 "forward 'packed' runs unquantized weights; use forward 'auto' with quantize"

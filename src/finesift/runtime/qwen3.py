@@ -9,7 +9,9 @@ SwiGLU), rearranged for speed without changing what is computed:
 - the residual stream, the norms and RoPE stay in fp32 while matmuls and attention run in the
   model dtype (bf16 on CPU): more faithful to fp32 than transformers' all-bf16 stream, and faster,
   because this CPU's fp32 element-wise kernels outrun its bf16 ones;
-- the last layer computes attention and MLP for each row's last token only (all that is pooled).
+- the last layer computes attention and MLP for each row's last token only (all that is pooled);
+- the element-wise work between the matmuls runs as fused kernels once compiled
+  (:mod:`finesift.runtime.fused`).
 
 Rows may also continue a shared prefix whose key/value cache was computed once (the reranker's
 system prompt, instruction and query); positions then continue from the prefix length.
@@ -20,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from finesift.runtime.fused import Kernels, rms_norm
 
 #: transformers model types whose decoder layers this forward reproduces.
 SUPPORTED_TYPES = ("qwen3",)
@@ -68,7 +72,7 @@ class PackedQwen3:
     of them, so the model is held once and the transformers module still runs (doctor replays).
     """
 
-    def __init__(self, decoder: Any, *, chunk_tokens: int = 8192) -> None:
+    def __init__(self, decoder: Any, *, chunk_tokens: int = 8192, fuse: str = "auto") -> None:
         import torch
 
         reason = unsupported_reason(decoder)
@@ -89,6 +93,15 @@ class PackedQwen3:
         self.norm = decoder.norm.weight.detach().float()
         with torch.no_grad():
             self.layers = [self._fuse(layer) for layer in decoder.layers]
+        shapes = {
+            "heads": self.heads,
+            "kv_heads": self.kv_heads,
+            "head_dim": self.head_dim,
+            "hidden": int(cfg.hidden_size),
+            "intermediate": int(cfg.intermediate_size),
+            "eps": self.eps,
+        }
+        self.kernels = Kernels(fuse, device=self.device, shapes=shapes, dtype=self.dtype)
 
     def _fuse(self, layer: Any) -> _Layer:
         import torch
@@ -138,7 +151,7 @@ class PackedQwen3:
         plan = _Plan([len(r) for r in rows], prefix.length if prefix else 0)
         with torch.inference_mode():
             x = self._forward(self._embed(rows), plan, prefix, None)
-            return _rms_norm(x, self.norm, self.eps, x.dtype)
+            return rms_norm(x, self.norm, self.eps, x.dtype)
 
     def _embed(self, rows: Sequence[Sequence[int]]) -> Any:
         import torch
@@ -154,6 +167,7 @@ class PackedQwen3:
         Returns the states of each row's last token, or of every token when ``keep`` collects the
         per-layer keys and values (a prefix being cached).
         """
+        self.kernels.prepare(x.shape[0])
         cos, sin = self._rope(plan)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
@@ -182,9 +196,8 @@ class PackedQwen3:
         x = x + F.linear(self._attention(q, k, v, step), w.o)
         for start in range(0, x.shape[0], self.chunk_tokens):
             part = x[start : start + self.chunk_tokens]
-            h = _rms_norm(part, w.ln2, self.eps, self.dtype)
-            gate, up = F.linear(h, w.gate_up).chunk(2, dim=-1)
-            part.add_(F.linear(F.silu(gate).mul_(up), w.down))
+            h = self.kernels.norm(part, w.ln2, self.eps, self.dtype)
+            part.add_(F.linear(self.kernels.swiglu(F.linear(h, w.gate_up)), w.down))
         return x
 
     def _project(self, w: _Layer, x: Any, step: _Step) -> tuple[Any, Any, Any]:
@@ -195,7 +208,7 @@ class PackedQwen3:
         parts = []
         for start in range(0, x.shape[0], self.chunk_tokens):
             end = start + self.chunk_tokens
-            h = _rms_norm(x[start:end], w.ln1, self.eps, self.dtype)
+            h = self.kernels.norm(x[start:end], w.ln1, self.eps, self.dtype)
             parts.append(self._qkv(F.linear(h, w.qkv), w, step.cos[start:end], step.sin[start:end]))
         if len(parts) == 1:
             return parts[0]
@@ -204,12 +217,8 @@ class PackedQwen3:
 
     def _qkv(self, qkv: Any, w: _Layer, cos: Any, sin: Any) -> tuple[Any, Any, Any]:
         """Split the fused projection; q and k get their per-head RMSNorm and RoPE together, in fp32."""
-        import torch
-
         t, d, heads = qkv.shape[0], self.head_dim, self.heads + self.kv_heads
-        # A contiguous fp32 copy first: reducing over a strided bf16 slice costs more than the copy.
-        qk = qkv[:, : heads * d].float().view(t, heads, d)
-        qk = _rotate(_rms_norm(qk, w.qk_norm, self.eps, torch.float32), cos, sin).to(self.dtype)
+        qk = self.kernels.qk(qkv[:, : heads * d].view(t, heads, d), w.qk_norm, cos, sin, self.eps)
         v = qkv[:, heads * d :].view(t, self.kv_heads, d)
         return qk[:, : self.heads], qk[:, self.heads :], v
 
@@ -296,28 +305,3 @@ def _fuse_rows(torch: Any, linears: list[Any]) -> Any:
         m.weight = torch.nn.Parameter(fused[start : start + rows], requires_grad=False)
         start += rows
     return fused
-
-
-def _rms_norm(x: Any, weight: Any, eps: float, dtype: Any) -> Any:
-    """RMSNorm over the last dim, computed in fp32 and written in ``dtype``.
-
-    ``F.rms_norm`` runs as several unfused fp32 passes on CPU (pow, mean, mul: ~7 ns per element on an
-    AMX Xeon, more than the bf16 matmul that follows); the norm as one reduction plus two multiplies,
-    the second writing straight into ``dtype``, is 2-3x cheaper and rounds identically.
-    """
-    import torch
-
-    n = x.shape[-1]
-    scale = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32)
-    scale = scale.mul_(n**-0.5).square_().add_(eps).rsqrt_()
-    out = torch.empty(x.shape, dtype=dtype, device=x.device)
-    return torch.mul(torch.mul(x, scale), weight, out=out)
-
-
-def _rotate(x: Any, cos: Any, sin: Any) -> Any:
-    """RoPE as transformers applies it, x * cos + rotate_half(x) * sin, in three passes."""
-    half = x.shape[-1] // 2
-    out = x * cos
-    out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1.0)
-    out[..., half:].addcmul_(x[..., :half], sin[..., half:])
-    return out

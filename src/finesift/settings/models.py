@@ -60,6 +60,9 @@ class ModelSettings(_Section):
     #: auto: finesift's packed Qwen3 forward on CPU (no padding, fp32 residual stream), transformers
     #: on GPU; "packed" or "transformers" force one (int8 and non-Qwen3 models run on transformers).
     forward: Literal["auto", "packed", "transformers"] = "auto"
+    #: packed CPU forward: compile norms, RoPE and SwiGLU into fused kernels with torch.compile (needs a
+    #: C++ compiler). auto: at the first forward of 4096+ tokens; on: at load; off: never.
+    fuse: Literal["auto", "on", "off"] = "auto"
     instruction: str | None = None
     url: str | None = Field(None, description="endpoint of a remote backend")
     api_key: SecretStr | None = None

@@ -167,7 +167,7 @@ def test_fast_rms_norm_equals_torchs_and_writes_the_asked_dtype(into: str) -> No
     """The packed forward's RMSNorm (one reduction, two multiplies, cast fused into the last) is torch's."""
     from torch.nn import functional as F
 
-    from finesift.runtime.qwen3 import _rms_norm
+    from finesift.runtime.fused import rms_norm as _rms_norm
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(37, 6, 64, generator=gen) * 3

@@ -32,13 +32,7 @@ FORMAT = "%e %U %S %M"
 
 def build(chunks: int, home: Path) -> None:
     """A KB of ``chunks`` chunks under ``home``, written and compacted as kb_growth.py does."""
-    from finesift.kb.knowledge_base import open_or_create
-    from finesift.settings import Settings
-
-    settings = Settings(home=home, embedding={"model": f"fake:{g.DIM}"}, kb={"store": "lancedb"})
-    kb = open_or_create("bench", settings=settings, choices={"reranker_model": "none"})
-    g.commit_all(kb.store, g.Corpus(topics=1000), 0, chunks // g.PER_DOC, 4096)
-    kb.optimize()
+    kb, _ = g.build_kb(home, chunks, g.Corpus(topics=1000), {"store": "lancedb"})
     kb.close()
 
 

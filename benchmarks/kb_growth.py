@@ -211,6 +211,29 @@ def wait_for_gate(gate: Path | None) -> None:
     progress("gate open")
 
 
+def build_kb(home: Path, chunks: int, corpus: Corpus, kb: dict[str, Any], root: Path | None = None) -> Any:
+    """The benchmark KB "bench" under ``home``: ``chunks`` fake-embedded chunks of ``corpus`` in commits of
+    4,096, then compacted. Returns the open KB and the wall and CPU seconds of both steps (CPU of this
+    process, and of the service processes under ``root`` when given: see :func:`cpu_s`)."""
+    from finesift.kb.knowledge_base import open_or_create
+    from finesift.settings import Settings
+
+    settings = Settings(home=home, embedding={"model": f"fake:{DIM}"}, kb=kb)
+    opened = open_or_create("bench", settings=settings, choices={"reranker_model": "none"})
+    cpu = (lambda: cpu_s(root)) if root else time.process_time
+    out: dict[str, Any] = {}
+    before = cpu()
+    out["build_s"] = round(commit_all(opened.store, corpus, 0, chunks // PER_DOC, 4096), 2)
+    out["build_cpu_s"] = round(cpu() - before, 2)
+    progress(f"built {chunks} chunks in {out['build_s']} s ({out['build_cpu_s']} s CPU); compacting")
+    t0, before = time.perf_counter(), cpu()
+    opened.optimize()
+    out["optimize_s"] = round(time.perf_counter() - t0, 2)
+    out["optimize_cpu_s"] = round(cpu() - before, 2)
+    progress(f"compaction took {out['optimize_s']} s")
+    return opened, out
+
+
 def measure_size(args: argparse.Namespace, chunks: int, root: Path, uri: str) -> dict[str, Any]:
     from finesift.kb.knowledge_base import open_or_create
     from finesift.settings import Settings
@@ -218,17 +241,8 @@ def measure_size(args: argparse.Namespace, chunks: int, root: Path, uri: str) ->
     home = root / f"home-{chunks}"
     settings = Settings(home=home, embedding={"model": f"fake:{DIM}"}, kb={"store": uri})
     corpus = Corpus(topics=args.topics)
-    kb = open_or_create("bench", settings=settings, choices={"reranker_model": "none"})
-    out: dict[str, Any] = {"chunks": chunks}
-    cpu = cpu_s(root)
-    out["build_s"] = round(commit_all(kb.store, corpus, 0, chunks // PER_DOC, 4096), 2)
-    out["build_cpu_s"] = round(cpu_s(root) - cpu, 2)
-    progress(f"built {chunks} chunks in {out['build_s']} s ({out['build_cpu_s']} s CPU); compacting")
-    t0, cpu = time.perf_counter(), cpu_s(root)
-    kb.optimize()
-    out["optimize_s"] = round(time.perf_counter() - t0, 2)
-    out["optimize_cpu_s"] = round(cpu_s(root) - cpu, 2)
-    progress(f"compaction took {out['optimize_s']} s")
+    kb, costs = build_kb(home, chunks, corpus, {"store": uri}, root)
+    out: dict[str, Any] = {"chunks": chunks, **costs}
     wait_for_gate(args.gate)
     out.update(recall(kb.snapshot(), corpus, root))
     progress(f"recall@10 {out['recall_at_10']}: {out['recall_s']} s ({out['recall_cpu_s']} s CPU)")

@@ -28,21 +28,10 @@ import kb_growth as g
 
 
 def build(home: Path, index: str, chunks: int, topics: int) -> tuple[g.Corpus, dict[str, float]]:
-    from finesift.kb.knowledge_base import open_or_create
-    from finesift.settings import Settings
-
-    settings = Settings(home=home, embedding={"model": f"fake:{g.DIM}"}, kb={"ann_index": index})
     corpus = g.Corpus(topics=topics)
-    kb = open_or_create("bench", settings=settings, choices={"reranker_model": "none"})
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    g.commit_all(kb.store, corpus, 0, chunks // g.PER_DOC, 4096)
-    t1, cpu1 = time.perf_counter(), time.process_time()
-    kb.optimize()
+    kb, costs = g.build_kb(home, chunks, corpus, {"ann_index": index})
     kb.close()
-    return corpus, {
-        "build_s": round(t1 - t0, 1), "optimize_s": round(time.perf_counter() - t1, 1),
-        "optimize_cpu_s": round(time.process_time() - cpu1, 1), "build_cpu_s": round(cpu1 - cpu0, 1),
-    }  # fmt: skip
+    return corpus, costs
 
 
 def measure(home: Path, corpus: g.Corpus, knobs: dict[str, Any]) -> dict[str, Any]:

@@ -245,9 +245,19 @@ class MilvusStore:
         return max((int(r["seq"]) for r in rows), default=0)
 
     def doc_versions(self, version: int) -> list[tuple[DocumentInfo, int]]:
-        """The document versions (info, gen) live at ``version``."""
-        rows = self.query_all("docs", visible_at(version), ["gen", "info"])
-        return [(g.info_from_json(r["info"]), int(r["gen"])) for r in rows]
+        """The document versions (info, gen) live at ``version``: the newest per document.
+
+        At ``version`` one row per document is visible. Marking a replaced row is an upsert, which
+        Milvus applies as a delete plus an insert; a read that sees the old row beside the new
+        version's (seen once, under load, on Milvus Lite) must still pin the newest, which is the
+        one every commit up to ``version`` left live.
+        """
+        newest: dict[str, tuple[DocumentInfo, int]] = {}
+        for r in self.query_all("docs", visible_at(version), ["gen", "info"]):
+            info, gen = g.info_from_json(r["info"]), int(r["gen"])
+            if info.doc_id not in newest or gen > newest[info.doc_id][1]:
+                newest[info.doc_id] = (info, gen)
+        return list(newest.values())
 
     def snapshot(self) -> StoreSnapshot:
         version = self.committed()

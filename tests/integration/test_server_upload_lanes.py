@@ -1,6 +1,6 @@
 """Issue 22, item 3: uploads to one KB cannot make another wait behind their PDF parsing.
 
-A real uvicorn on 127.0.0.1 with two parser processes and a short parse timeout: four hostile PDF
+A real uvicorn on 127.0.0.1 with two parser processes and a short parse timeout: eight hostile PDF
 uploads to KB ``a`` keep both parsers busy for seconds (each also restarts the parser it timed out).
 A one-line Markdown upload to KB ``b`` is parsed without a parser process and answers while most of
 them still wait; a PDF upload to ``b`` gets a parser before ``a``'s queue is through; a file that
@@ -45,25 +45,28 @@ def pending(futures: list[Future]) -> int:
     return sum(not f.done() for f in futures)
 
 
+FLOOD = 8  # a's queue: 4+ s on two parsers, longer than b's own 8 MB upload takes to reach the queue
+
+
 def test_plain_text_and_other_kbs_do_not_wait_behind_one_kbs_pdfs(tmp_path) -> None:
     conf = settings(tmp_path, workers=2, wait=60)
     app = create_app(conf)
-    with live_server(app, settings=conf) as (url, _), ThreadPoolExecutor(6) as pool:
+    with live_server(app, settings=conf) as (url, _), ThreadPoolExecutor(FLOOD + 2) as pool:
         wait_ready(app)
         for name in ("a", "b"):
             assert httpx.post(f"{url}/v1/kbs", json={"name": name}).status_code == 201
-        flood = [pool.submit(upload, url, "a", (f"hostile{i}.pdf", HOSTILE)) for i in range(4)]
+        flood = [pool.submit(upload, url, "a", (f"hostile{i}.pdf", HOSTILE)) for i in range(FLOOD)]
         time.sleep(0.5)  # let them reach the parsers' queue
         other_pdf = pool.submit(upload, url, "b", ("other.pdf", HOSTILE))
         note = upload(url, "b", ("note.md", b"# Backups\n\nThe nightly backup runs at two.\n"))
         assert note.status_code == 200, note.text
         assert note.json()["documents_added"] == 1
-        # 4 files of over 1 s each on 2 parsers; the note did not wait for them.
+        # FLOOD files of over 1 s each on 2 parsers; the note did not wait for them.
         assert pending(flood) >= 3, "the Markdown upload waited behind the PDF parsing of another KB"
         # Refused by the parse timeout, as each of a's; served in turn with a's, not after all of them.
         assert other_pdf.result().status_code == 413
         assert pending(flood) >= 1, "KB b's PDF waited for KB a's whole queue"
-        assert [f.result().status_code for f in flood] == [413] * 4
+        assert [f.result().status_code for f in flood] == [413] * FLOOD
 
 
 def test_a_file_waiting_past_the_deadline_gets_503_with_retry_after(tmp_path) -> None:

@@ -24,14 +24,14 @@ import logging
 import os
 import shutil
 import threading
-from typing import Any, Literal
+from typing import Any, get_args
 
 from finesift.errors import InvalidRequest
+from finesift.settings.base import FuseName
 
 log = logging.getLogger(__name__)
 
-FuseName = Literal["auto", "on", "off"]
-FUSE_MODES: tuple[str, ...] = ("auto", "on", "off")
+FUSE_MODES: tuple[str, ...] = get_args(FuseName)
 #: ``auto`` compiles at the first forward with this many tokens: smaller jobs never pay the compile.
 AUTO_MIN_TOKENS = 4096
 #: Tensors with fewer rows run eagerly: the saving is nil, and a one-row input would make torch
@@ -145,7 +145,11 @@ class Kernels:
         """Compile before a forward of ``tokens`` tokens when ``auto`` says it is worth it."""
         if self._compiled is not None or self._given_up or self.mode != "auto":
             return
-        if tokens < AUTO_MIN_TOKENS or not compiler_found():
+        if tokens < AUTO_MIN_TOKENS:
+            return
+        if not compiler_found():  # looked up once per engine, not on every large forward
+            self._given_up = True
+            log.info("no C++ compiler on PATH: the packed forward keeps its eager kernels")
             return
         with self._lock:
             if self._compiled is None and not self._given_up:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
-from typing import Literal
+from typing import get_args
 
 from finesift.errors import InvalidRequest
-from finesift.runtime.fused import FUSE_MODES, FuseName
+from finesift.runtime.fused import FUSE_MODES
+from finesift.settings.base import AttentionName, ForwardName, FuseName, QuantizeName
 
-AttentionName = Literal["auto", "sdpa", "eager", "flash_attention_2"]
-QuantizeName = Literal["none", "int8"]
-ForwardName = Literal["auto", "packed", "transformers"]
-ATTENTIONS: tuple[str, ...] = ("auto", "sdpa", "eager", "flash_attention_2")
-QUANTIZE: tuple[str, ...] = ("none", "int8")
-FORWARDS: tuple[str, ...] = ("auto", "packed", "transformers")
+ATTENTIONS: tuple[str, ...] = get_args(AttentionName)
+QUANTIZE: tuple[str, ...] = get_args(QuantizeName)
+FORWARDS: tuple[str, ...] = get_args(ForwardName)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,12 @@ HubSource = Literal["huggingface", "modelscope"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 OnOverflow = Literal["truncate", "error"]
 SearchMode = Literal["dense", "bm25", "hybrid"]
+# A local engine's speed options: declared once here, validated by the settings and by
+# finesift.runtime.options for engines built in code.
+AttentionName = Literal["auto", "sdpa", "eager", "flash_attention_2"]
+QuantizeName = Literal["none", "int8"]
+ForwardName = Literal["auto", "packed", "transformers"]
+FuseName = Literal["auto", "on", "off"]
 MAX_TOP_K = 1000
 
 DEFAULT_EMBEDDING_MODEL = "Qwen/Qwen3-Embedding-0.6B"

@@ -15,9 +15,13 @@ from finesift.settings.base import (
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_RERANKER_MODEL,
     NO_MODEL,
+    AttentionName,
     Dtype,
+    ForwardName,
+    FuseName,
     HubSource,
     OnOverflow,
+    QuantizeName,
     _Section,
 )
 
@@ -54,15 +58,15 @@ class ModelSettings(_Section):
         None, ge=16, description="tokens per forward pass (padded tokens on the transformers forward)"
     )
     #: auto: flash-attention 2 with padding-free packing on CUDA when flash-attn is installed, else SDPA.
-    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    attention: AttentionName = "auto"
     #: int8: dynamic int8 linear layers (CPU only; fidelity measured in docs/performance/engine.md).
-    quantize: Literal["none", "int8"] = "none"
+    quantize: QuantizeName = "none"
     #: auto: finesift's packed Qwen3 forward on CPU (no padding, fp32 residual stream), transformers
     #: on GPU; "packed" or "transformers" force one (int8 and non-Qwen3 models run on transformers).
-    forward: Literal["auto", "packed", "transformers"] = "auto"
+    forward: ForwardName = "auto"
     #: packed CPU forward: compile norms, RoPE and SwiGLU into fused kernels with torch.compile (needs a
     #: C++ compiler). auto: at the first forward of 4096+ tokens; on: at load; off: never.
-    fuse: Literal["auto", "on", "off"] = "auto"
+    fuse: FuseName = "auto"
     instruction: str | None = None
     url: str | None = Field(None, description="endpoint of a remote backend")
     api_key: SecretStr | None = None

@@ -77,9 +77,13 @@ def test_auto_without_a_compiler_stays_eager(decoder: object, monkeypatch: pytes
     from finesift.runtime.qwen3 import PackedQwen3
 
     spy = _spy(monkeypatch, compiler=False, min_tokens=8)
+    lookups = []
+    monkeypatch.setattr(fused, "compiler_found", lambda: lookups.append(1) or False)
     packed = PackedQwen3(decoder)
     packed.last_hidden(_rows([40, 30]))
+    packed.last_hidden(_rows([40, 30]))
     assert spy.calls == 0 and not packed.kernels.compiled
+    assert len(lookups) == 1  # PATH is searched once per engine, not on every large forward
 
 
 def test_off_never_compiles(decoder: object, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -136,6 +136,9 @@ def summarise(
         "load_seconds": _spread([r["load_seconds"] for r in good]),
         "load_avg_1min": [r["load_avg_1min"] for r in runs],
     }
+    warm_ups = [r["warm_up_seconds"] for r in good if r.get("warm_up_seconds") is not None]
+    if warm_ups:  # finesift engines: the one-time compile their warm_up() paid
+        out["warm_up_seconds"] = _spread(warm_ups)
     for name, peak in peaks.items():
         out[f"mfu_of_{name}"] = round(gflop / median_s / peak, 4) if peak else None
     return out

@@ -4,8 +4,8 @@ Engines: ``finesift``, ``finesift-fp32`` (the library), ``ort-fp32`` / ``ort-int
 ORT_ENABLE_ALL, one input per call as ``qwen3-embed`` runs it), ``llama-<type>`` (llama-cpp-python
 used directly), ``finesift-llamacpp-<type>`` (finesift's llamacpp backend), ``sentence-transformers``
 (embedding only). Every engine gets the same texts, the same prompt ids for reranking, the same thread
-count. Load, warm up on two inputs (finesift with fused kernels: on the whole workload, timed as
-``first_run_seconds``), reset the peak-RSS counter, run once, write seconds, RSS and values.
+count. Load, warm up (finesift: the engine's ``warm_up()``, timed as ``warm_up_seconds``; then two
+inputs, as every engine), reset the peak-RSS counter, run once, write seconds, RSS and values.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
-from systems import _reset_peak_rss, _rss_mb, finesift_options, system_compiles  # noqa: E402
+from systems import _reset_peak_rss, _rss_mb, finesift_options, warm_up  # noqa: E402
 
 Runner = Callable[[list[Any]], list[Any]]
 
@@ -96,7 +96,7 @@ def _llama(file_type: str, spec: dict[str, Any], task: str) -> Any:
     return llama_cpp.Llama(**kwargs)
 
 
-def _library(engine: str, spec: dict[str, Any], task: str) -> Runner:
+def _library(engine: str, spec: dict[str, Any], task: str) -> tuple[Runner, float]:
     from finesift import load_embedder, load_reranker
 
     opts: dict[str, Any] = {"device": "cpu", "max_length": spec["max_length"]}
@@ -108,13 +108,16 @@ def _library(engine: str, spec: dict[str, Any], task: str) -> Runner:
         opts.update(finesift_options(engine))
     if task == "embed":
         emb = load_embedder(model, **opts)
-        return lambda texts: np.asarray(_plain(emb.embed_documents(texts), "vectors")).tolist()
+        vectors = lambda texts: np.asarray(_plain(emb.embed_documents(texts), "vectors")).tolist()  # noqa: E731
+        return vectors, warm_up(emb)
     rr = load_reranker(model, **opts)
-    return lambda jobs: [
-        s
-        for j in jobs
-        for s in _plain(rr.score(j["query"], j["documents"], instruction=j["instruction"]), "scores")
-    ]
+    return (
+        lambda jobs: [
+            s
+            for j in jobs
+            for s in _plain(rr.score(j["query"], j["documents"], instruction=j["instruction"]), "scores")
+        ]
+    ), warm_up(rr)
 
 
 def _plain(result: Any, field: str) -> Any:
@@ -122,21 +125,23 @@ def _plain(result: Any, field: str) -> Any:
     return getattr(result, field, result)
 
 
-def runner(spec: dict[str, Any]) -> Runner:
-    """The engine as a function of the task's items (texts, or rerank jobs)."""
+def runner(spec: dict[str, Any]) -> tuple[Runner, float | None]:
+    """The engine as a function of the task's items (texts, or rerank jobs), and its warm-up seconds
+    (finesift only)."""
     engine, task = spec["engine"], spec["task"]
     if engine == "sentence-transformers":
         from sentence_transformers import SentenceTransformer
 
         st = SentenceTransformer(spec["model"], device="cpu")
-        return lambda texts: st.encode(texts, batch_size=32, normalize_embeddings=True).tolist()
+        return (lambda texts: st.encode(texts, batch_size=32, normalize_embeddings=True).tolist()), None
     if engine.startswith("finesift"):
         return _library(engine, spec, task)
     one = _ids_runner(engine, spec, task)
     if task == "embed":
         inputs = spec["embed_ids"] if engine.startswith("ort-") else spec["items"]
-        return lambda texts: [_unit(one(x)) for x in inputs[: len(texts)]]
-    return lambda jobs: [one(ids) for ids in spec["pair_ids"][: sum(len(j["documents"]) for j in jobs)]]
+        return (lambda texts: [_unit(one(x)) for x in inputs[: len(texts)]]), None
+    pairs = spec["pair_ids"]
+    return (lambda jobs: [one(ids) for ids in pairs[: sum(len(j["documents"]) for j in jobs)]]), None
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
@@ -144,17 +149,10 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(spec["threads"])
     began = time.perf_counter()
-    run = runner(spec)
-    load_s = time.perf_counter() - began
+    run, warm_up_s = runner(spec)
+    load_s = time.perf_counter() - began - (warm_up_s or 0.0)
     items = spec["items"]
-    warm = items[:2] if spec["task"] == "embed" else [{**items[0], "documents": items[0]["documents"][:2]}]
-    first_run_s = None
-    if "-llamacpp-" not in spec["engine"] and system_compiles(spec["engine"]):
-        # As benchmarks/systems.py: finesift's fused kernels compile at its first large forward.
-        warm, began = items, time.perf_counter()
-    run(warm)
-    if warm is items:
-        first_run_s = round(time.perf_counter() - began, 1)
+    run(items[:2] if spec["task"] == "embed" else [{**items[0], "documents": items[0]["documents"][:2]}])
     reset = _reset_peak_rss()
     began = time.perf_counter()
     values = run(items)
@@ -163,7 +161,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "load_seconds": round(load_s, 1),
         "peak_rss_mib": round(_rss_mb("VmHWM"), 1),
         "peak_rss_reset": reset,
-        "first_run_seconds": first_run_s,
+        "warm_up_seconds": warm_up_s,
         "values": values,
     }
 

@@ -1,9 +1,10 @@
 """One measured system per process: ``python benchmarks/systems.py SPEC.json RESULT.json``.
 
-Each system loads its model, warms up on two inputs (finesift systems that compile fused CPU kernels:
-on the whole workload, timed as ``first_run_seconds``), resets the peak-RSS counter, then runs the
-whole workload once. Running every system in its own process keeps peak memory per system and
-stops one system's allocator state from helping or hurting the next.
+Each system loads its model, warms up (finesift: the engine's own ``warm_up()``, which compiles what
+its first large forward would, timed as ``warm_up_seconds``; then two inputs, as every system),
+resets the peak-RSS counter, then runs the whole workload once. Running every system in its own
+process keeps peak memory per system and stops one system's allocator state from helping or hurting
+the next.
 """
 
 from __future__ import annotations
@@ -53,14 +54,11 @@ FINESIFT_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def system_compiles(system: str) -> bool:
-    """True for finesift systems whose packed forward compiles fused kernels (fuse "auto" on CPU)."""
-    if not system.startswith("finesift"):
-        return False
-    opts = finesift_options(system)
-    return (
-        opts.get("fuse", "auto") != "off" and opts.get("forward") != "transformers" and "quantize" not in opts
-    )
+def warm_up(engine: Any) -> float:
+    """Seconds of the finesift engine's ``warm_up()``: the one-time cost a server pays at start."""
+    start = time.perf_counter()
+    engine.warm_up()
+    return round(time.perf_counter() - start, 1)
 
 
 def finesift_options(system: str) -> dict[str, Any]:
@@ -73,7 +71,8 @@ def finesift_options(system: str) -> dict[str, Any]:
     return opts
 
 
-def embed_runner(spec: dict[str, Any]) -> Callable[[list[str]], Any]:
+def embed_runner(spec: dict[str, Any]) -> tuple[Callable[[list[str]], Any], float | None]:
+    """The system as a function of the texts, and its warm-up seconds (finesift only)."""
     import numpy as np
     import torch
 
@@ -82,23 +81,24 @@ def embed_runner(spec: dict[str, Any]) -> Callable[[list[str]], Any]:
         from finesift import load_embedder
 
         emb = load_embedder(path, device="cpu", max_length=spec["max_length"], **finesift_options(system))
-        return lambda texts: emb.embed_documents(texts)
+        return (lambda texts: emb.embed_documents(texts)), warm_up(emb)
     if system.startswith("reference"):
         from finesift.testing.reference import ReferenceEmbedder
 
         dtype = torch.float32 if system == "reference-fp32" else None
         ref = ReferenceEmbedder(path, dtype=dtype, max_length=spec["max_length"])
-        return lambda texts: np.concatenate([ref.embed(c) for c in _chunks(texts, spec["ref_batch"])])
+        return (lambda texts: np.concatenate([ref.embed(c) for c in _chunks(texts, spec["ref_batch"])])), None
     if system == "sentence-transformers":
         from sentence_transformers import SentenceTransformer
 
         st = SentenceTransformer(path, device="cpu")
         st.max_seq_length = spec["max_length"]
-        return lambda texts: st.encode(texts, batch_size=spec["st_batch"], normalize_embeddings=True)
+        return (lambda texts: st.encode(texts, batch_size=spec["st_batch"], normalize_embeddings=True)), None
     raise SystemExit(f"unknown embedding system {system!r}")
 
 
-def rerank_runner(spec: dict[str, Any]) -> Callable[[list[dict[str, Any]]], Any]:
+def rerank_runner(spec: dict[str, Any]) -> tuple[Callable[[list[dict[str, Any]]], Any], float | None]:
+    """The system as a function of the rerank jobs, and its warm-up seconds (finesift only)."""
     import torch
 
     system, path = spec["system"], spec["model"]
@@ -106,7 +106,9 @@ def rerank_runner(spec: dict[str, Any]) -> Callable[[list[dict[str, Any]]], Any]
         from finesift import load_reranker
 
         rr = load_reranker(path, device="cpu", max_length=spec["max_length"], **finesift_options(system))
-        return lambda jobs: [rr.score(j["query"], j["documents"], instruction=j["instruction"]) for j in jobs]
+        return (
+            lambda jobs: [rr.score(j["query"], j["documents"], instruction=j["instruction"]) for j in jobs]
+        ), warm_up(rr)
     if system.startswith("reference"):
         from finesift.testing.reference import ReferenceReranker
 
@@ -123,7 +125,7 @@ def rerank_runner(spec: dict[str, Any]) -> Callable[[list[dict[str, Any]]], Any]
                 for j in jobs
             ]
 
-        return run
+        return run, None
     raise SystemExit(f"unknown reranking system {system!r}")
 
 
@@ -154,21 +156,10 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     start = time.perf_counter()
-    runner = embed_runner(spec) if spec["task"] == "embed" else rerank_runner(spec)
-    load_s = time.perf_counter() - start
+    runner, warm_up_s = embed_runner(spec) if spec["task"] == "embed" else rerank_runner(spec)
+    load_s = time.perf_counter() - start - (warm_up_s or 0.0)
     items = spec["items"]
-    first_run_s = None
-    if system_compiles(spec["system"]):
-        # finesift compiles its fused CPU kernels at its first large forward (fuse "auto"): a first
-        # pass over the workload pays that once, as a server's first large request does; it is
-        # reported as first_run_seconds and the timed pass below is the steady state.
-        start = time.perf_counter()
-        runner(items)
-        first_run_s = round(time.perf_counter() - start, 1)
-    else:
-        runner(
-            items[:2] if spec["task"] == "embed" else [{**items[0], "documents": items[0]["documents"][:2]}]
-        )
+    runner(items[:2] if spec["task"] == "embed" else [{**items[0], "documents": items[0]["documents"][:2]}])
     peak_load = _rss_mb("VmHWM")
     reset = _reset_peak_rss()
     start = time.perf_counter()
@@ -184,7 +175,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mib": round(_rss_mb("VmHWM"), 1),
         "peak_rss_load_mib": round(peak_load, 1),
         "peak_rss_reset": reset,
-        "first_run_seconds": first_run_s,
+        "warm_up_seconds": warm_up_s,
         "threads": torch.get_num_threads(),
         "values": values,
     }

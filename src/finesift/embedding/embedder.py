@@ -167,6 +167,12 @@ class Embedder:
             "instruction": self.default_instruction,
         }
 
+    def warm_up(self) -> None:
+        """Pay one-time costs now (the packed CPU forward's kernel compile); a no-op for most backends."""
+        warm_up = getattr(self.backend, "warm_up", None)
+        if callable(warm_up):
+            warm_up()
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Untruncated token counts of ``texts`` as they are (no formatting), special tokens included."""
         return self.backend.count_tokens(texts)

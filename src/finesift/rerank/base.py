@@ -97,6 +97,12 @@ class Reranker:
     def model_id(self) -> str:
         return self.backend.model_id
 
+    def warm_up(self) -> None:
+        """Pay one-time costs now (the packed CPU forward's kernel compile); a no-op for most backends."""
+        warm_up = getattr(self.backend, "warm_up", None)
+        if callable(warm_up):
+            warm_up()
+
     def plan(
         self,
         query: str,

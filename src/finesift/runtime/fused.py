@@ -12,8 +12,8 @@ a machine; torch keeps the result in its inductor cache). ``fuse`` decides when 
 - ``off``: never; the eager kernels below.
 - ``on``: when the model is loaded; without a C++ compiler, loading fails and names the fix.
 - ``auto`` (default): at the first forward of at least :data:`AUTO_MIN_TOKENS` tokens on CPU, when a
-  C++ compiler is found, so a query or a short job never waits for it; a failed compile is logged and
-  the eager kernels stay.
+  C++ compiler is found, so a query or a short job never waits for it, or earlier when the engine's
+  ``warm_up()`` asks (``serve`` does at start); a failed compile is logged and the eager kernels stay.
 
 Compiled and eager kernels compute the same formulas in fp32 and round once to the output dtype.
 """
@@ -141,11 +141,15 @@ class Kernels:
     def compiled(self) -> bool:
         return self._compiled is not None
 
-    def prepare(self, tokens: int) -> None:
-        """Compile before a forward of ``tokens`` tokens when ``auto`` says it is worth it."""
+    def prepare(self, tokens: int | None = None) -> None:
+        """Compile before a forward of ``tokens`` tokens when ``auto`` says it is worth it.
+
+        ``None`` is the warm-up of a process that will see large forwards (a server, a benchmark): it
+        compiles now what ``auto`` would compile at the first large forward.
+        """
         if self._compiled is not None or self._given_up or self.mode != "auto":
             return
-        if tokens < AUTO_MIN_TOKENS:
+        if tokens is not None and tokens < AUTO_MIN_TOKENS:
             return
         if not compiler_found():  # looked up once per engine, not on every large forward
             self._given_up = True

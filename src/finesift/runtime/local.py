@@ -76,6 +76,11 @@ class HFModel(LocalModel):
         self.token_budget = token_budget or default_token_budget(self.device)
         self.packed = hf.packed_forward(self.model, self.options, self.device, chunk_tokens=self.token_budget)
 
+    def warm_up(self) -> None:
+        """Pay now the one-time cost a large first forward would pay (the packed forward's compile)."""
+        if self.packed is not None:
+            self.packed.warm_up()
+
     def _last_hidden(self, rows: list[list[int]]) -> Any:
         """(n, hidden) last-position states of whole rows: packed, flash-attention, or padded."""
         if self.packed is not None:

@@ -137,6 +137,10 @@ class PackedQwen3:
             self._forward(self._embed([list(ids)]), _Plan([len(ids)], 0), None, kv)
         return PrefixKV(len(ids), kv)
 
+    def warm_up(self) -> None:
+        """Compile now the fused kernels that ``fuse`` would compile at the first large forward."""
+        self.kernels.prepare(None)
+
     def last_hidden_after(self, prefix: PrefixKV, tails: Sequence[Sequence[int]]) -> Any:
         """(n, hidden) fp32 final-norm states of the last token of ``prefix + tail`` per tail."""
         return self._run(tails, prefix)

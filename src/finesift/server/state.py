@@ -111,10 +111,13 @@ class ServerState:
         reranker = self.services.reranker if settings.reranker.enabled else None
         # One tiny call each: the first real request then pays no lazy initialisation.
         # Truncate: the warm-up text must not stop a server whose policy refuses long input.
+        # warm_up(): a server's first large batch does not pay the fused-kernel compile (fuse "auto").
         if embedder is not None:
             embedder.encode([WARM_UP_TEXT], input_type="query", on_overflow="truncate")
+            embedder.warm_up()
         if reranker is not None:
             reranker.score(WARM_UP_TEXT, [WARM_UP_TEXT])
+            reranker.warm_up()
         if settings.server.self_test:
             self._self_test(embedder, reranker)
         return embedder, reranker

@@ -65,7 +65,7 @@ class ModelSettings(_Section):
     #: on GPU; "packed" or "transformers" force one (int8 and non-Qwen3 models run on transformers).
     forward: ForwardName = "auto"
     #: packed CPU forward: compile norms, RoPE and SwiGLU into fused kernels with torch.compile (needs a
-    #: C++ compiler). auto: at the first forward of 4096+ tokens; on: at load; off: never.
+    #: C++ compiler). auto: at the first forward of 4096+ tokens (serve: at start); on: at load; off: never.
     fuse: FuseName = "auto"
     instruction: str | None = None
     url: str | None = Field(None, description="endpoint of a remote backend")

@@ -73,6 +73,36 @@ def test_auto_compiles_once_at_the_first_large_forward(
     assert spy.calls == 1 and packed.kernels.compiled
 
 
+def test_warm_up_compiles_now_what_auto_would_compile_later(
+    decoder: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from finesift.runtime.qwen3 import PackedQwen3
+
+    spy = _spy(monkeypatch, compiler=True, min_tokens=10**9)
+    packed = PackedQwen3(decoder)
+    packed.warm_up()
+    packed.warm_up()
+    assert spy.calls == 1 and packed.kernels.compiled
+    PackedQwen3(decoder, fuse="off").warm_up()
+    assert spy.calls == 1
+
+
+def test_engines_warm_up_through_their_wrappers(
+    tiny_embedding_model: Path, tiny_reranker_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Embedder.warm_up`` / ``Reranker.warm_up`` (what ``serve`` calls at start) reach the packed
+    forward; a backend without one (the fakes) is left alone."""
+    from finesift import load_embedder, load_reranker
+
+    spy = _spy(monkeypatch, compiler=True, min_tokens=10**9)
+    load_embedder(str(tiny_embedding_model), device="cpu").warm_up()
+    load_reranker(str(tiny_reranker_model), device="cpu").warm_up()
+    assert spy.calls == 2
+    load_embedder("fake").warm_up()
+    load_reranker("fake").warm_up()
+    assert spy.calls == 2
+
+
 def test_auto_without_a_compiler_stays_eager(decoder: object, monkeypatch: pytest.MonkeyPatch) -> None:
     from finesift.runtime.qwen3 import PackedQwen3
 

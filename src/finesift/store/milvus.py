@@ -52,6 +52,8 @@ from finesift.types import Chunk, DocumentInfo
 
 log = logging.getLogger(__name__)
 CHUNK_FIELDS = ["doc_id", "idx", "text", "start", "end", "page", "source", "file_type"]
+#: Search hits also carry their generation: a snapshot keeps only those of the versions it pinned.
+HIT_FIELDS = [*CHUNK_FIELDS, "gen"]
 PAGE = 4_000
 #: Every field of each collection (upserts rewrite whole rows).
 FIELDS = {
@@ -102,7 +104,7 @@ class MilvusSnapshot:
         if k < 1 or not self._docs:
             return []
         rows = self._store.vector_search(vector, k, self._visible(filter_expr(filters)))
-        hits = [ScoredChunk(g.chunk_from_row(r), score) for r, score in rows]
+        hits = [ScoredChunk(g.chunk_from_row(r), score) for r, score in self._pinned(rows)]
         if filters is not None:
             hits = [h for h in hits if filters.accepts(**_attrs(h.chunk))]
         return g.sorted_hits(hits, k)
@@ -115,11 +117,21 @@ class MilvusSnapshot:
         if self._store.bm25_in_store:
             text = joined_terms(terms)
             rows = self._store.bm25_search(text, k, self._visible(filter_expr(filters)))
-            hits = [ScoredChunk(g.chunk_from_row(r), score) for r, score in rows if score > 0]
+            hits = [ScoredChunk(g.chunk_from_row(r), score) for r, score in self._pinned(rows) if score > 0]
             if filters is not None:
                 hits = [h for h in hits if filters.accepts(**_attrs(h.chunk))]
             return g.sorted_hits(hits, k)
         return self._lexical_in_memory(terms, k, filters)
+
+    def _pinned(self, rows: list[tuple[dict[str, Any], float]]) -> list[tuple[dict[str, Any], float]]:
+        """The hits from the document versions this snapshot pinned.
+
+        The ``gen``/``superseded`` filter alone shows one version per document only if marking a
+        replaced row is atomic; in Milvus it is an upsert (a delete plus an insert), so a search that
+        runs beside a commit could also return the replaced version's chunks. Pinned versions cannot mix.
+        """
+        docs = self._docs
+        return [(r, s) for r, s in rows if r["doc_id"] in docs and int(r["gen"]) == docs[r["doc_id"]][1]]
 
     def _lexical_in_memory(self, terms: Sequence[str], k: int, filters: Filters | None) -> list[ScoredChunk]:
         """BM25 over every visible chunk, loaded into this process (collections without ``lex``)."""
@@ -222,7 +234,7 @@ class MilvusStore:
         result = self._call(
             "search", self._client.search, self.name("chunks"),
             data=[np.asarray(vector, np.float32).tolist()],
-            anns_field="vector", limit=k, filter=expr, output_fields=CHUNK_FIELDS,
+            anns_field="vector", limit=k, filter=expr, output_fields=HIT_FIELDS,
             search_params={"metric_type": "IP", "params": params}, consistency_level="Strong",
         )  # fmt: skip
         return [(dict(hit["entity"]), float(hit["distance"])) for hit in result[0]]
@@ -234,7 +246,7 @@ class MilvusStore:
         """
         result = self._call(
             "BM25 search", self._client.search, self.name("chunks"), data=[text], anns_field=SPARSE_FIELD,
-            limit=min(16_384, 2 * k + 16), filter=expr, output_fields=CHUNK_FIELDS,
+            limit=min(16_384, 2 * k + 16), filter=expr, output_fields=HIT_FIELDS,
             search_params={"metric_type": "BM25"}, consistency_level="Strong",
         )  # fmt: skip
         # Milvus gives the score; Milvus Lite 3.2.2 its negation (its internal distance).

@@ -211,15 +211,20 @@ def wait_for_gate(gate: Path | None) -> None:
     progress("gate open")
 
 
+def bench_settings(home: Path, kb: dict[str, Any]) -> Any:
+    """The settings of the benchmark KB "bench" under ``home``: fake embeddings, no reranker."""
+    from finesift.settings import Settings
+
+    return Settings(home=home, embedding={"model": f"fake:{DIM}"}, kb=kb)
+
+
 def build_kb(home: Path, chunks: int, corpus: Corpus, kb: dict[str, Any], root: Path | None = None) -> Any:
     """The benchmark KB "bench" under ``home``: ``chunks`` fake-embedded chunks of ``corpus`` in commits of
     4,096, then compacted. Returns the open KB and the wall and CPU seconds of both steps (CPU of this
     process, and of the service processes under ``root`` when given: see :func:`cpu_s`)."""
     from finesift.kb.knowledge_base import open_or_create
-    from finesift.settings import Settings
 
-    settings = Settings(home=home, embedding={"model": f"fake:{DIM}"}, kb=kb)
-    opened = open_or_create("bench", settings=settings, choices={"reranker_model": "none"})
+    opened = open_or_create("bench", settings=bench_settings(home, kb), choices={"reranker_model": "none"})
     cpu = (lambda: cpu_s(root)) if root else time.process_time
     out: dict[str, Any] = {}
     before = cpu()
@@ -236,10 +241,8 @@ def build_kb(home: Path, chunks: int, corpus: Corpus, kb: dict[str, Any], root: 
 
 def measure_size(args: argparse.Namespace, chunks: int, root: Path, uri: str) -> dict[str, Any]:
     from finesift.kb.knowledge_base import open_or_create
-    from finesift.settings import Settings
 
     home = root / f"home-{chunks}"
-    settings = Settings(home=home, embedding={"model": f"fake:{DIM}"}, kb={"store": uri})
     corpus = Corpus(topics=args.topics)
     kb, costs = build_kb(home, chunks, corpus, {"store": uri}, root)
     out: dict[str, Any] = {"chunks": chunks, **costs}
@@ -261,7 +264,7 @@ def measure_size(args: argparse.Namespace, chunks: int, root: Path, uri: str) ->
         wall, rss, _, cpu = run_child(argv, env)
         out[mode].update(cli_s=round(wall, 2), cli_cpu_s=cpu, cli_peak_rss_mb=round(rss))
         progress(f"{mode}: {out[mode]}")
-    kb = open_or_create("bench", settings=settings)
+    kb = open_or_create("bench", settings=bench_settings(home, {"store": uri}))
     cpu = cpu_s(root)
     t0 = time.perf_counter()
     commit_all(kb.store, corpus, chunks // PER_DOC, 1000, 256)

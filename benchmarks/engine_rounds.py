@@ -30,6 +30,9 @@ RERANK_VARIANTS: dict[str, dict[str, Any]] = {
     "cache": {},
     "nocache": {"prefix_cache": False},
     "fp32": {"dtype": "float32", "prefix_cache": False},
+    # What a CPU without bf16 units runs (dtype auto is fp32 there), with and without fused kernels.
+    "fp32cache": {"dtype": "float32"},
+    "fp32nofuse": {"dtype": "float32", "fuse": "off"},
 }
 EMBED_VARIANTS: dict[str, dict[str, Any]] = {"bf16": {}, "fp32": {"dtype": "float32"}}
 

@@ -57,8 +57,12 @@ def post_json(client: Any, path: str, body: Any, **kwargs: Any) -> Any:
     return client.post(path, content=json.dumps(body), headers=headers, **kwargs)
 
 
-def wait_ready(app: Any, timeout: float = 20.0) -> None:
-    """Wait until the app's models are loaded (without HTTP, so no key is needed)."""
+def wait_ready(app: Any, timeout: float = 90.0) -> None:
+    """Wait until the app's models are loaded (without HTTP, so no key is needed).
+
+    A tiny transformers model's warm-up compiles the fused CPU kernels: about 20 s the first time on
+    a machine (an empty inductor cache, as in CI), longer on a loaded one.
+    """
     deadline = time.monotonic() + timeout
     while app.state.finesift.phase != "ready":
         if time.monotonic() > deadline:

@@ -55,6 +55,10 @@ CHUNK_FIELDS = ["doc_id", "idx", "text", "start", "end", "page", "source", "file
 #: Search hits also carry their generation: a snapshot keeps only those of the versions it pinned.
 HIT_FIELDS = [*CHUNK_FIELDS, "gen"]
 PAGE = 4_000
+#: The most hits one Milvus search returns (its topk limit).
+MAX_TOPK = 16_384
+#: Search hits as the store returns them: (row, score).
+Hits = list[tuple[dict[str, Any], float]]
 #: Every field of each collection (upserts rewrite whole rows).
 FIELDS = {
     "chunks": ["pk", "doc_key", "doc_id", "gen", "superseded", "idx", "source", "file_type", "text", "start",
@@ -103,8 +107,9 @@ class MilvusSnapshot:
     def search(self, vector: np.ndarray, *, k: int, filters: Filters | None = None) -> list[ScoredChunk]:
         if k < 1 or not self._docs:
             return []
-        rows = self._store.vector_search(vector, k, self._visible(filter_expr(filters)))
-        hits = [ScoredChunk(g.chunk_from_row(r), score) for r, score in self._pinned(rows)]
+        expr = self._visible(filter_expr(filters))
+        rows = self._pinned_top(lambda limit: self._store.vector_search(vector, limit, expr), k)
+        hits = [ScoredChunk(g.chunk_from_row(r), score) for r, score in rows]
         if filters is not None:
             hits = [h for h in hits if filters.accepts(**_attrs(h.chunk))]
         return g.sorted_hits(hits, k)
@@ -115,15 +120,28 @@ class MilvusSnapshot:
         if not terms or k < 1 or not self._docs:
             return []
         if self._store.bm25_in_store:
-            text = joined_terms(terms)
-            rows = self._store.bm25_search(text, k, self._visible(filter_expr(filters)))
-            hits = [ScoredChunk(g.chunk_from_row(r), score) for r, score in self._pinned(rows) if score > 0]
+            text, expr = joined_terms(terms), self._visible(filter_expr(filters))
+            rows = self._pinned_top(lambda limit: self._store.bm25_search(text, limit, expr), k)
+            hits = [ScoredChunk(g.chunk_from_row(r), score) for r, score in rows if score > 0]
             if filters is not None:
                 hits = [h for h in hits if filters.accepts(**_attrs(h.chunk))]
             return g.sorted_hits(hits, k)
         return self._lexical_in_memory(terms, k, filters)
 
-    def _pinned(self, rows: list[tuple[dict[str, Any], float]]) -> list[tuple[dict[str, Any], float]]:
+    def _pinned_top(self, fetch: Callable[[int], Hits], k: int) -> Hits:
+        """``fetch(limit)``'s hits of pinned versions, asked again (twice at most) with room for the
+        hits :meth:`_pinned` dropped, so that a search beside a commit still finds ``k`` when they exist."""
+        limit = k
+        for _ in range(3):
+            rows = fetch(limit)
+            kept = self._pinned(rows)
+            dropped = len(rows) - len(kept)
+            if len(kept) >= k or not dropped or len(rows) < limit or limit >= MAX_TOPK:
+                break
+            limit = min(MAX_TOPK, limit + 2 * dropped)
+        return kept
+
+    def _pinned(self, rows: Hits) -> Hits:
         """The hits from the document versions this snapshot pinned.
 
         The ``gen``/``superseded`` filter alone shows one version per document only if marking a
@@ -246,7 +264,7 @@ class MilvusStore:
         """
         result = self._call(
             "BM25 search", self._client.search, self.name("chunks"), data=[text], anns_field=SPARSE_FIELD,
-            limit=min(16_384, 2 * k + 16), filter=expr, output_fields=HIT_FIELDS,
+            limit=min(MAX_TOPK, 2 * k + 16), filter=expr, output_fields=HIT_FIELDS,
             search_params={"metric_type": "BM25"}, consistency_level="Strong",
         )  # fmt: skip
         # Milvus gives the score; Milvus Lite 3.2.2 its negation (its internal distance).

@@ -50,3 +50,30 @@ def test_search_hits_come_only_from_the_pinned_versions() -> None:
     assert [(h.chunk.doc_id, h.chunk.text) for h in found] == [("a", "a4"), ("b", "b2")]
     lexical = snapshot.lexical_search(["a"], k=4)
     assert [(h.chunk.doc_id, h.chunk.text) for h in lexical] == [("a", "a4"), ("b", "b2")]
+
+
+def test_a_search_asks_again_for_the_places_unpinned_hits_took() -> None:
+    """Dropping the replaced version's hits must not leave a search short of ``k`` when more pinned hits
+    exist: the snapshot asks again with room for what it dropped (bounded: three asks at most)."""
+    docs = [_row("a", 4, 2), _row("b", 2, 2)]
+    ranked = [(_hit("a", 3, 0), 0.9), (_hit("a", 3, 1), 0.85), (_hit("a", 4, 0), 0.8), (_hit("b", 2, 0), 0.7)]
+    ranked += [(_hit("b", 2, 1), 0.6)]
+    asked: list[int] = []
+
+    def fetch(vector: object, limit: int, expr: str) -> list[tuple[dict[str, object], float]]:
+        asked.append(limit)
+        return ranked[:limit]
+
+    store = SimpleNamespace(
+        doc_versions=lambda version: MilvusStore.doc_versions(  # type: ignore[arg-type]
+            SimpleNamespace(query_all=lambda part, expr, fields: docs), version
+        ),
+        vector_search=fetch,
+    )
+    snapshot = MilvusSnapshot(store, 4)  # type: ignore[arg-type]
+    found = snapshot.search(np.ones(2, np.float32), k=3)
+    assert [h.chunk.text for h in found] == ["a4", "b2", "b2"]
+    assert asked == [3, 7]
+    asked.clear()
+    assert len(snapshot.search(np.ones(2, np.float32), k=5)) == 3  # only 3 pinned hits exist
+    assert asked == [5, 9]  # the second ask came back short of its limit: nothing more to find

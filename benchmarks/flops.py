@@ -105,8 +105,29 @@ def _check(value: float | None, target: float, *, at_least: bool = True) -> dict
     return {"value": value, "target": target, "met": value >= target if at_least else value <= target}
 
 
+#: Dense bf16 tensor-core peaks from the vendors' data sheets (TFLOP/s, no sparsity), by name part; the
+#: first part found in the device's name wins, so the PCIe H100 comes before the SXM one.
+SPEC_BF16_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.4),
+    ("H200", 989.4),
+    ("A100", 312.0),
+    ("L40S", 362.1),
+    ("L4", 121.0),
+    ("A10", 125.0),
+)
+
+
+def spec_peak_tflops(gpu_name: str) -> float | None:
+    """The data-sheet dense bf16 peak of a GPU by its name, None for one not in the table."""
+    return next((peak for part, peak in SPEC_BF16_TFLOPS if part in gpu_name), None)
+
+
 def targets(report: dict[str, Any]) -> dict[str, Any]:
     """The issue's targets, each with the measured value and whether it is met."""
+    if str(report.get("device", "cpu")).startswith("cuda"):
+        return gpu_targets(report)
     emb, rer = report.get("embed", {}), report.get("rerank", {})
     er, rr = emb.get("ratios", {}), rer.get("ratios", {})
     ef, rf = emb.get("fidelity", {}), rer.get("fidelity", {})
@@ -125,5 +146,22 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
         ),
         "rerank_prefix_cached_vs_uncached_fp32": _check(
             rf.get("fp32_prefix_cached_vs_uncached_max_abs_delta"), 1e-5, at_least=False
+        ),
+    }
+
+
+def gpu_targets(report: dict[str, Any]) -> dict[str, Any]:
+    """The GPU issue's targets: 3x the model card for both models, 40 % MFU for embedding, fp32 fidelity."""
+    emb, rer = report.get("embed", {}), report.get("rerank", {})
+    er, rr = emb.get("ratios", {}), rer.get("ratios", {})
+    ef, rf = emb.get("fidelity", {}), rer.get("fidelity", {})
+    ours = emb.get("systems", {}).get(FINESIFT, {})
+    return {
+        "embed_vs_reference_default": _check(er.get("finesift/reference-default"), 3.0),
+        "rerank_vs_reference_default": _check(rr.get("finesift/reference-default"), 3.0),
+        "embed_mfu_of_spec_peak": _check(ours.get("mfu_of_spec_peak"), 0.4),
+        "embed_bf16_min_cosine_vs_fp32": _check(ef.get("finesift_min_cosine"), 0.999),
+        "rerank_bf16_max_abs_delta_vs_fp32": _check(
+            rf.get("finesift_max_abs_delta_vs_reference-fp32"), 0.02, at_least=False
         ),
     }

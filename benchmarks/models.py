@@ -27,10 +27,23 @@ INITS = ("spread", "hf")
 
 
 def ensure_model(
-    source: Path, target: Path, kind: str, *, config_path: Path | None = None, init: str = "spread"
+    source: Path,
+    target: Path,
+    kind: str,
+    *,
+    config_path: Path | None = None,
+    init: str = "spread",
+    layers: int = 0,
 ) -> Path:
-    """Build ``target`` from ``source``'s config and tokenizer unless an identical build exists."""
+    """Build ``target`` from ``source``'s config and tokenizer unless an identical build exists.
+
+    ``layers`` keeps the first N decoder layers (a quick rehearsal on a CPU); the width and vocabulary stay.
+    """
     config: dict[str, Any] = json.loads((config_path or source / "config.json").read_text(encoding="utf-8"))
+    if layers:
+        config["num_hidden_layers"] = layers
+        if config.get("layer_types"):
+            config["layer_types"] = config["layer_types"][:layers]
     stamp = target / ".finesift-bench-config"
     digest = _config_digest(config) + ("" if init == "spread" else f"\ninit={init}")
     if stamp.is_file() and stamp.read_text(encoding="utf-8") == digest:
@@ -59,16 +72,29 @@ def ensure_models(
     embedding_config: Path | None,
     reranker_config: Path | None,
     init: str = "spread",
+    layers: int = 0,
 ) -> tuple[Path, Path]:
     """(embedding dir, reranker dir) of true-shape random models built from ``shared/models``."""
     root = shared / "models" / "qwen3-0.6b"
     if init != "spread":
         cache = cache / f"init-{init}"
+    if layers:
+        cache = cache / f"{layers}-layers"
     emb = ensure_model(
-        root / EMBEDDING_DIR, cache / EMBEDDING_DIR, "embedding", config_path=embedding_config, init=init
+        root / EMBEDDING_DIR,
+        cache / EMBEDDING_DIR,
+        "embedding",
+        config_path=embedding_config,
+        init=init,
+        layers=layers,
     )
     rer = ensure_model(
-        root / RERANKER_DIR, cache / RERANKER_DIR, "reranker", config_path=reranker_config, init=init
+        root / RERANKER_DIR,
+        cache / RERANKER_DIR,
+        "reranker",
+        config_path=reranker_config,
+        init=init,
+        layers=layers,
     )
     return emb, rer
 
@@ -86,3 +112,28 @@ def model_shape(path: Path) -> dict[str, int]:
         "kv_heads": kv_heads,
         "head_dim": head_dim,
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Build (or find) the two models and print their directories, one per line."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--shared", type=Path, required=True)
+    p.add_argument("--models-dir", type=Path, required=True)
+    p.add_argument("--init", choices=INITS, default="spread")
+    p.add_argument("--layers", type=int, default=0)
+    args = p.parse_args(argv)
+    paths = ensure_models(
+        args.shared,
+        args.models_dir,
+        embedding_config=None,
+        reranker_config=None,
+        init=args.init,
+        layers=args.layers,
+    )
+    print("\n".join(str(path) for path in paths))
+
+
+if __name__ == "__main__":
+    main()

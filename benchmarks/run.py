@@ -3,6 +3,10 @@
     python benchmarks/run.py                        # both tasks, short default sizes
     python benchmarks/run.py --task embed --texts 96
     python benchmarks/run.py --task rerank --queries 2
+    python benchmarks/run.py --device cuda --workload W.json --embed-systems finesift,reference-default
+
+A workload file (``benchmarks/workload.py --out W.json``) stands in for ``<shared>/data`` where that folder
+cannot go (a lent GPU machine).
 
 Builds random-weight models of the true Qwen3-0.6B shape from ``<shared>/models/qwen3-0.6b`` (or
 any config given), runs each system in its own process on the same mixed workload from
@@ -64,10 +68,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="spread",
         help="random weights: spread (std 0.08, the test models') or hf (transformers' init, std 0.02)",
     )
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]: where every system runs")
+    p.add_argument("--workload", type=Path, help="texts and rerank jobs from benchmarks/workload.py --out")
     p.add_argument("--task", nargs="+", choices=("embed", "rerank"), default=["embed", "rerank"])
-    p.add_argument("--texts", type=int, default=32, help="embedding texts in the mixed workload")
-    p.add_argument("--queries", type=int, default=1, help="rerank queries (alternating Chinese / code)")
-    p.add_argument("--candidates", type=int, default=40, help="BM25 candidates per rerank query")
+    p.add_argument(
+        "--texts", type=int, help="embedding texts in the mixed workload (default 32; a file's: all of them)"
+    )
+    p.add_argument("--queries", type=int, help="rerank queries, alternating Chinese / code (default 1)")
+    p.add_argument("--candidates", type=int, help="BM25 candidates per rerank query (default 40)")
+    p.add_argument("--layers", type=int, default=0, help="keep the first N decoder layers (0: all)")
     p.add_argument("--embed-systems", default=EMBED_SYSTEMS)
     p.add_argument("--rerank-systems", default=RERANK_SYSTEMS)
     p.add_argument("--ref-batch", type=int, default=16, help="texts/pairs per model-card call")
@@ -103,7 +112,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         return result
 
 
-def machine() -> dict[str, Any]:
+def machine(device: str = "cpu") -> dict[str, Any]:
     import torch
     import transformers
 
@@ -125,6 +134,19 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),
+        **(gpu_info(device) if device.startswith("cuda") else {}),
+    }
+
+
+def gpu_info(device: str) -> dict[str, Any]:
+    import torch
+
+    props = torch.cuda.get_device_properties(device)
+    return {
+        "gpu": props.name,
+        "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+        "gpu_multiprocessors": props.multi_processor_count,
+        "cuda": torch.version.cuda,
     }
 
 
@@ -147,10 +169,16 @@ def run_systems(
     return results
 
 
-def bench_embed(args: argparse.Namespace, path: Path, ceiling_gflops: float) -> dict[str, Any]:
+def bench_embed(
+    args: argparse.Namespace, path: Path, ceiling_gflops: float, peak_tflops: float | None = None
+) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
-    texts = workload.embedding_texts(args.shared / "data", args.texts)
+    texts = (
+        workload.load(args.workload)["texts"][: args.texts]
+        if args.workload
+        else workload.embedding_texts(args.shared / "data", args.texts or 32)
+    )
     tok = AutoTokenizer.from_pretrained(str(path))
     lengths = [min(len(ids), args.max_length) for ids in tok(texts)["input_ids"]]
     shape = models.model_shape(path)
@@ -161,6 +189,7 @@ def bench_embed(args: argparse.Namespace, path: Path, ceiling_gflops: float) -> 
         "ref_batch": args.ref_batch,
         "st_batch": args.st_batch,
         "threads": args.threads,
+        "device": args.device,
         "profile": not args.no_profile,
     }
     names = [s for s in args.embed_systems.split(",") if s]
@@ -170,6 +199,8 @@ def bench_embed(args: argparse.Namespace, path: Path, ceiling_gflops: float) -> 
             res["tok_per_s"] = round(sum(lengths) / res["seconds"], 1)
             res["model_gflops_per_s"] = round(model_flops / res["seconds"] / 1e9, 1)
             res["mfu_of_bf16_ceiling"] = round(model_flops / res["seconds"] / 1e9 / ceiling_gflops, 3)
+            if peak_tflops:
+                res["mfu_of_spec_peak"] = round(model_flops / res["seconds"] / 1e12 / peak_tflops, 3)
     return {
         "workload": {
             "texts": len(texts),
@@ -187,7 +218,14 @@ def bench_embed(args: argparse.Namespace, path: Path, ceiling_gflops: float) -> 
 def bench_rerank(args: argparse.Namespace, path: Path) -> dict[str, Any]:
     from finesift.rerank.transformers import TransformersReranker  # noqa: F401  (fails early if missing)
 
-    jobs = workload.rerank_jobs(args.shared / "data", args.queries, args.candidates)
+    jobs = (
+        [
+            {**job, "documents": job["documents"][: args.candidates]}
+            for job in workload.load(args.workload)["jobs"][: args.queries]
+        ]
+        if args.workload
+        else workload.rerank_jobs(args.shared / "data", args.queries or 1, args.candidates or 40)
+    )
     subset = [{**j, "documents": j["documents"][: args.fidelity_docs]} for j in jobs]
     tokens_full, tokens_subset = flops.rerank_tokens(path, jobs, args.max_length), None
     tokens_subset = flops.rerank_tokens(path, subset, args.max_length)
@@ -196,6 +234,7 @@ def bench_rerank(args: argparse.Namespace, path: Path) -> dict[str, Any]:
         "max_length": args.max_length,
         "ref_batch": args.ref_batch,
         "threads": args.threads,
+        "device": args.device,
         "profile": not args.no_profile,
     }
     names = [s for s in args.rerank_systems.split(",") if s]
@@ -211,7 +250,7 @@ def bench_rerank(args: argparse.Namespace, path: Path) -> dict[str, Any]:
     return {
         "workload": {
             "queries": len(jobs),
-            "candidates_per_query": args.candidates,
+            "candidates_per_query": max(len(j["documents"]) for j in jobs),
             "pairs": sum(len(j["documents"]) for j in jobs),
             "prompt_tokens": tokens_full,
             "fidelity_subset_docs": args.fidelity_docs,
@@ -244,26 +283,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         embedding_config=args.embedding_config,
         reranker_config=args.reranker_config,
         init=args.init,
+        layers=args.layers,
     )
     shape = models.model_shape(emb_path)
     ceiling_spec = {
         "task": "ceiling",
         "hidden": shape["hidden"],
         "intermediate": shape["intermediate"],
-        "tokens": 2048,
+        "tokens": 2048 if args.device == "cpu" else 16384,
         "threads": args.threads,
+        "device": args.device,
     }
     report: dict[str, Any] = {
         "command": "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "device": args.device,
+        "machine": machine(args.device),
         "load_avg_start": load_average(),
         "shape": shape,
         "init": args.init,
+        "layers": args.layers or shape["layers"],
     }
     report["ceiling_start"] = run_worker(ceiling_spec)
     ceiling = report["ceiling_start"].get("bf16_gflops", float("nan"))
+    peak = flops.spec_peak_tflops(report["machine"].get("gpu", "")) if "gpu" in report["machine"] else None
+    report["spec_bf16_peak_tflops"] = peak
     if "embed" in args.task:
-        report["embed"] = bench_embed(args, emb_path, ceiling)
+        report["embed"] = bench_embed(args, emb_path, ceiling, peak)
     if "rerank" in args.task:
         report["rerank"] = bench_rerank(args, rer_path)
     report["ceiling_end"] = run_worker(ceiling_spec)

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from finesift.store import generations as g
-from finesift.store.milvus import MilvusSnapshot, MilvusStore
+from finesift.store.milvus import MilvusStore
+from finesift.store.milvus_snapshot import MilvusSnapshot
 from finesift.types import DocumentInfo
 
 

@@ -179,6 +179,8 @@ def bench_embed(
         if args.workload
         else workload.embedding_texts(args.shared / "data", args.texts or 32)
     )
+    if not texts:
+        raise SystemExit(f"{args.workload} holds no embedding texts; run with --task rerank")
     tok = AutoTokenizer.from_pretrained(str(path))
     lengths = [min(len(ids), args.max_length) for ids in tok(texts)["input_ids"]]
     shape = models.model_shape(path)
@@ -226,6 +228,8 @@ def bench_rerank(args: argparse.Namespace, path: Path) -> dict[str, Any]:
         if args.workload
         else workload.rerank_jobs(args.shared / "data", args.queries or 1, args.candidates or 40)
     )
+    if not jobs:
+        raise SystemExit(f"{args.workload} holds no rerank jobs; run with --task embed")
     subset = [{**j, "documents": j["documents"][: args.fidelity_docs]} for j in jobs]
     tokens_full, tokens_subset = flops.rerank_tokens(path, jobs, args.max_length), None
     tokens_subset = flops.rerank_tokens(path, subset, args.max_length)
